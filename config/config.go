@@ -1,0 +1,144 @@
+// Package config reads the proxy's settings from the environment and the
+// command line. Defaults live only in the struct tags below; Validate turns
+// every bad value into a line that names the variable and the value.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+)
+
+// Config holds every setting. Each field is an environment variable (the
+// env tag) and a command-line flag of the same name in lower case with
+// dashes (BACKEND_HOST → --backend-host); a flag wins over the variable.
+type Config struct {
+	BackendHost string `env:"BACKEND_HOST" envDefault:"localhost" help:"CloudXR Runtime host name or IP address"`
+	BackendPort Port   `env:"BACKEND_PORT" envDefault:"49100" help:"CloudXR Runtime signaling port"`
+
+	ProxyPort     Port   `env:"PROXY_PORT" envDefault:"48322" help:"TLS port to listen on"`
+	ListenAddress string `env:"LISTEN_ADDRESS" help:"bind to this one address instead of all interfaces"`
+
+	HealthCheckInterval Duration `env:"HEALTH_CHECK_INTERVAL" envDefault:"2s" help:"time between backend checks; a bare number is milliseconds"`
+	HealthCheckRise     int      `env:"HEALTH_CHECK_RISE" envDefault:"2" help:"consecutive good checks that mark the backend up"`
+	HealthCheckFall     int      `env:"HEALTH_CHECK_FALL" envDefault:"3" help:"consecutive failed checks that mark the backend down"`
+
+	CertDir       string   `env:"CERT_DIR" envDefault:"/usr/local/etc/haproxy/certs" help:"directory holding server.pem (generated there when absent)"`
+	CertHostnames []string `env:"CERT_HOSTNAMES" envSeparator:"," help:"comma-separated extra DNS names and IPs for the generated certificate"`
+
+	ConnectTimeout   Duration `env:"CONNECT_TIMEOUT" envDefault:"5s" help:"limit on connecting to the backend"`
+	TunnelTimeout    Duration `env:"TUNNEL_TIMEOUT" envDefault:"3600s" help:"an upgraded session with no bytes either way for this long is closed"`
+	HandshakeTimeout Duration `env:"HANDSHAKE_TIMEOUT" envDefault:"10s" help:"limit on a client's TLS handshake"`
+	HeadTimeout      Duration `env:"HEAD_TIMEOUT" envDefault:"10s" help:"limit on reading a request head, and on an idle keep-alive connection"`
+	ResponseTimeout  Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s" help:"limit on the backend's answer to a forwarded request head (then 504)"`
+	ShutdownGrace    Duration `env:"SHUTDOWN_GRACE" envDefault:"8s" help:"on SIGTERM/SIGINT, time open sessions get to finish before they are closed"`
+
+	MaxConnections int `env:"MAX_CONNECTIONS" envDefault:"0" help:"most client connections at once; 0 derives it from the open-file limit"`
+
+	ProxyProtocol     bool `env:"PROXY_PROTOCOL" envDefault:"false" help:"require a PROXY protocol v1/v2 header on every connection (behind a load balancer)"`
+	TLSSessionTickets bool `env:"TLS_SESSION_TICKETS" envDefault:"false" help:"allow TLS session resumption with tickets (off, as in the HAProxy container)"`
+
+	LogLevel  string `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat string `env:"LOG_FORMAT" envDefault:"auto" help:"json, console, or auto (console on a terminal, json otherwise)"`
+}
+
+// Validate checks the values that parsing alone cannot. It returns one line
+// per bad value, each naming the variable.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name string, value any, why string) {
+		errs = append(errs, fmt.Errorf("invalid %s=%q: %s", name, fmt.Sprint(value), why))
+	}
+	if strings.TrimSpace(c.BackendHost) == "" || strings.ContainsAny(c.BackendHost, " /") {
+		bad("BACKEND_HOST", c.BackendHost, "want a host name or IP address")
+	}
+	if c.BackendPort == 0 {
+		bad("BACKEND_PORT", c.BackendPort, "want a port number from 1 to 65535")
+	}
+	if c.ListenAddress != "" && net.ParseIP(strings.Trim(c.ListenAddress, "[]")) == nil {
+		bad("LISTEN_ADDRESS", c.ListenAddress, "want an IP address such as 127.0.0.1 or ::1")
+	}
+	if c.HealthCheckInterval <= 0 {
+		bad("HEALTH_CHECK_INTERVAL", c.HealthCheckInterval, "must be more than zero")
+	}
+	if c.HealthCheckRise < 1 {
+		bad("HEALTH_CHECK_RISE", c.HealthCheckRise, "must be 1 or more")
+	}
+	if c.HealthCheckFall < 1 {
+		bad("HEALTH_CHECK_FALL", c.HealthCheckFall, "must be 1 or more")
+	}
+	if strings.TrimSpace(c.CertDir) == "" {
+		bad("CERT_DIR", c.CertDir, "must name a directory")
+	}
+	for _, h := range c.CertHostnames {
+		if !validHostname(h) {
+			bad("CERT_HOSTNAMES", strings.Join(c.CertHostnames, ","), fmt.Sprintf("%q is not a DNS name or IP address", h))
+			break
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{
+		{"CONNECT_TIMEOUT", c.ConnectTimeout},
+		{"TUNNEL_TIMEOUT", c.TunnelTimeout},
+		{"HANDSHAKE_TIMEOUT", c.HandshakeTimeout},
+		{"HEAD_TIMEOUT", c.HeadTimeout},
+		{"RESPONSE_TIMEOUT", c.ResponseTimeout},
+	} {
+		if d.v <= 0 {
+			bad(d.name, d.v, "must be more than zero")
+		}
+	}
+	if c.ShutdownGrace < 0 {
+		bad("SHUTDOWN_GRACE", c.ShutdownGrace, "must not be negative")
+	}
+	if c.MaxConnections < 0 {
+		bad("MAX_CONNECTIONS", c.MaxConnections, "must be 0 (automatic) or more")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", c.LogLevel, "want debug, info, warn or error")
+	}
+	switch c.LogFormat {
+	case "auto", "json", "console":
+	default:
+		bad("LOG_FORMAT", c.LogFormat, "want json, console or auto")
+	}
+	return errors.Join(errs...)
+}
+
+// BackendAddr is the backend's host:port, ready to dial.
+func (c *Config) BackendAddr() string {
+	return net.JoinHostPort(c.BackendHost, c.BackendPort.String())
+}
+
+// ListenAddr is the address the TLS listener binds.
+func (c *Config) ListenAddr() string {
+	return net.JoinHostPort(strings.Trim(c.ListenAddress, "[]"), c.ProxyPort.String())
+}
+
+// validHostname accepts an IP address or a DNS name (a leading "*." is a
+// wildcard, as certificates allow).
+func validHostname(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	h = strings.TrimPrefix(h, "*.")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}

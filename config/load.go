@@ -1,0 +1,214 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// ErrHelp and ErrVersion tell the caller that --help or --version was asked
+// for; Load has already printed the answer.
+var (
+	ErrHelp    = errors.New("help requested")
+	ErrVersion = errors.New("version requested")
+)
+
+// Load builds the configuration from environ (KEY=VALUE strings, as from
+// os.Environ) and the command-line args; a flag wins over its variable. The
+// returned error, unless ErrHelp or ErrVersion, holds one line per bad value.
+func Load(args, environ []string, out io.Writer, version string) (*Config, error) {
+	fields, err := describe()
+	if err != nil {
+		return nil, err
+	}
+	overrides := map[string]string{}
+	fs := flag.NewFlagSet("cloudxr-wss-proxy", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // Usage is ours; parse errors are returned.
+	for _, f := range fields {
+		fs.Var(&flagValue{key: f.key, isBool: f.isBool, into: overrides}, f.flag, f.help)
+	}
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(out, fields)
+			return nil, ErrHelp
+		}
+		return nil, fmt.Errorf("%w (see --help)", err)
+	}
+	if *showVersion {
+		fmt.Fprintf(out, "cloudxr-wss-proxy %s\n", version)
+		return nil, ErrVersion
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (settings are flags such as --backend-host=HOST, or variables; see --help)", fs.Arg(0))
+	}
+
+	vars := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	for k, v := range overrides {
+		vars[k] = v
+	}
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
+		return nil, explain(err, fields, vars)
+	}
+	cfg.CertHostnames = tidyList(cfg.CertHostnames)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// field describes one setting for flags, help and error messages.
+type field struct {
+	name, key, flag, help, def string
+	isBool                     bool
+}
+
+func describe() ([]field, error) {
+	params, err := env.GetFieldParams(&Config{})
+	if err != nil {
+		return nil, err
+	}
+	t := reflect.TypeFor[Config]()
+	out := make([]field, 0, len(params))
+	for _, p := range params {
+		sf, ok := fieldByKey(t, p.OwnKey)
+		if !ok {
+			return nil, fmt.Errorf("config: no field for %s", p.OwnKey)
+		}
+		out = append(out, field{
+			name:   sf.Name,
+			key:    p.Key,
+			flag:   strings.ToLower(strings.ReplaceAll(p.Key, "_", "-")),
+			help:   sf.Tag.Get("help"),
+			def:    p.DefaultValue,
+			isBool: sf.Type.Kind() == reflect.Bool,
+		})
+	}
+	return out, nil
+}
+
+func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if name, _, _ := strings.Cut(sf.Tag.Get("env"), ","); name == key {
+			return sf, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// explain rewrites the env library's errors, which name Go struct fields,
+// into lines that name the variable and the value the user gave.
+func explain(err error, fields []field, vars map[string]string) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	var lines []error
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			lines = append(lines, e)
+			continue
+		}
+		for _, f := range fields {
+			if f.name != pe.Name {
+				continue
+			}
+			why := pe.Err.Error()
+			switch pe.Type.Kind() {
+			case reflect.Int:
+				why = "want a whole number"
+			case reflect.Bool:
+				why = "want true or false"
+			}
+			lines = append(lines, fmt.Errorf("invalid %s=%q: %s", f.key, vars[f.key], why))
+		}
+	}
+	sort.Slice(lines, func(i, j int) bool { return lines[i].Error() < lines[j].Error() })
+	return errors.Join(lines...)
+}
+
+func tidyList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func usage(out io.Writer, fields []field) {
+	fmt.Fprint(out, `cloudxr-wss-proxy terminates TLS for CloudXR.js: browsers and headsets open
+wss://HOST:48322/ and their WebSocket signaling is passed byte for byte to the
+CloudXR Runtime (ws://localhost:49100 by default).
+
+Usage: cloudxr-wss-proxy [flags]
+
+Every setting is an environment variable (the names of the HAProxy container)
+and a flag; a flag wins over its variable.
+
+`)
+	for _, f := range fields {
+		arg := " VALUE"
+		if f.isBool {
+			arg = "[=true|false]"
+		}
+		def := f.def
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(out, "  --%s%s   (%s, default %s)\n      %s\n", f.flag, arg, f.key, def, f.help)
+	}
+	fmt.Fprint(out, "  --version\n      print the version and exit\n")
+}
+
+// flagValue records a flag's text under its variable name, so that flags and
+// variables go through one parser and one set of error messages.
+type flagValue struct {
+	key    string
+	isBool bool
+	into   map[string]string
+}
+
+func (v *flagValue) String() string   { return "" }
+func (v *flagValue) IsBoolFlag() bool { return v.isBool }
+func (v *flagValue) Set(s string) error {
+	v.into[v.key] = s
+	return nil
+}
+
+// Setting is one effective setting, by variable name, for the start-up log.
+type Setting struct{ Key, Value string }
+
+// Effective lists every setting with its value, in declaration order.
+func (c *Config) Effective() []Setting {
+	fields, err := describe()
+	if err != nil {
+		return nil
+	}
+	v := reflect.ValueOf(c).Elem()
+	out := make([]Setting, 0, len(fields))
+	for _, f := range fields {
+		fv := v.FieldByName(f.name)
+		val := fmt.Sprint(fv.Interface())
+		if fv.Kind() == reflect.Slice {
+			val = strings.Join(fv.Interface().([]string), ",")
+		}
+		out = append(out, Setting{f.key, val})
+	}
+	return out
+}

@@ -1,0 +1,184 @@
+// Command cloudxr-wss-proxy terminates TLS for CloudXR.js and passes the
+// WebSocket signaling of browsers and headsets to the CloudXR Runtime. It is
+// a drop-in replacement for the HAProxy "wss-proxy" container: same
+// variables, port and certificate paths. main only wires the packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/logging"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/proxy"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(os.Stderr, "cloudxr-wss-proxy: %s\n", line)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError is bad input from the user: exit status 2, like flag parsing.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+func run(args []string) error {
+	cfg, err := config.Load(args, os.Environ(), os.Stdout, fullVersion())
+	if errors.Is(err, config.ErrHelp) || errors.Is(err, config.ErrVersion) {
+		return nil
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return usageError{err}
+	}
+	defer log.Sync()
+
+	maxConns := cfg.MaxConnections
+	if maxConns == 0 {
+		maxConns = connectionsForFileLimit()
+	}
+	fields := []zap.Field{zap.String("version", fullVersion()), zap.Int("effective_max_connections", maxConns)}
+	for _, s := range cfg.Effective() {
+		fields = append(fields, zap.String(s.Key, s.Value))
+	}
+	log.Info("starting", fields...)
+
+	hostname, _ := os.Hostname()
+	cert, err := certs.Ensure(cfg.CertDir, certs.DefaultNames(hostname, cfg.CertHostnames), time.Now())
+	if err != nil {
+		return usageError{err}
+	}
+	leaf := cert.Cert.Leaf
+	certFields := []zap.Field{
+		zap.String("path", cert.Path),
+		zap.String("sha256", cert.Fingerprint()),
+		zap.Strings("dns_names", leaf.DNSNames),
+		zap.Stringers("ip_addresses", leaf.IPAddresses),
+		zap.Time("not_after", leaf.NotAfter),
+	}
+	if cert.Generated {
+		log.Info("generated a self-signed certificate", certFields...)
+	} else {
+		log.Info("loaded certificate", certFields...)
+	}
+	provider := certs.NewProvider(cert.Cert)
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr())
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+
+	var srv *proxy.Server
+	checker := health.New(health.Options{
+		Addr:     cfg.BackendAddr(),
+		Interval: cfg.HealthCheckInterval.D(),
+		Timeout:  min(cfg.ConnectTimeout.D(), cfg.HealthCheckInterval.D()),
+		Rise:     cfg.HealthCheckRise,
+		Fall:     cfg.HealthCheckFall,
+		Logger:   log,
+		OnChange: func(s health.State, reason string) { srv.BackendChanged(s, reason) },
+	})
+	srv = proxy.New(proxy.Options{
+		Backend:           cfg.BackendAddr(),
+		GetCertificate:    provider.GetCertificate,
+		TLSSessionTickets: cfg.TLSSessionTickets,
+		Health:            checker,
+		ConnectTimeout:    cfg.ConnectTimeout.D(),
+		TunnelTimeout:     cfg.TunnelTimeout.D(),
+		HandshakeTimeout:  cfg.HandshakeTimeout.D(),
+		HeadTimeout:       cfg.HeadTimeout.D(),
+		ResponseTimeout:   cfg.ResponseTimeout.D(),
+		MaxConnections:    maxConns,
+		ProxyProtocol:     cfg.ProxyProtocol,
+		Logger:            log,
+	})
+
+	ctx, stopChecks := context.WithCancel(context.Background())
+	checksDone := make(chan struct{})
+	go func() { defer close(checksDone); checker.Run(ctx) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", zap.String("address", ln.Addr().String()), zap.String("backend", cfg.BackendAddr()))
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case err := <-serveErr:
+			stopChecks()
+			<-checksDone
+			return fmt.Errorf("serving: %w", err)
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				log.Info("SIGHUP received; certificates are read at start only, nothing to reload")
+				continue
+			}
+			log.Info("signal received: shutting down", zap.Stringer("signal", sig), zap.Duration("grace", cfg.ShutdownGrace.D()))
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.D())
+			srv.Shutdown(sctx)
+			cancel()
+			stopChecks()
+			<-checksDone
+			<-serveErr
+			log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// connectionsForFileLimit sizes the connection cap to the open-file limit:
+// each session holds two descriptors (client and backend), and some are
+// kept for the listener, health checks and logs.
+func connectionsForFileLimit() int {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == unix.RLIM_INFINITY {
+		return 10000
+	}
+	return max(int(lim.Cur)-64, 2) / 2
+}
+
+func fullVersion() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && v == "dev" {
+				v += "+" + s.Value[:min(12, len(s.Value))]
+			}
+		}
+		v += " (" + bi.GoVersion + ")"
+	}
+	return v
+}

@@ -1,0 +1,409 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
+	"go.uber.org/zap"
+)
+
+// session is one client connection from accept to close: the TLS
+// handshake, request heads (preflights are answered here), then at most one
+// forwarded exchange or WebSocket tunnel.
+type session struct {
+	srv   *Server
+	conn  net.Conn // as accepted: TCP, or a PROXY protocol wrapper
+	tc    *tls.Conn
+	start time.Time
+	hello helloInfo
+
+	client     string
+	method     string
+	path       string
+	status     int
+	requests   int
+	up, down   int64
+	backendErr error
+
+	lastActive  atomic.Int64 // unix nanos of the last byte read either way
+	idle        atomic.Int64 // the idle timeout now in force, in nanoseconds
+	tunnel      atomic.Bool  // the backend accepted the upgrade
+	lingerUntil atomic.Int64 // unix nanos; set once one direction has ended
+	halted      atomic.Bool  // reads and writes are being stopped
+	aborted     atomic.Bool  // no goodbye: killed, or a side broke
+
+	mu         sync.Mutex // guards the fields below
+	backend    net.Conn
+	forwarding bool
+	reason     string
+}
+
+// setReason records why the session ends; the first reason stays.
+func (s *session) setReason(r string) {
+	s.mu.Lock()
+	if s.reason == "" {
+		s.reason = r
+	}
+	s.mu.Unlock()
+}
+
+// kill ends the session from another goroutine (shutdown, backend down).
+func (s *session) kill(reason string) {
+	s.setReason(reason)
+	s.abort()
+}
+
+// abort halts the session and skips the graceful close.
+func (s *session) abort() {
+	s.aborted.Store(true)
+	s.halt()
+}
+
+// halt wakes every blocked read and write of the session with a deadline
+// in the past; the session's own goroutine then closes the connections.
+func (s *session) halt() {
+	s.halted.Store(true)
+	past := time.Unix(1, 0)
+	s.conn.SetDeadline(past)
+	s.mu.Lock()
+	if s.backend != nil {
+		s.backend.SetDeadline(past)
+	}
+	s.mu.Unlock()
+}
+
+// serve runs the session in its own goroutine.
+func (s *session) serve() {
+	defer s.finish()
+	if !s.handshake() {
+		return
+	}
+	s.handleRequests()
+}
+
+func (s *session) handshake() bool {
+	o := &s.srv.opts
+	s.conn.SetDeadline(time.Now().Add(o.HandshakeTimeout))
+	if pc, ok := s.conn.(*proxyproto.Conn); ok {
+		// Read the PROXY header now, under the handshake deadline, so the
+		// client's real address is known and a bad header is named.
+		if _, err := pc.Read(nil); err != nil {
+			s.handshakeFailed(failProxyHeader, err)
+			return false
+		}
+		s.client = pc.RemoteAddr().String()
+	}
+	s.hello.localDst = s.conn.LocalAddr().String()
+	s.tc = tls.Server(s.conn, s.srv.tlsConf)
+	ctx := context.WithValue(s.srv.ctx, helloKey{}, &s.hello)
+	if err := s.tc.HandshakeContext(ctx); err != nil {
+		class, plain := classifyHandshake(err, &s.hello)
+		if plain != nil {
+			plain.Write(plainHTTPResponse) // still under the handshake deadline
+			drain(plain)
+		}
+		s.handshakeFailed(class, err)
+		return false
+	}
+	s.conn.SetDeadline(time.Time{})
+	return true
+}
+
+func (s *session) handshakeFailed(class string, err error) {
+	s.setReason("handshake failed")
+	if s.halted.Load() {
+		return // shutdown; not the client's fault
+	}
+	fields := []zap.Field{zap.String("client", s.client), zap.String("class", class), zap.String("sni", s.hello.sni), zap.Error(err)}
+	if class == failNoData {
+		s.srv.log.Debug("TLS handshake failed", fields...)
+		return
+	}
+	s.srv.hsLog.Warn("TLS handshake failed", fields...)
+}
+
+// handleRequests reads request heads, answering preflights itself, until
+// one request is forwarded or the connection ends.
+func (s *session) handleRequests() {
+	o := &s.srv.opts
+	bp := headBufs.Get().(*[]byte)
+	defer func() {
+		if bp != nil {
+			headBufs.Put(bp)
+		}
+	}()
+	buf, n := *bp, 0
+	for {
+		s.tc.SetReadDeadline(time.Now().Add(o.HeadTimeout))
+		hl, m, err := readHead(s.tc, buf, n)
+		n = m
+		if err != nil {
+			s.headFailed(err, n)
+			return
+		}
+		req, err := parseRequestHead(buf[:hl])
+		s.requests++
+		s.method, s.path = req.method, req.target
+		if err != nil {
+			s.refuse(err)
+			return
+		}
+		if req.method == http.MethodOptions && !req.upgrade {
+			// CORS and Private Network Access preflights never reach the
+			// runtime, which does not know them.
+			keep := !req.close && !req.hasBody
+			s.status = http.StatusOK
+			if err := s.writeClient(preflight(keep)); err != nil || !keep {
+				s.setReason("response complete")
+				return
+			}
+			n = copy(buf, buf[hl:n])
+			continue
+		}
+		s.forward(req, buf, hl, n)
+		return
+	}
+}
+
+// headFailed handles a request head that could not be read.
+func (s *session) headFailed(err error, n int) {
+	var he *headError
+	switch {
+	case errors.As(err, &he):
+		s.refuse(err)
+	case errors.Is(err, os.ErrDeadlineExceeded) && n == 0 && s.requests > 0:
+		s.setReason("keep-alive timeout")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.setReason("head timeout")
+	case errors.Is(err, io.EOF) && n == 0:
+		s.setReason("client closed")
+	default:
+		s.setReason("client connection lost")
+	}
+}
+
+// refuse answers a head the proxy will not forward, then ends the session.
+func (s *session) refuse(err error) {
+	he := &headError{status: http.StatusBadRequest, msg: err.Error()}
+	errors.As(err, &he)
+	s.status = he.status
+	s.setReason("bad request: " + he.msg)
+	s.writeClient(localResponse(he.status, false, "", he.msg+"\n"))
+}
+
+// writeClient writes a response the proxy made, under the head timeout.
+func (s *session) writeClient(b []byte) error {
+	s.tc.SetWriteDeadline(time.Now().Add(s.srv.opts.HeadTimeout))
+	n, err := s.tc.Write(b)
+	s.down += int64(n)
+	s.tc.SetWriteDeadline(time.Time{})
+	return err
+}
+
+// forward sends a request to the backend and relays its response: for an
+// accepted WebSocket upgrade, the tunnel that follows. buf[:hl] is the head,
+// buf[hl:n] bytes the client sent after it, which go on unchanged.
+func (s *session) forward(req requestHead, buf []byte, hl, n int) {
+	o := &s.srv.opts
+	backend, err := s.srv.dialBackend(s.srv.ctx)
+	if err != nil {
+		s.backendErr = err
+		s.status = http.StatusServiceUnavailable
+		s.setReason("backend unreachable")
+		s.writeClient(localResponse(http.StatusServiceUnavailable, false, "", s.srv.unreachableMsg))
+		return
+	}
+	if !s.attach(backend) {
+		backend.Close()
+		return
+	}
+
+	// The head goes on as it came for an upgrade; any other request is
+	// asked to close after its response, so the proxy knows where the
+	// response ends and never has to parse a second one.
+	out := buf[:n]
+	if !req.upgrade {
+		out = append(closingRequest(make([]byte, 0, n+32), buf[:hl]), buf[hl:n]...)
+	}
+	backend.SetWriteDeadline(time.Now().Add(o.ResponseTimeout))
+	s.up += int64(len(out))
+	if _, err := backend.Write(out); err != nil {
+		s.backendFailed(http.StatusBadGateway, "backend connection lost", err)
+		return
+	}
+	backend.SetWriteDeadline(time.Time{})
+
+	upDir, upDone := s.startUpstream(backend)
+	defer func() {
+		<-upDone
+		s.up += upDir.n
+	}()
+
+	backend.SetReadDeadline(time.Now().Add(o.ResponseTimeout))
+	var resp responseHead
+	n = 0
+	for {
+		hl, n, err = readHead(backend, buf, n)
+		if err == nil {
+			resp, err = parseResponseHead(buf[:hl])
+		}
+		switch {
+		case err != nil && s.halted.Load():
+			return // the client went away, or the session was killed
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.halt()
+			s.backendFailed(http.StatusGatewayTimeout, "backend response timeout", err)
+			return
+		case err != nil:
+			s.halt()
+			s.backendFailed(http.StatusBadGateway, "bad backend response", err)
+			return
+		}
+		if resp.status >= 200 || resp.status == http.StatusSwitchingProtocols {
+			break
+		}
+		// An interim response (100 Continue): relay it and read on.
+		if err := s.writeClient(injectResponse(nil, buf[:hl], false)); err != nil {
+			s.setReason("client connection lost")
+			s.abort()
+			return
+		}
+		n = copy(buf, buf[hl:n])
+	}
+	s.status = resp.status
+	tunnel := req.upgrade && resp.status == http.StatusSwitchingProtocols
+	s.tunnel.Store(tunnel)
+
+	// The response head with the header set, and whatever came after it
+	// (a first WebSocket frame in the same packet as the 101), in one write.
+	rest := buf[hl:n]
+	out = append(injectResponse(make([]byte, 0, hl+len(corsBlock)+len(closeLine)+len(rest)), buf[:hl], !tunnel), rest...)
+	if err := s.writeClient(out); err != nil {
+		s.setReason("client connection lost")
+		s.abort()
+		return
+	}
+	limit := int64(-1)
+	switch {
+	case tunnel:
+	case req.method == http.MethodHead:
+		limit = 0 // a response to HEAD has no body, whatever it declares
+	case resp.contentLength >= 0:
+		limit = max(resp.contentLength-int64(len(rest)), 0)
+	}
+	s.down += s.relayDown(backend, limit).n
+}
+
+// backendFailed answers a failed exchange with the backend.
+func (s *session) backendFailed(status int, reason string, err error) {
+	s.backendErr = err
+	s.status = status
+	s.setReason(reason)
+	s.writeClient(localResponse(status, false, "", http.StatusText(status)+": the CloudXR runtime did not answer as expected.\n"))
+}
+
+// attach records the backend connection, unless the session was killed.
+func (s *session) attach(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.halted.Load() {
+		return false
+	}
+	s.backend = c
+	s.forwarding = true
+	return true
+}
+
+// finish closes both sides and writes the session's log line.
+func (s *session) finish() {
+	if s.tc != nil && !s.aborted.Load() && s.tc.ConnectionState().HandshakeComplete {
+		closeWriteTLS(s.tc)
+		drain(s.conn)
+	}
+	s.conn.Close()
+	s.mu.Lock()
+	if s.backend != nil {
+		s.backend.Close()
+	}
+	reason := s.reason
+	s.mu.Unlock()
+	s.srv.forget(s)
+	if s.tc == nil || reason == "handshake failed" {
+		return // logged as a handshake failure
+	}
+	s.logEnd(reason)
+}
+
+// drain half-closes c and reads what the client still sends for a moment
+// before the caller closes it: closing a socket with unread data makes the
+// kernel answer with a reset, which can destroy the last response before the
+// client has read it.
+func drain(c net.Conn) {
+	closeWrite(c)
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.CopyN(io.Discard, c, 64<<10)
+}
+
+func (s *session) logEnd(reason string) {
+	st := s.tc.ConnectionState()
+	level := zap.InfoLevel
+	if s.requests == 0 {
+		level = zap.DebugLevel // a preconnect that sent nothing
+	}
+	ce := s.srv.log.Check(level, "session ended")
+	if ce == nil {
+		return
+	}
+	ce.Write(
+		zap.String("client", s.client),
+		zap.String("sni", s.hello.sni),
+		zap.String("tls", tls.VersionName(st.Version)),
+		zap.String("method", s.method),
+		zap.String("path", s.path),
+		zap.Int("status", s.status),
+		zap.Int64("bytes_in", s.up),
+		zap.Int64("bytes_out", s.down),
+		zap.Duration("duration", time.Since(s.start)),
+		zap.String("reason", reason),
+		zap.NamedError("backend_error", s.backendErr),
+	)
+}
+
+// headBufs holds the buffers request and response heads are read into.
+var headBufs = sync.Pool{New: func() any { b := make([]byte, maxHeadSize); return &b }}
+
+// readHead reads from r into buf, whose first n bytes are already filled,
+// until buf holds a whole head. It returns the head's length and how much
+// of buf is filled; bytes past the head are the start of what follows.
+func readHead(r io.Reader, buf []byte, n int) (headLen, filled int, err error) {
+	scanned := 0
+	for {
+		if hl := headEnd(buf[max(scanned-3, 0):n]); hl >= 0 {
+			return max(scanned-3, 0) + hl, n, nil
+		}
+		scanned = n
+		if n == len(buf) {
+			return 0, n, errHeadTooLarge
+		}
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			if m > 0 {
+				continue // look at what came with the error first
+			}
+			if errors.Is(err, io.EOF) && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, n, err
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// The byte pump: once a head has been answered, bytes go both ways as they
+// are, never parsed. Each direction ends with a half-close of the other
+// side (close_notify and FIN), so a WebSocket close frame is never cut off.
+
+// copyBufSize is the pump's buffer: room for two full TLS records.
+const copyBufSize = 32 << 10
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// lingerTimeout bounds how long the open direction of a half-closed session
+// may stay quiet before the session is closed: a peer that never closes its
+// side must not pin the session.
+const lingerTimeout = 10 * time.Second
+
+// errIdle ends a session that saw no bytes either way for the idle timeout.
+var errIdle = errors.New("idle timeout")
+
+// direction is one way of the pump.
+type direction struct {
+	src, dst net.Conn
+	// limit is how many bytes to copy; -1 copies until src ends.
+	limit int64
+	n     int64
+	// readErr says the copy ended at src (EOF or error) rather than at a
+	// failed write to dst.
+	readErr bool
+}
+
+// copyClientToBackend and copyBackendToClient are named so that a goroutine
+// dump says which way a stuck session is stuck.
+func (s *session) copyClientToBackend(d *direction) error { return s.copyDirection(d) }
+func (s *session) copyBackendToClient(d *direction) error { return s.copyDirection(d) }
+
+// copyDirection copies d.src to d.dst through a pooled buffer. It returns
+// nil when src ended cleanly (EOF) or the limit was reached.
+func (s *session) copyDirection(d *direction) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for d.limit != 0 {
+		b := buf
+		if d.limit > 0 && int64(len(b)) > d.limit {
+			b = b[:d.limit]
+		}
+		n, err := s.read(d.src, b)
+		if n > 0 {
+			if _, werr := d.dst.Write(b[:n]); werr != nil {
+				return werr
+			}
+			d.n += int64(n)
+			if d.limit > 0 {
+				d.limit -= int64(n)
+			}
+		}
+		if err != nil {
+			d.readErr = true
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// read reads from c, keeping the session alive while either direction
+// moves: a read deadline is only pushed back when it expires, so the data
+// path does not touch timers on every read.
+func (s *session) read(c net.Conn, b []byte) (int, error) {
+	for {
+		n, err := c.Read(b)
+		if n > 0 {
+			s.lastActive.Store(time.Now().UnixNano())
+			return n, err
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || s.halted.Load() {
+			return 0, err
+		}
+		now := time.Now()
+		if l := s.lingerUntil.Load(); l != 0 {
+			if now.UnixNano() >= l {
+				return 0, err
+			}
+			c.SetReadDeadline(time.Unix(0, l))
+			continue
+		}
+		next := time.Unix(0, s.lastActive.Load()).Add(time.Duration(s.idle.Load()))
+		if !now.Before(next) {
+			return 0, errIdle
+		}
+		c.SetReadDeadline(next)
+		// A halt or linger that ran between the checks above and the
+		// SetReadDeadline had its deadline overwritten: apply it again.
+		if s.halted.Load() {
+			return 0, err
+		}
+		if l := s.lingerUntil.Load(); l != 0 {
+			c.SetReadDeadline(time.Unix(0, l))
+		}
+	}
+}
+
+// startUpstream starts copying the client's bytes to the backend, before
+// the response head is read: a request body must reach the backend before it
+// can answer. The returned channel is closed when the copy has ended.
+func (s *session) startUpstream(backend net.Conn) (*direction, <-chan struct{}) {
+	// Until the response head arrives, the response timeout guards the
+	// exchange; a client waiting quietly for it is not idle.
+	wait := max(s.srv.opts.TunnelTimeout, s.srv.opts.ResponseTimeout)
+	s.idle.Store(int64(wait))
+	now := time.Now()
+	s.lastActive.Store(now.UnixNano())
+	s.tc.SetReadDeadline(now.Add(wait))
+	d := &direction{src: s.tc, dst: backend, limit: -1}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.directionEnded(d, true, s.copyClientToBackend(d))
+	}()
+	return d, done
+}
+
+// relayDown copies the backend's bytes to the client in the session's own
+// goroutine. In a tunnel (after a 101) the session lasts until both sides
+// have closed; otherwise it ends once the response (respLimit bytes, or up
+// to the backend's close when -1) has been relayed.
+func (s *session) relayDown(backend net.Conn, respLimit int64) *direction {
+	if !s.tunnel.Load() {
+		s.idle.Store(int64(s.srv.opts.ResponseTimeout))
+	}
+	backend.SetReadDeadline(time.Now().Add(time.Duration(s.idle.Load())))
+	d := &direction{src: backend, dst: s.tc, limit: respLimit}
+	s.directionEnded(d, false, s.copyBackendToClient(d))
+	return d
+}
+
+// directionEnded records why one direction ended and acts on it.
+func (s *session) directionEnded(d *direction, up bool, err error) {
+	if s.halted.Load() {
+		return // whoever halted the session has set the reason
+	}
+	tunnel := s.tunnel.Load()
+	switch {
+	case errors.Is(err, errIdle):
+		s.setReason("idle timeout")
+	case err != nil && up == d.readErr:
+		// Reading from the client or writing to it failed.
+		s.setReason("client connection lost")
+	case err != nil:
+		s.setReason("backend connection lost")
+	case up:
+		s.setReason("client closed")
+	case !tunnel && d.limit == 0:
+		s.setReason("response complete")
+	default:
+		s.setReason("backend closed")
+	}
+	switch {
+	case err != nil:
+		// A broken side breaks the session: stop the other direction.
+		s.abort()
+	case up:
+		closeWrite(d.dst)
+		if tunnel {
+			s.linger()
+		}
+	case tunnel:
+		closeWriteTLS(s.tc)
+		s.linger()
+	default:
+		// The response is complete; the request side has nothing more to
+		// say that the backend would read.
+		s.halt()
+	}
+}
+
+// linger gives the open direction lingerTimeout to finish.
+func (s *session) linger() {
+	t := time.Now().Add(lingerTimeout)
+	s.lingerUntil.Store(t.UnixNano())
+	s.tc.SetReadDeadline(t)
+	s.mu.Lock()
+	if s.backend != nil {
+		s.backend.SetReadDeadline(t)
+	}
+	s.mu.Unlock()
+}
+
+// closeWrite half-closes a TCP connection (FIN), if it can.
+func closeWrite(c net.Conn) {
+	if tc := tcpConn(c); tc != nil {
+		tc.CloseWrite()
+	}
+}
+
+// closeWriteTLS sends close_notify and then a FIN.
+func closeWriteTLS(c interface {
+	CloseWrite() error
+	NetConn() net.Conn
+}) {
+	c.CloseWrite()
+	closeWrite(c.NetConn())
+}

@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
+)
+
+// The header set every response carries, whoever wrote it: the backend's
+// 101 and other responses, and the proxy's own answers. Browsers need it for
+// cross-origin fetches and, in Chrome's Private Network Access, for pages on
+// public origins reaching this private address.
+var corsFields = []struct{ name, value string }{
+	{"Access-Control-Allow-Private-Network", "true"},
+	{"Access-Control-Allow-Origin", "*"},
+	{"Access-Control-Allow-Headers", "*"},
+	{"Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"},
+	{"Access-Control-Expose-Headers", "*"},
+}
+
+// preflightMaxAge lets a browser cache a preflight answer for a day (Chrome
+// caps it at two hours, Firefox at a day).
+const preflightMaxAge = "86400"
+
+var (
+	// corsBlock is the header set as wire bytes, built once.
+	corsBlock = func() []byte {
+		var b bytes.Buffer
+		for _, f := range corsFields {
+			fmt.Fprintf(&b, "%s: %s\r\n", f.name, f.value)
+		}
+		return b.Bytes()
+	}()
+	corsNames = func() []string {
+		n := make([]string, len(corsFields))
+		for i, f := range corsFields {
+			n[i] = f.name
+		}
+		return n
+	}()
+	// hopByHop are replaced when the proxy makes a forwarded exchange end
+	// with the response ("Connection: close").
+	hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection"}
+	// closingNames is the drop list for a response that ends its connection.
+	closingNames = append(append([]string{}, corsNames...), hopByHop...)
+	closeLine    = []byte("Connection: close\r\n")
+)
+
+// rewriteHead appends to dst a copy of head (a request or response head
+// ending in a blank line) without the fields named in drop, with the lines
+// in add put just before the blank line. Set semantics: a field the backend
+// sent too appears once, with our value, never twice (browsers reject a
+// doubled Access-Control-Allow-Origin).
+func rewriteHead(dst, head []byte, drop []string, add ...[]byte) []byte {
+	body := head[:len(head)-2] // keep each line's CRLF, lose the blank line
+	first := bytes.Index(body, []byte("\r\n")) + 2
+	dst = append(dst, body[:first]...) // the request or status line
+	body = body[first:]
+	for len(body) > 0 {
+		i := bytes.Index(body, []byte("\r\n"))
+		line := body[:i+2]
+		body = body[i+2:]
+		name, _, _ := bytes.Cut(line, []byte(":"))
+		if !dropped(name, drop) {
+			dst = append(dst, line...)
+		}
+	}
+	for _, a := range add {
+		dst = append(dst, a...)
+	}
+	return append(dst, "\r\n"...)
+}
+
+func dropped(name []byte, drop []string) bool {
+	for _, d := range drop {
+		if equalFold(name, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// injectResponse returns the backend's response head with the header set.
+// When closing, the response also says "Connection: close", because the
+// proxy ends the connection after it.
+func injectResponse(dst, head []byte, closing bool) []byte {
+	if closing {
+		return rewriteHead(dst, head, closingNames, corsBlock, closeLine)
+	}
+	return rewriteHead(dst, head, corsNames, corsBlock)
+}
+
+// closingRequest returns a forwarded request head that asks the backend to
+// close after its response, so the proxy knows where the response ends.
+func closingRequest(dst, head []byte) []byte {
+	return rewriteHead(dst, head, hopByHop, closeLine)
+}
+
+// localResponse builds a complete response written by the proxy itself,
+// with the header set. extra holds further header lines, each with CRLF.
+func localResponse(status int, keepAlive bool, extra, body string) []byte {
+	var b bytes.Buffer
+	b.Grow(256 + len(body))
+	b.WriteString("HTTP/1.1 ")
+	b.WriteString(strconv.Itoa(status))
+	b.WriteByte(' ')
+	b.WriteString(http.StatusText(status))
+	b.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
+	b.WriteString(strconv.Itoa(len(body)))
+	b.WriteString("\r\n")
+	if !keepAlive {
+		b.Write(closeLine)
+	}
+	b.Write(corsBlock)
+	b.WriteString(extra)
+	b.WriteString("\r\n")
+	b.WriteString(body)
+	return b.Bytes()
+}
+
+// preflight answers a CORS or Private Network Access preflight (OPTIONS).
+func preflight(keepAlive bool) []byte {
+	return localResponse(http.StatusOK, keepAlive, "Access-Control-Max-Age: "+preflightMaxAge+"\r\n", "OK")
+}
+
+// plainHTTPResponse answers plain HTTP sent to the TLS port.
+var plainHTTPResponse = []byte("HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" +
+	"This port speaks TLS: use https:// or wss:// (not http:// or ws://).\n")

@@ -1,0 +1,279 @@
+// Package proxy is the data path: a TLS listener that answers preflights,
+// forwards WebSocket upgrades and other requests to the CloudXR runtime,
+// adds the CORS and Private-Network header set to every response, and then
+// copies bytes both ways without parsing them.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Options configure a Server. Zero durations are not valid; config.Config
+// supplies the defaults.
+type Options struct {
+	Backend string // host:port of the CloudXR runtime
+	// GetCertificate supplies the TLS certificate (see certs.Provider).
+	GetCertificate    func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	TLSSessionTickets bool
+	// Health, if set, gates and speeds up backend dials; nil dials always
+	// with ConnectTimeout.
+	Health *health.Checker
+
+	ConnectTimeout   time.Duration
+	TunnelTimeout    time.Duration
+	HandshakeTimeout time.Duration
+	HeadTimeout      time.Duration
+	ResponseTimeout  time.Duration
+
+	MaxConnections int  // 0: no limit
+	ProxyProtocol  bool // require a PROXY protocol header
+	Logger         *zap.Logger
+}
+
+// downDialTimeout bounds a dial while the backend is marked down, so a new
+// session learns within a second that the runtime is not there.
+const downDialTimeout = time.Second
+
+// Server accepts TLS connections and runs one session per connection.
+type Server struct {
+	opts    Options
+	tlsConf *tls.Config
+	dialer  net.Dialer
+	log     *zap.Logger
+	// hsLog is rate-limited: handshake failures and refusals can come in
+	// floods from scanners and misconfigured clients.
+	hsLog          *zap.Logger
+	unreachableMsg string
+
+	// ctx is cancelled when the server stops for good.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	sessions  map[*session]struct{}
+	listeners map[net.Listener]struct{}
+	shutting  bool
+	wg        sync.WaitGroup // one per session goroutine
+	active    atomic.Int64
+}
+
+// New returns a Server; Serve starts it.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		opts:    o,
+		tlsConf: recordHello(TLSConfig(o.GetCertificate, o.TLSSessionTickets)),
+		dialer: net.Dialer{
+			KeepAliveConfig: keepAlive,
+			Control:         dialControl,
+		},
+		log: o.Logger,
+		hsLog: o.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+			return zapcore.NewSamplerWithOptions(c, time.Second, 5, 1000)
+		})),
+		unreachableMsg: fmt.Sprintf("The CloudXR runtime at %s is not reachable. Start the runtime, or check BACKEND_HOST and BACKEND_PORT.\n", o.Backend),
+		ctx:            ctx,
+		cancel:         cancel,
+		sessions:       map[*session]struct{}{},
+		listeners:      map[net.Listener]struct{}{},
+	}
+}
+
+// Serve accepts connections on ln until Shutdown. Temporary accept errors
+// (out of descriptors) are retried with a backoff from 5 ms to 1 s, as
+// net/http does.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isShutting() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.hsLog.Warn("accept failed; retrying", zap.Error(err), zap.Duration("retry_in", delay))
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return ErrServerClosed
+			}
+			continue
+		}
+		delay = 0
+		if max := s.opts.MaxConnections; max > 0 && s.active.Load() >= int64(max) {
+			// Refuse at once rather than let the client wait in the
+			// backlog: it can retry, and open sessions stay unharmed.
+			s.hsLog.Warn("connection limit reached; refusing a connection",
+				zap.Int("max_connections", max), zap.Stringer("client", c.RemoteAddr()))
+			c.Close()
+			continue
+		}
+		if s.opts.ProxyProtocol {
+			// The policy must be explicit: the library's default changed
+			// between versions.
+			c = proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.REQUIRE))
+		}
+		s.start(c)
+	}
+}
+
+func (s *Server) start(c net.Conn) {
+	sess := &session{srv: s, conn: c, start: time.Now()}
+	if _, ok := c.(*proxyproto.Conn); !ok {
+		// A PROXY connection's address is known once its header is read.
+		sess.client = c.RemoteAddr().String()
+	}
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.active.Add(1)
+	go func() {
+		defer s.wg.Done()
+		tuneTCP(c)
+		sess.serve()
+	}()
+}
+
+// forget drops a finished session.
+func (s *Server) forget(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.active.Add(-1)
+}
+
+func (s *Server) isShutting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutting
+}
+
+// ActiveConnections is the number of client connections open now.
+func (s *Server) ActiveConnections() int { return int(s.active.Load()) }
+
+// Shutdown stops accepting, closes connections that are not forwarding
+// anything (handshakes, idle keep-alives), lets open sessions finish until
+// ctx ends, then closes the rest. It returns when every session is gone.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	var idle []*session
+	for sess := range s.sessions {
+		sess.mu.Lock()
+		if !sess.forwarding {
+			idle = append(idle, sess)
+		}
+		sess.mu.Unlock()
+	}
+	open := len(s.sessions) - len(idle)
+	s.mu.Unlock()
+	for _, sess := range idle {
+		sess.kill("shutdown")
+	}
+	if open > 0 {
+		s.log.Info("shutting down: waiting for open sessions", zap.Int("sessions", open))
+	}
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		n := s.killAll("shutdown", false)
+		s.log.Info("shutdown grace period over: closing sessions", zap.Int("sessions", n))
+		err = ctx.Err()
+	}
+	s.cancel()
+	<-done
+	return err
+}
+
+// BackendChanged is the health checker's callback: when the backend is
+// marked down, sessions connected to it are closed (HAProxy's
+// "on-marked-down shutdown-sessions"), since the runtime behind them is gone.
+func (s *Server) BackendChanged(st health.State, reason string) {
+	if st != health.Down {
+		return
+	}
+	if n := s.killAll("backend down", true); n > 0 {
+		s.log.Warn("backend marked down: closing its sessions", zap.String("backend", s.opts.Backend), zap.String("reason", reason), zap.Int("sessions", n))
+	}
+}
+
+// killAll ends every session, or only those connected to the backend.
+func (s *Server) killAll(reason string, forwardingOnly bool) int {
+	s.mu.Lock()
+	var victims []*session
+	for sess := range s.sessions {
+		sess.mu.Lock()
+		if !forwardingOnly || sess.forwarding {
+			victims = append(victims, sess)
+		}
+		sess.mu.Unlock()
+	}
+	s.mu.Unlock()
+	for _, sess := range victims {
+		sess.kill(reason)
+	}
+	return len(victims)
+}
+
+// dialBackend connects to the runtime. While the backend is marked down a
+// dial is still tried, with a short timeout: a restarted runtime is then
+// usable at once instead of after HEALTH_CHECK_RISE checks.
+func (s *Server) dialBackend(ctx context.Context) (net.Conn, error) {
+	timeout := s.opts.ConnectTimeout
+	wasUp := true
+	if h := s.opts.Health; h != nil {
+		if st, _ := h.State(); st != health.Up {
+			wasUp = false
+			timeout = min(timeout, downDialTimeout)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := s.dialer.DialContext(ctx, "tcp", s.opts.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("dialing backend: %w", err)
+	}
+	if !wasUp {
+		s.opts.Health.Observe()
+	}
+	return c, nil
+}

@@ -1,0 +1,328 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+)
+
+// Sniffing: pure functions over the bytes of an HTTP/1.x head. They never
+// read from a connection, so they can be table-tested and fuzzed.
+
+// maxHeadSize bounds a request or response head; a longer one gets 431.
+const maxHeadSize = 16 << 10
+
+// headError is a request head the proxy refuses, with the status to answer.
+type headError struct {
+	status int
+	msg    string
+}
+
+func (e *headError) Error() string { return e.msg }
+
+func badHead(msg string) error        { return &headError{400, msg} }
+func notImplemented(msg string) error { return &headError{501, msg} }
+
+// errHeadTooLarge is answered with 431.
+var errHeadTooLarge = &headError{431, "request head larger than 16 KiB"}
+
+// headEnd returns the length of the head at the start of b, through the
+// blank line that ends it, or -1 when b does not hold a whole head yet.
+func headEnd(b []byte) int {
+	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+		return i + 4
+	}
+	return -1
+}
+
+// requestHead is what the proxy needs to know of a request.
+type requestHead struct {
+	method, target, proto string
+	host, origin          string
+	// upgrade: a WebSocket upgrade (Connection lists "upgrade" and Upgrade
+	// lists "websocket").
+	upgrade bool
+	// close: the client will not send another request on this connection.
+	close bool
+	// hasBody: Content-Length above zero or a chunked body follows.
+	hasBody bool
+}
+
+// parseRequestHead parses a complete head as found by headEnd. It is strict
+// where leniency allows request smuggling (RFC 9112 sections 2.2, 5, 6.3):
+// no bare LF, no obs-fold, no control characters, no Content-Length next to
+// Transfer-Encoding, no conflicting lengths.
+func parseRequestHead(head []byte) (requestHead, error) {
+	var r requestHead
+	lines, err := splitLines(head)
+	if err != nil {
+		return r, err
+	}
+	if err := r.parseRequestLine(lines[0]); err != nil {
+		return r, err
+	}
+
+	var (
+		hosts, lengths, te         int
+		contentLength              int64 = -1
+		connUpgrade, connClose, ka bool
+		upgradeField, websocket    bool
+	)
+	for _, line := range lines[1:] {
+		name, value, err := splitField(line)
+		if err != nil {
+			return r, err
+		}
+		switch {
+		case equalFold(name, "host"):
+			hosts++
+			r.host = string(value)
+		case equalFold(name, "origin"):
+			r.origin = string(value)
+		case equalFold(name, "connection"):
+			forEachToken(value, func(t []byte) {
+				connUpgrade = connUpgrade || equalFold(t, "upgrade")
+				connClose = connClose || equalFold(t, "close")
+				ka = ka || equalFold(t, "keep-alive")
+			})
+		case equalFold(name, "upgrade"):
+			upgradeField = true
+			forEachToken(value, func(t []byte) {
+				websocket = websocket || equalFold(t, "websocket")
+			})
+		case equalFold(name, "content-length"):
+			n, err := parseContentLength(value)
+			if err != nil {
+				return r, err
+			}
+			if lengths > 0 && n != contentLength {
+				return r, badHead("conflicting Content-Length fields")
+			}
+			lengths++
+			contentLength = n
+		case equalFold(name, "transfer-encoding"):
+			te++
+			if !equalFold(bytes.TrimSpace(value), "chunked") {
+				return r, notImplemented("Transfer-Encoding other than chunked")
+			}
+		}
+	}
+	switch {
+	case r.proto == "HTTP/1.1" && hosts != 1:
+		return r, badHead("an HTTP/1.1 request needs exactly one Host field")
+	case hosts > 1:
+		return r, badHead("more than one Host field")
+	case te > 0 && lengths > 0:
+		return r, badHead("both Content-Length and Transfer-Encoding")
+	case te > 1:
+		return r, badHead("more than one Transfer-Encoding field")
+	}
+	r.hasBody = te > 0 || contentLength > 0
+	r.close = connClose || (r.proto == "HTTP/1.0" && !ka)
+
+	if upgradeField {
+		switch {
+		case !connUpgrade:
+			return r, badHead("Upgrade without Connection: upgrade")
+		case !websocket:
+			return r, notImplemented("upgrade to a protocol other than websocket")
+		case r.method != "GET":
+			return r, badHead("a WebSocket upgrade must be a GET")
+		case r.hasBody:
+			return r, badHead("a WebSocket upgrade must not carry a body")
+		}
+		r.upgrade = true
+	}
+	return r, nil
+}
+
+func (r *requestHead) parseRequestLine(line []byte) error {
+	m, rest, ok1 := bytes.Cut(line, []byte(" "))
+	t, proto, ok2 := bytes.Cut(rest, []byte(" "))
+	if !ok1 || !ok2 || len(m) == 0 || len(t) == 0 {
+		return badHead("malformed request line")
+	}
+	if !isToken(m) {
+		return badHead("malformed method")
+	}
+	for _, c := range t {
+		if c <= ' ' || c == 0x7f {
+			return badHead("malformed request target")
+		}
+	}
+	switch string(proto) {
+	case "HTTP/1.1", "HTTP/1.0":
+	default:
+		// Includes the HTTP/2 preface "PRI * HTTP/2.0".
+		return badHead("unsupported protocol version")
+	}
+	r.method, r.proto = string(m), string(proto)
+	switch {
+	case r.method == "CONNECT":
+		return notImplemented("CONNECT is not supported")
+	case t[0] == '/':
+	case len(t) == 1 && t[0] == '*' && r.method == "OPTIONS":
+	default:
+		// Absolute form (a request meant for a forward proxy) and the rest.
+		return badHead("request target must be a path")
+	}
+	r.target = string(t)
+	return nil
+}
+
+// responseHead is what the proxy needs to know of a backend response.
+type responseHead struct {
+	status int
+	// contentLength is -1 when the body is chunked or runs to the close.
+	contentLength int64
+}
+
+var errBadResponse = errors.New("malformed response head")
+
+// parseResponseHead parses a complete backend response head.
+func parseResponseHead(head []byte) (responseHead, error) {
+	r := responseHead{contentLength: -1}
+	lines, err := splitLines(head)
+	if err != nil {
+		return r, errBadResponse
+	}
+	sl := lines[0]
+	if len(sl) < 12 || !bytes.HasPrefix(sl, []byte("HTTP/1.")) || (sl[7] != '0' && sl[7] != '1') || sl[8] != ' ' || (len(sl) > 12 && sl[12] != ' ') {
+		return r, errBadResponse
+	}
+	code, err := strconv.Atoi(string(sl[9:12]))
+	if err != nil || code < 100 || code > 599 {
+		return r, errBadResponse
+	}
+	r.status = code
+	chunked := false
+	for _, line := range lines[1:] {
+		name, value, err := splitField(line)
+		if err != nil {
+			return r, errBadResponse
+		}
+		switch {
+		case equalFold(name, "content-length"):
+			n, err := parseContentLength(value)
+			if err != nil || (r.contentLength >= 0 && r.contentLength != n) {
+				return r, errBadResponse
+			}
+			r.contentLength = n
+		case equalFold(name, "transfer-encoding"):
+			chunked = true
+		}
+	}
+	if chunked {
+		r.contentLength = -1
+	}
+	// These never have a body (RFC 9112 section 6.3).
+	if code < 200 || code == 204 || code == 304 {
+		r.contentLength = 0
+	}
+	return r, nil
+}
+
+// splitLines splits a head into its lines without their CRLF, refusing a
+// bare LF or CR, which parsers disagree on.
+func splitLines(head []byte) ([][]byte, error) {
+	body, ok := bytes.CutSuffix(head, []byte("\r\n\r\n"))
+	if !ok {
+		return nil, badHead("incomplete head")
+	}
+	lines := bytes.Split(body, []byte("\r\n"))
+	for _, l := range lines {
+		if bytes.IndexByte(l, '\n') >= 0 || bytes.IndexByte(l, '\r') >= 0 {
+			return nil, badHead("bare LF or CR in head")
+		}
+	}
+	return lines, nil
+}
+
+// splitField splits "Name: value", trimming the value's optional whitespace.
+func splitField(line []byte) (name, value []byte, err error) {
+	if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+		return nil, nil, badHead("obsolete line folding")
+	}
+	name, value, ok := bytes.Cut(line, []byte(":"))
+	if !ok || !isToken(name) {
+		return nil, nil, badHead("malformed header field name")
+	}
+	for _, c := range value {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return nil, nil, badHead("control character in header field value")
+		}
+	}
+	return name, bytes.Trim(value, " \t"), nil
+}
+
+func parseContentLength(v []byte) (int64, error) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || len(v) > 18 {
+		return 0, badHead("malformed Content-Length")
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, badHead("malformed Content-Length")
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, nil
+}
+
+// forEachToken calls f with each element of a comma-separated list.
+func forEachToken(v []byte, f func([]byte)) {
+	for len(v) > 0 {
+		var t []byte
+		t, v, _ = bytes.Cut(v, []byte(","))
+		if t = bytes.Trim(t, " \t"); len(t) > 0 {
+			f(t)
+		}
+	}
+}
+
+// isToken reports whether b is an RFC 9110 token.
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c >= 0x80 || !tokenChars[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChars = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-32] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// equalFold compares ASCII case-insensitively without allocating.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		if lower(b[i]) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 32
+	}
+	return c
+}

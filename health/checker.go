@@ -49,11 +49,11 @@ type Options struct {
 type Checker struct {
 	opts Options
 
-	mu     sync.Mutex
-	state  State
-	since  time.Time
-	good   int // consecutive good results while down or unknown
-	bad    int // consecutive failed results while up or unknown
+	mu    sync.Mutex
+	state State
+	since time.Time
+	good  int // consecutive good results while down or unknown
+	bad   int // consecutive failed results while up or unknown
 }
 
 // New returns a Checker; Run starts it.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -45,7 +46,7 @@ func Ensure(dir string, names []string, now time.Time) (*Loaded, error) {
 			return nil, fmt.Errorf("loading %s: %w", path, err)
 		}
 		return &Loaded{Cert: &c, Path: path}, nil
-	case !errors.Is(err, fs.ErrNotExist):
+	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 

@@ -145,8 +145,8 @@ func (r *requestHead) parseRequestLine(line []byte) error {
 	if !isToken(m) {
 		return badHead("malformed method")
 	}
-	for _, c := range t {
-		if c <= ' ' || c == 0x7f {
+	for i, c := range t {
+		if c <= ' ' || c >= 0x7f || c == '%' && (i+2 >= len(t) || !isHex(t[i+1]) || !isHex(t[i+2])) {
 			return badHead("malformed request target")
 		}
 	}
@@ -306,6 +306,10 @@ var tokenChars = func() (t [128]bool) {
 	}
 	return t
 }()
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
 
 // equalFold compares ASCII case-insensitively without allocating.
 func equalFold(b []byte, s string) bool {

@@ -1,0 +1,140 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(nil, nil, nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		BackendHost: "localhost", BackendPort: 49100, ProxyPort: 48322,
+		HealthCheckInterval: Duration(2 * time.Second), HealthCheckRise: 2, HealthCheckFall: 3,
+		CertDir:        "/usr/local/etc/haproxy/certs",
+		ConnectTimeout: Duration(5 * time.Second), TunnelTimeout: Duration(3600 * time.Second),
+		HandshakeTimeout: Duration(10 * time.Second), HeadTimeout: Duration(10 * time.Second),
+		ResponseTimeout: Duration(30 * time.Second), ShutdownGrace: Duration(8 * time.Second),
+		LogLevel: "info", LogFormat: "auto",
+	}
+	if c.BackendAddr() != "localhost:49100" || c.ListenAddr() != ":48322" {
+		t.Errorf("addresses %s %s", c.BackendAddr(), c.ListenAddr())
+	}
+	c.CertHostnames = nil
+	if !equal(*c, want) {
+		t.Errorf("got %+v\nwant %+v", *c, want)
+	}
+}
+
+func equal(a, b Config) bool {
+	return reflect.DeepEqual(a, b)
+}
+
+func TestEnvAndFlags(t *testing.T) {
+	environ := []string{"BACKEND_HOST=10.0.0.5", "BACKEND_PORT=1234", "HEALTH_CHECK_INTERVAL=1500",
+		"CERT_HOSTNAMES= vr.example , 192.168.1.9,,", "PROXY_PROTOCOL=true"}
+	c, err := Load([]string{"--backend-port=4321", "--listen-address", "::1", "--proxy-protocol=false", "--tunnel-timeout=2h"}, environ, nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BackendHost != "10.0.0.5" || c.BackendPort != 4321 {
+		t.Errorf("flag must win: %s:%d", c.BackendHost, c.BackendPort)
+	}
+	if c.HealthCheckInterval.D() != 1500*time.Millisecond {
+		t.Errorf("bare number is milliseconds: %v", c.HealthCheckInterval)
+	}
+	if strings.Join(c.CertHostnames, "|") != "vr.example|192.168.1.9" {
+		t.Errorf("CertHostnames %q", c.CertHostnames)
+	}
+	if c.ProxyProtocol || c.TunnelTimeout.D() != 2*time.Hour || c.ListenAddr() != "[::1]:48322" {
+		t.Errorf("got %+v", c)
+	}
+}
+
+func TestInvalidValuesNamed(t *testing.T) {
+	cases := []struct {
+		env, want string
+	}{
+		{"BACKEND_PORT=abc", `invalid BACKEND_PORT="abc"`},
+		{"PROXY_PORT=70000", `invalid PROXY_PORT="70000"`},
+		{"HEALTH_CHECK_RISE=0", `invalid HEALTH_CHECK_RISE="0"`},
+		{"HEALTH_CHECK_FALL=x", `invalid HEALTH_CHECK_FALL="x"`},
+		{"HEALTH_CHECK_INTERVAL=5 parsecs", `invalid HEALTH_CHECK_INTERVAL="5 parsecs": unknown duration`},
+		{"CONNECT_TIMEOUT=0", `invalid CONNECT_TIMEOUT="0s"`},
+		{"LOG_LEVEL=loud", `invalid LOG_LEVEL="loud"`},
+		{"LOG_FORMAT=xml", `invalid LOG_FORMAT="xml"`},
+		{"PROXY_PROTOCOL=maybe", `invalid PROXY_PROTOCOL="maybe"`},
+		{"CERT_HOSTNAMES=ok.example,bad name", `invalid CERT_HOSTNAMES="ok.example,bad name"`},
+		{"LISTEN_ADDRESS=example.com", `invalid LISTEN_ADDRESS="example.com"`},
+	}
+	for _, tc := range cases {
+		_, err := Load(nil, []string{tc.env}, nil, "test")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %s", tc.env, err, tc.want)
+			continue
+		}
+		if strings.Count(err.Error(), "\n") != 0 {
+			t.Errorf("%s: want one line, got %q", tc.env, err)
+		}
+	}
+	_, err := Load([]string{"--backend-port=abc"}, nil, nil, "test")
+	if err == nil || !strings.Contains(err.Error(), `BACKEND_PORT="abc"`) {
+		t.Errorf("bad flag: %v", err)
+	}
+	if _, err := Load([]string{"--no-such-flag"}, nil, nil, "test"); err == nil {
+		t.Error("unknown flag accepted")
+	}
+	if _, err := Load([]string{"stray"}, nil, nil, "test"); err == nil {
+		t.Error("stray argument accepted")
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := Load([]string{"--help"}, nil, &out, "1.2.3"); !errors.Is(err, ErrHelp) {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--backend-host", "BACKEND_HOST", "default localhost", "--health-check-interval", "--version"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	out.Reset()
+	if _, err := Load([]string{"--version"}, nil, &out, "1.2.3"); !errors.Is(err, ErrVersion) || !strings.Contains(out.String(), "1.2.3") {
+		t.Errorf("version: %v %q", err, out.String())
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	cases := map[string]time.Duration{
+		"2000": 2 * time.Second, "2s": 2 * time.Second, "500ms": 500 * time.Millisecond, "3m": 3 * time.Minute,
+		"1h": time.Hour, "1d": 24 * time.Hour, "250us": 250 * time.Microsecond, "1m30s": 90 * time.Second, " 5s ": 5 * time.Second,
+	}
+	for in, want := range cases {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("%q: %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "s", "-5s", "5x", "1.5.2s", "99999999999999999999d"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestEffectiveListsEverySetting(t *testing.T) {
+	c, _ := Load(nil, []string{"CERT_HOSTNAMES=a.example,b.example"}, nil, "test")
+	got := map[string]string{}
+	for _, s := range c.Effective() {
+		got[s.Key] = s.Value
+	}
+	if got["BACKEND_PORT"] != "49100" || got["CERT_HOSTNAMES"] != "a.example,b.example" || got["TUNNEL_TIMEOUT"] != "1h0m0s" || len(got) < 20 {
+		t.Errorf("%v", got)
+	}
+}

@@ -1,0 +1,319 @@
+package main
+
+// These tests build the real binary and run it as a user would, on
+// loopback ports, in front of the test echo backend.
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cxp-bin")
+	if err != nil {
+		panic(err)
+	}
+	os.Chmod(dir, 0o755) // runnable by the unprivileged user in TestCertDirNotWritable
+	binary = filepath.Join(dir, "cloudxr-wss-proxy")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running proxy whose JSON log lines are collected.
+type proc struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []map[string]any
+	raw   bytes.Buffer
+	done  chan struct{}
+}
+
+func startProc(t *testing.T, env ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=json", "LISTEN_ADDRESS=127.0.0.1", "PROXY_PORT=0", "HEALTH_CHECK_INTERVAL=100"}, env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var m map[string]any
+			json.Unmarshal(sc.Bytes(), &m)
+			p.mu.Lock()
+			p.raw.Write(append(sc.Bytes(), '\n'))
+			if m != nil {
+				p.lines = append(p.lines, m)
+			}
+			p.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", p.output())
+		}
+	})
+	return p
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.raw.String()
+}
+
+// waitLog returns the first log line with message msg.
+func (p *proc) waitLog(msg string) map[string]any {
+	p.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		for _, l := range p.lines {
+			if l["msg"] == msg {
+				p.mu.Unlock()
+				return l
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.done:
+			p.t.Fatalf("proxy exited before logging %q", msg)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("no %q log line", msg)
+	return nil
+}
+
+func (p *proc) addr() string { return p.waitLog("listening")["address"].(string) }
+
+// stop sends SIGTERM and returns the exit code.
+func (p *proc) stop() int {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	p.cmd.Wait()
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func trustPEM(t *testing.T, path string) *tls.Config {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		t.Fatal("no certificate in " + path)
+	}
+	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
+}
+
+func backend(t *testing.T) *wstest.Backend {
+	b, err := wstest.StartBackend("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func TestRunEchoAndGracefulStop(t *testing.T) {
+	b := backend(t)
+	dir := t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir, fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1")
+	start := p.waitLog("starting")
+	if start["BACKEND_PORT"] != fmt.Sprint(b.Port()) || start["TUNNEL_TIMEOUT"] != "1h0m0s" {
+		t.Errorf("effective configuration not logged: %v", start)
+	}
+	gen := p.waitLog("generated a self-signed certificate")
+	if gen["sha256"] == "" {
+		t.Error("fingerprint not logged")
+	}
+	c, err := wstest.Dial(p.addr(), "/sign_in?peer_id=7", trustPEM(t, filepath.Join(dir, "server.crt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Echo("through the binary", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	p.waitLog("session ended")
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	p.waitLog("stopped")
+}
+
+func TestGeneratedCertificateReused(t *testing.T) {
+	dir := t.TempDir()
+	p1 := startProc(t, "CERT_DIR="+dir, "CERT_HOSTNAMES=vr.lab.example,10.1.2.3")
+	fp := p1.waitLog("generated a self-signed certificate")["sha256"]
+	p1.addr()
+	p1.stop()
+	before, _ := os.Stat(filepath.Join(dir, "server.pem"))
+
+	p2 := startProc(t, "CERT_DIR="+dir)
+	loaded := p2.waitLog("loaded certificate")
+	if loaded["sha256"] != fp {
+		t.Fatalf("second start serves %v, first generated %v", loaded["sha256"], fp)
+	}
+	after, _ := os.Stat(filepath.Join(dir, "server.pem"))
+	if !after.ModTime().Equal(before.ModTime()) {
+		t.Error("server.pem rewritten on the second start")
+	}
+	// The served certificate is the one on disk, with the extra names.
+	conn, err := tls.Dial("tcp", p2.addr(), trustPEM(t, filepath.Join(dir, "server.crt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	leaf := conn.ConnectionState().PeerCertificates[0]
+	if certs.Fingerprint(leaf) != fp {
+		t.Error("served certificate differs")
+	}
+	if err := leaf.VerifyHostname("vr.lab.example"); err != nil {
+		t.Error(err)
+	}
+	if err := leaf.VerifyHostname("10.1.2.3"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestUserCertificateReadOnly(t *testing.T) {
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "user cert"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), DNSNames: []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "certs")
+	os.Mkdir(dir, 0o755)
+	// Key first, then certificate, PKCS#1: an order and format HAProxy takes.
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	path := filepath.Join(dir, "server.pem")
+	os.WriteFile(path, data, 0o444)
+	os.Chmod(dir, 0o555)
+	defer os.Chmod(dir, 0o755)
+	before, _ := os.Stat(path)
+
+	p := startProc(t, "CERT_DIR="+dir)
+	p.waitLog("loaded certificate")
+	pool := x509.NewCertPool()
+	cert, _ := x509.ParseCertificate(der)
+	pool.AddCert(cert)
+	conn, err := tls.Dial("tcp", p.addr(), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if !bytes.Equal(conn.ConnectionState().PeerCertificates[0].Raw, der) {
+		t.Error("served certificate is not the user's")
+	}
+	p.stop()
+	after, _ := os.Stat(path)
+	got, _ := os.ReadFile(path)
+	if !bytes.Equal(got, data) || !after.ModTime().Equal(before.ModTime()) || after.Mode() != before.Mode() {
+		t.Error("the user's server.pem was modified")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("files added beside the user's certificate: %v", entries)
+	}
+}
+
+func TestInvalidConfiguration(t *testing.T) {
+	cases := []struct{ env, want string }{
+		{"BACKEND_PORT=abc", `BACKEND_PORT="abc"`},
+		{"PROXY_PORT=70000", `PROXY_PORT="70000"`},
+		{"HEALTH_CHECK_RISE=0", `HEALTH_CHECK_RISE="0"`},
+		{"HEALTH_CHECK_INTERVAL=2 weeks", `HEALTH_CHECK_INTERVAL="2 weeks"`},
+	}
+	for _, tc := range cases {
+		cmd := exec.Command(binary)
+		cmd.Env = []string{tc.env, "CERT_DIR=" + t.TempDir()}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 2 {
+			t.Errorf("%s: exit %d (%v), want 2", tc.env, code, err)
+		}
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+			t.Errorf("%s: stderr %q, want one line naming %s", tc.env, stderr.String(), tc.want)
+		}
+	}
+}
+
+func TestCertDirNotWritable(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("this test runs the binary as an unprivileged user and needs root to do so")
+	}
+	dir := filepath.Join(t.TempDir(), "certs")
+	os.Mkdir(dir, 0o755) // owned by root: nobody cannot write here
+	for d := filepath.Dir(dir); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // but can look inside
+	}
+	cmd := exec.Command(binary)
+	cmd.Env = []string{"CERT_DIR=" + dir, "PROXY_PORT=0"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 2 {
+		t.Fatalf("exit %d, want 2; stderr %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "CERT_DIR "+dir) || !strings.Contains(stderr.String(), "not writable") {
+		t.Errorf("message %q does not say CERT_DIR is not writable", stderr.String())
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, arg := range []string{"--help", "--version"} {
+		out, err := exec.Command(binary, arg).CombinedOutput()
+		if err != nil || len(out) == 0 {
+			t.Errorf("%s: %v %q", arg, err, out)
+		}
+	}
+}

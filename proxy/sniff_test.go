@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseRequestHead(t *testing.T) {
+	const ws = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	cases := []struct {
+		name   string
+		head   string
+		status int // 0: accepted
+		want   requestHead
+	}{
+		{"upgrade", "GET /a?b=c HTTP/1.1\r\nHost: h\r\n" + ws + "Origin: https://o\r\n\r\n", 0,
+			requestHead{method: "GET", target: "/a?b=c", proto: "HTTP/1.1", host: "h", origin: "https://o", upgrade: true}},
+		{"upgrade token list and case", "GET / HTTP/1.1\r\nHost: h\r\nupgrade: WebSocket\r\nconnection: keep-alive, UPGRADE\r\n\r\n", 0,
+			requestHead{method: "GET", target: "/", proto: "HTTP/1.1", host: "h", upgrade: true}},
+		{"plain get", "GET / HTTP/1.1\r\nHost: h\r\n\r\n", 0,
+			requestHead{method: "GET", target: "/", proto: "HTTP/1.1", host: "h"}},
+		{"http/1.0 closes", "GET / HTTP/1.0\r\n\r\n", 0,
+			requestHead{method: "GET", target: "/", proto: "HTTP/1.0", close: true}},
+		{"http/1.0 keep-alive", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0,
+			requestHead{method: "GET", target: "/", proto: "HTTP/1.0"}},
+		{"close", "OPTIONS * HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 0,
+			requestHead{method: "OPTIONS", target: "*", proto: "HTTP/1.1", host: "h", close: true}},
+		{"body", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n", 0,
+			requestHead{method: "POST", target: "/", proto: "HTTP/1.1", host: "h", hasBody: true}},
+		{"same length twice", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 0,
+			requestHead{method: "POST", target: "/", proto: "HTTP/1.1", host: "h", hasBody: true}},
+		{"chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 0,
+			requestHead{method: "POST", target: "/", proto: "HTTP/1.1", host: "h", hasBody: true}},
+
+		{"no host", "GET / HTTP/1.1\r\n\r\n", 400, requestHead{}},
+		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, requestHead{}},
+		{"CL and TE", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400, requestHead{}},
+		{"two lengths", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400, requestHead{}},
+		{"bad length", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n", 400, requestHead{}},
+		{"gzip TE", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, requestHead{}},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", 400, requestHead{}},
+		{"space before colon", "GET / HTTP/1.1\r\nHost : h\r\n\r\n", 400, requestHead{}},
+		{"NUL in value", "GET / HTTP/1.1\r\nHost: h\x00\r\n\r\n", 400, requestHead{}},
+		{"CR in value", "GET / HTTP/1.1\r\nHost: h\rx\r\n\r\n", 400, requestHead{}},
+		{"control in name", "GET / HTTP/1.1\r\nHo\x01st: h\r\n\r\n", 400, requestHead{}},
+		{"bare LF", "GET / HTTP/1.1\nHost: h\r\n\r\n", 400, requestHead{}},
+		{"http/0.9", "GET /\r\n\r\n", 400, requestHead{}},
+		{"http/2 preface", "PRI * HTTP/2.0\r\n\r\n", 400, requestHead{}},
+		{"absolute form", "GET http://evil/ HTTP/1.1\r\nHost: evil\r\n\r\n", 400, requestHead{}},
+		{"CONNECT", "CONNECT evil:443 HTTP/1.1\r\nHost: evil:443\r\n\r\n", 501, requestHead{}},
+		{"upgrade without connection", "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n", 400, requestHead{}},
+		{"h2c upgrade", "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", 501, requestHead{}},
+		{"upgrade with body", "GET / HTTP/1.1\r\nHost: h\r\n" + ws + "Content-Length: 3\r\n\r\n", 400, requestHead{}},
+		{"upgrade by POST", "POST / HTTP/1.1\r\nHost: h\r\n" + ws + "\r\n", 400, requestHead{}},
+		{"space in target", "GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", 400, requestHead{}},
+		{"double space", "GET  / HTTP/1.1\r\nHost: h\r\n\r\n", 400, requestHead{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseRequestHead([]byte(tc.head))
+			if tc.status != 0 {
+				var he *headError
+				if !errors.As(err, &he) || he.status != tc.status {
+					t.Fatalf("err %v, want status %d", err, tc.status)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseResponseHead(t *testing.T) {
+	cases := []struct {
+		head   string
+		status int
+		length int64
+		ok     bool
+	}{
+		{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", 101, 0, true},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", 200, 12, true},
+		{"HTTP/1.0 200\r\n\r\n", 200, -1, true},
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 200, -1, true},
+		{"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", 204, 0, true},
+		{"HTTP/1.1 304 Not Modified\r\n\r\n", 304, 0, true},
+		{"SSH-2.0-OpenSSH\r\n\r\n", 0, 0, false},
+		{"HTTP/1.1 2000 OK\r\n\r\n", 0, 0, false},
+		{"HTTP/1.1 099 X\r\n\r\n", 0, 0, false},
+		{"HTTP/2.0 200 OK\r\n\r\n", 0, 0, false},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 0, 0, false},
+		{"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n", 0, 0, false},
+	}
+	for _, tc := range cases {
+		got, err := parseResponseHead([]byte(tc.head))
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: err %v", tc.head, err)
+			continue
+		}
+		if tc.ok && (got.status != tc.status || got.contentLength != tc.length) {
+			t.Errorf("%q: got %+v", tc.head, got)
+		}
+	}
+}
+
+func TestReadHead(t *testing.T) {
+	// Heads split at every byte boundary are found, with what follows kept.
+	full := "GET / HTTP/1.1\r\nHost: h\r\n\r\nNEXT"
+	for i := 1; i < len(full); i++ {
+		r := &chunkReader{parts: []string{full[:i], full[i:]}}
+		buf := make([]byte, 64)
+		hl, n, err := readHead(r, buf, 0)
+		if err != nil || string(buf[:hl]) != strings.TrimSuffix(full, "NEXT") {
+			t.Fatalf("split at %d: %q %v", i, buf[:hl], err)
+		}
+		if hl < n && string(buf[hl:n]) != "NEXT"[:n-hl] {
+			t.Fatalf("split at %d: rest %q", i, buf[hl:n])
+		}
+	}
+	if _, _, err := readHead(strings.NewReader(strings.Repeat("a", 100)), make([]byte, 64), 0); err != errHeadTooLarge {
+		t.Fatalf("too large: %v", err)
+	}
+}
+
+type chunkReader struct{ parts []string }
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.parts) == 0 {
+		return 0, errors.New("EOF")
+	}
+	n := copy(p, r.parts[0])
+	r.parts[0] = r.parts[0][n:]
+	if r.parts[0] == "" {
+		r.parts = r.parts[1:]
+	}
+	return n, nil
+}

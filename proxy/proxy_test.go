@@ -594,3 +594,47 @@ func scriptedBackend(t *testing.T, f func(net.Conn)) string {
 	}()
 	return ln.Addr().String()
 }
+
+func TestTLSPolicy(t *testing.T) {
+	e := start(t)
+	// ALPN: http/1.1 is chosen even when the client prefers h2.
+	c, err := tls.Dial("tcp", e.addr, &tls.Config{RootCAs: e.tls.RootCAs, ServerName: "localhost", NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+		t.Errorf("ALPN %q", p)
+	}
+	c.Close()
+	// TLS 1.2 with a CBC suite only, or without forward secrecy: refused.
+	for _, suite := range []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA} {
+		cfg := &tls.Config{RootCAs: e.tls.RootCAs, ServerName: "localhost", MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}}
+		if c, err := tls.Dial("tcp", e.addr, cfg); err == nil {
+			c.Close()
+			t.Errorf("suite %s accepted", tls.CipherSuiteName(suite))
+		}
+	}
+	// TLS 1.2 with an intermediate suite works.
+	cfg := &tls.Config{RootCAs: e.tls.RootCAs, ServerName: "localhost", MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}}
+	c, err = tls.Dial("tcp", e.addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// No session resumption by default, as in the reference container.
+	cache := tls.NewLRUClientSessionCache(4)
+	for i := range 2 {
+		c, err := tls.Dial("tcp", e.addr, &tls.Config{RootCAs: e.tls.RootCAs, ServerName: "localhost", ClientSessionCache: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// TLS 1.3 tickets arrive after the handshake; a read fetches them.
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		c.Read(make([]byte, 1))
+		if c.ConnectionState().DidResume {
+			t.Errorf("connection %d resumed a session", i)
+		}
+		c.Close()
+	}
+}

@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# A drop-in for the HAProxy "wss-proxy" image: same port, variables and
+# certificate directory. Build: docker build -t cloudxr-wss-proxy .
+ARG BUILDER_IMAGE=golang:1.26-bookworm
+
+FROM ${BUILDER_IMAGE} AS build
+ARG VERSION=dev
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/cloudxr-wss-proxy . \
+ && mkdir -p /out/certs
+
+FROM scratch
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="cloudxr-wss-proxy" \
+      org.opencontainers.image.description="TLS (wss://) front door for the CloudXR Runtime's WebSocket signaling" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=build /out/cloudxr-wss-proxy /cloudxr-wss-proxy
+COPY --from=build --chown=65532:65532 /out/certs /usr/local/etc/haproxy/certs
+ENV CERT_DIR=/usr/local/etc/haproxy/certs \
+    LOG_FORMAT=json
+USER 65532:65532
+VOLUME ["/usr/local/etc/haproxy/certs"]
+EXPOSE 48322
+ENTRYPOINT ["/cloudxr-wss-proxy"]

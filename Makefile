@@ -1,0 +1,29 @@
+# cloudxr-wss-proxy — common tasks. Go 1.26 is expected at /usr/local/go.
+export PATH := /usr/local/go/bin:$(PATH)
+
+BINARY  := cloudxr-wss-proxy
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build run test lint fuzz clean
+
+build: ## a static binary in ./cloudxr-wss-proxy
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) .
+
+run: build ## run with defaults; the certificate is generated in ./certs-local
+	CERT_DIR=$(CURDIR)/certs-local ./$(BINARY)
+
+test: ## vet, then every test with the race detector (what CI runs)
+	go vet ./...
+	go test -race -count=1 ./...
+
+lint: ## formatting and vet
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
+	go vet ./...
+
+fuzz: ## run each fuzzer for FUZZTIME (default 1m)
+	go test -run XXX -fuzz FuzzParseRequestHead -fuzztime $(or $(FUZZTIME),1m) ./proxy
+	go test -run XXX -fuzz FuzzInjectResponse -fuzztime $(or $(FUZZTIME),1m) ./proxy
+
+clean:
+	rm -rf $(BINARY) certs-local

@@ -115,7 +115,8 @@ func (s *session) handshake() bool {
 		return false
 	}
 	s.conn.SetDeadline(time.Time{})
-	return true
+	// A kill that ran during the handshake had its deadline cleared above.
+	return !s.halted.Load()
 }
 
 func (s *session) handshakeFailed(class string, err error) {
@@ -144,6 +145,9 @@ func (s *session) handleRequests() {
 	buf, n := *bp, 0
 	for {
 		s.tc.SetReadDeadline(time.Now().Add(o.HeadTimeout))
+		if s.halted.Load() {
+			return // killed while a deadline was being replaced
+		}
 		hl, m, err := readHead(s.tc, buf, n)
 		n = m
 		if err != nil {

@@ -139,10 +139,21 @@ func (s *session) startUpstream(backend net.Conn) (*direction, <-chan struct{}) 
 // have closed; otherwise it ends once the response (respLimit bytes, or up
 // to the backend's close when -1) has been relayed.
 func (s *session) relayDown(backend net.Conn, respLimit int64) *direction {
-	if !s.tunnel.Load() {
-		s.idle.Store(int64(s.srv.opts.ResponseTimeout))
+	idle := s.srv.opts.ResponseTimeout
+	if s.tunnel.Load() {
+		idle = s.srv.opts.TunnelTimeout
 	}
-	backend.SetReadDeadline(time.Now().Add(time.Duration(s.idle.Load())))
+	s.idle.Store(int64(idle))
+	deadline := time.Now().Add(idle)
+	s.tc.SetReadDeadline(deadline)
+	backend.SetReadDeadline(deadline)
+	// The client side may have ended or been stopped meanwhile: keep its
+	// deadline, which the lines above replaced.
+	if s.halted.Load() {
+		s.halt()
+	} else if s.lingerUntil.Load() != 0 {
+		s.linger()
+	}
 	d := &direction{src: backend, dst: s.tc, limit: respLimit}
 	s.directionEnded(d, false, s.copyBackendToClient(d))
 	return d

@@ -14,7 +14,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -23,6 +22,7 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/logging"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/portal"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/proxy"
 )
 
@@ -76,24 +76,16 @@ func run(args []string) error {
 	log.Info("starting", fields...)
 
 	hostname, _ := os.Hostname()
-	cert, err := certs.Ensure(cfg.CertDir, certs.DefaultNames(hostname, cfg.CertHostnames), time.Now())
+	certMgr, err := certs.NewManager(certs.Options{
+		Dir:    cfg.CertDir,
+		Names:  certs.WantedNames(hostname, certs.InterfaceIPs(), cfg.CertHostnames),
+		Label:  hostname,
+		Mode:   certs.Mode(cfg.CertMode),
+		Logger: log,
+	})
 	if err != nil {
 		return usageError{err}
 	}
-	leaf := cert.Cert.Leaf
-	certFields := []zap.Field{
-		zap.String("path", cert.Path),
-		zap.String("sha256", cert.Fingerprint()),
-		zap.Strings("dns_names", leaf.DNSNames),
-		zap.Stringers("ip_addresses", leaf.IPAddresses),
-		zap.Time("not_after", leaf.NotAfter),
-	}
-	if cert.Generated {
-		log.Info("generated a self-signed certificate", certFields...)
-	} else {
-		log.Info("loaded certificate", certFields...)
-	}
-	provider := certs.NewProvider(cert.Cert)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr())
 	if err != nil {
@@ -110,9 +102,24 @@ func run(args []string) error {
 		Logger:   log,
 		OnChange: func(s health.State, reason string) { srv.BackendChanged(s, reason) },
 	})
+	site, err := portal.New(portal.Options{
+		Version: fullVersion(),
+		Backend: func() portal.Backend {
+			st, since := checker.State()
+			return portal.Backend{Address: cfg.BackendAddr(), Up: st == health.Up, State: st.String(), Since: since}
+		},
+		Certificate: certMgr.Current,
+		WebRoot:     cfg.WebRoot,
+		WebPath:     cfg.WebPath,
+	})
+	if err != nil {
+		return usageError{fmt.Errorf("WEB_ROOT: %w", err)}
+	}
 	srv = proxy.New(proxy.Options{
 		Backend:           cfg.BackendAddr(),
-		GetCertificate:    provider.GetCertificate,
+		GetCertificate:    certMgr.GetCertificate,
+		CheckName:         certMgr.CheckName,
+		Local:             site,
 		TLSSessionTickets: cfg.TLSSessionTickets,
 		Health:            checker,
 		ConnectTimeout:    cfg.ConnectTimeout.D(),
@@ -128,6 +135,13 @@ func run(args []string) error {
 	ctx, stopChecks := context.WithCancel(context.Background())
 	checksDone := make(chan struct{})
 	go func() { defer close(checksDone); checker.Run(ctx) }()
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); certMgr.Watch(ctx, cfg.CertWatch.D()) }()
+	stopBackground := func() {
+		stopChecks()
+		<-checksDone
+		<-watchDone
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", zap.String("address", ln.Addr().String()), zap.String("backend", cfg.BackendAddr()))
@@ -138,20 +152,18 @@ func run(args []string) error {
 	for {
 		select {
 		case err := <-serveErr:
-			stopChecks()
-			<-checksDone
+			stopBackground()
 			return fmt.Errorf("serving: %w", err)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				log.Info("SIGHUP received; certificates are read at start only, nothing to reload")
+				certMgr.Reload("SIGHUP")
 				continue
 			}
 			log.Info("signal received: shutting down", zap.Stringer("signal", sig), zap.Duration("grace", cfg.ShutdownGrace.D()))
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.D())
 			srv.Shutdown(sctx)
 			cancel()
-			stopChecks()
-			<-checksDone
+			stopBackground()
 			<-serveErr
 			log.Info("stopped")
 			return nil

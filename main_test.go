@@ -163,11 +163,11 @@ func TestRunEchoAndGracefulStop(t *testing.T) {
 	if start["BACKEND_PORT"] != fmt.Sprint(b.Port()) || start["TUNNEL_TIMEOUT"] != "1h0m0s" {
 		t.Errorf("effective configuration not logged: %v", start)
 	}
-	gen := p.waitLog("generated a self-signed certificate")
+	gen := p.waitLog("generated a certificate")
 	if gen["sha256"] == "" {
 		t.Error("fingerprint not logged")
 	}
-	c, err := wstest.Dial(p.addr(), "/sign_in?peer_id=7", trustPEM(t, filepath.Join(dir, "server.crt")))
+	c, err := wstest.Dial(p.addr(), "/sign_in?peer_id=7", trustPEM(t, filepath.Join(dir, "ca.crt")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,13 +185,13 @@ func TestRunEchoAndGracefulStop(t *testing.T) {
 func TestGeneratedCertificateReused(t *testing.T) {
 	dir := t.TempDir()
 	p1 := startProc(t, "CERT_DIR="+dir, "CERT_HOSTNAMES=vr.lab.example,10.1.2.3")
-	fp := p1.waitLog("generated a self-signed certificate")["sha256"]
+	fp := p1.waitLog("generated a certificate")["sha256"]
 	p1.addr()
 	p1.stop()
 	before, _ := os.Stat(filepath.Join(dir, "server.pem"))
 
 	p2 := startProc(t, "CERT_DIR="+dir)
-	loaded := p2.waitLog("loaded certificate")
+	loaded := p2.waitLog("reusing the certificate generated earlier")
 	if loaded["sha256"] != fp {
 		t.Fatalf("second start serves %v, first generated %v", loaded["sha256"], fp)
 	}
@@ -200,7 +200,7 @@ func TestGeneratedCertificateReused(t *testing.T) {
 		t.Error("server.pem rewritten on the second start")
 	}
 	// The served certificate is the one on disk, with the extra names.
-	conn, err := tls.Dial("tcp", p2.addr(), trustPEM(t, filepath.Join(dir, "server.crt")))
+	conn, err := tls.Dial("tcp", p2.addr(), trustPEM(t, filepath.Join(dir, "ca.crt")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestUserCertificateReadOnly(t *testing.T) {
 	before, _ := os.Stat(path)
 
 	p := startProc(t, "CERT_DIR="+dir)
-	p.waitLog("loaded certificate")
+	p.waitLog("loaded your certificate; it is only read, never changed")
 	pool := x509.NewCertPool()
 	cert, _ := x509.ParseCertificate(der)
 	pool.AddCert(cert)

@@ -13,8 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
-	"os"
-	"path/filepath"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -123,7 +122,7 @@ func TestParseKeyPairErrors(t *testing.T) {
 }
 
 func TestGenerateSelfSigned(t *testing.T) {
-	names := DefaultNames("gpu-box", []string{"vr.lab.example", "192.168.1.50", "LOCALHOST", "fe80::1"})
+	names := WantedNames("gpu-box", []net.IP{net.ParseIP("192.168.1.50")}, []string{"vr.lab.example", "192.168.1.50", "LOCALHOST", "fe80::1"})
 	g, err := GenerateSelfSigned(names, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -164,61 +163,3 @@ func TestGenerateSelfSigned(t *testing.T) {
 	}
 }
 
-func TestEnsureGeneratesThenReuses(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "certs")
-	first, err := Ensure(dir, []string{"localhost"}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !first.Generated {
-		t.Fatal("not generated")
-	}
-	for name, mode := range map[string]os.FileMode{PEMFile: 0o600, KeyFile: 0o600, CertFile: 0o644} {
-		st, err := os.Stat(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Mode().Perm() != mode {
-			t.Errorf("%s mode %v, want %v", name, st.Mode().Perm(), mode)
-		}
-	}
-	pemBefore, _ := os.ReadFile(filepath.Join(dir, PEMFile))
-	second, err := Ensure(dir, []string{"localhost"}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second.Generated || second.Fingerprint() != first.Fingerprint() {
-		t.Error("second start did not reuse the certificate")
-	}
-	pemAfter, _ := os.ReadFile(filepath.Join(dir, PEMFile))
-	if !bytes.Equal(pemBefore, pemAfter) {
-		t.Error("server.pem rewritten")
-	}
-}
-
-func TestEnsureUnwritableDir(t *testing.T) {
-	// A directory under a regular file cannot be created, even by root.
-	file := filepath.Join(t.TempDir(), "file")
-	os.WriteFile(file, nil, 0o644)
-	_, err := Ensure(filepath.Join(file, "certs"), []string{"localhost"}, time.Now())
-	if !errors.Is(err, ErrNotWritable) {
-		t.Fatalf("err %v", err)
-	}
-	if !bytes.Contains([]byte(err.Error()), []byte("CERT_DIR "+filepath.Join(file, "certs"))) {
-		t.Errorf("message does not name CERT_DIR: %v", err)
-	}
-}
-
-func TestEnsureBrokenUserFile(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, PEMFile), []byte("not a certificate"), 0o400)
-	if _, err := Ensure(dir, []string{"localhost"}, time.Now()); err == nil {
-		t.Fatal("broken server.pem accepted")
-	}
-	if got, _ := os.ReadFile(filepath.Join(dir, PEMFile)); string(got) != "not a certificate" {
-		t.Error("user's file was changed")
-	}
-	if _, err := os.Stat(filepath.Join(dir, KeyFile)); err == nil {
-		t.Error("files written beside a user's server.pem")
-	}
-}

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,38 +11,50 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"strings"
 	"time"
 )
 
-// Validity of a generated certificate: Apple platforms refuse TLS server
-// certificates valid for more than 825 days
+// Validity of a generated server certificate: Apple platforms refuse TLS
+// server certificates valid for more than 825 days
 // (https://support.apple.com/en-us/103769).
 const generatedValidity = 825 * 24 * time.Hour
+
+// clockSkew backdates certificates, so a headset whose clock runs a little
+// behind does not see a certificate from the future.
+const clockSkew = time.Hour
 
 // Generated is a freshly made key pair in PEM form.
 type Generated struct {
 	CertPEM, KeyPEM []byte
 }
 
-// GenerateSelfSigned makes an ECDSA P-256 certificate for the given names:
-// IP addresses become IP SANs, everything else DNS SANs. The first name is
-// also the subject's common name.
+// PEM is the certificate then the key, the layout of server.pem.
+func (g Generated) PEM() []byte { return append(append([]byte{}, g.CertPEM...), g.KeyPEM...) }
+
+// GenerateSelfSigned makes a self-signed ECDSA P-256 server certificate for
+// names: IP addresses become IP SANs, everything else DNS SANs.
 func GenerateSelfSigned(names []string, now time.Time) (Generated, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := newKey()
 	if err != nil {
-		return Generated{}, fmt.Errorf("generating key: %w", err)
+		return Generated{}, err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	tmpl, err := leafTemplate(names, now)
 	if err != nil {
-		return Generated{}, fmt.Errorf("generating serial: %w", err)
+		return Generated{}, err
+	}
+	return sign(tmpl, tmpl, key.Public(), key, key)
+}
+
+// leafTemplate describes a server certificate for names.
+func leafTemplate(names []string, now time.Time) (*x509.Certificate, error) {
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: names[0], Organization: []string{"cloudxr-wss-proxy"}},
-		// An hour back, so a headset whose clock runs a little behind
-		// does not see a certificate from the future.
-		NotBefore:             now.Add(-time.Hour),
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: names[0], Organization: []string{"cloudxr-wss-proxy"}},
+		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              now.Add(generatedValidity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -54,7 +67,13 @@ func GenerateSelfSigned(names []string, now time.Time) (Generated, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	return tmpl, nil
+}
+
+// sign creates tmpl for pub, signed by parent's key, and encodes it with
+// key (the new certificate's own private key).
+func sign(tmpl, parent *x509.Certificate, pub crypto.PublicKey, parentKey crypto.Signer, key crypto.Signer) (Generated, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
 	if err != nil {
 		return Generated{}, fmt.Errorf("creating certificate: %w", err)
 	}
@@ -68,25 +87,18 @@ func GenerateSelfSigned(names []string, now time.Time) (Generated, error) {
 	}, nil
 }
 
-// DefaultNames lists the names a generated certificate covers: loopback,
-// the host name, and the extra names the user gave, without duplicates.
-func DefaultNames(hostname string, extra []string) []string {
-	names := []string{"localhost", "127.0.0.1", "::1"}
-	if hostname != "" {
-		names = append(names, hostname)
+func newKey() (*ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating key: %w", err)
 	}
-	names = append(names, extra...)
-	seen := map[string]bool{}
-	out := names[:0]
-	for _, n := range names {
-		key := strings.ToLower(n)
-		if ip := net.ParseIP(n); ip != nil {
-			key = ip.String()
-		}
-		if !seen[key] {
-			seen[key] = true
-			out = append(out, n)
-		}
+	return key, nil
+}
+
+func newSerial() (*big.Int, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("generating serial: %w", err)
 	}
-	return out
+	return serial, nil
 }

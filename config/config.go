@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 )
 
@@ -26,6 +27,11 @@ type Config struct {
 
 	CertDir       string   `env:"CERT_DIR" envDefault:"/usr/local/etc/haproxy/certs" help:"directory holding server.pem (generated there when absent)"`
 	CertHostnames []string `env:"CERT_HOSTNAMES" envSeparator:"," help:"comma-separated extra DNS names and IPs for the generated certificate"`
+	CertMode      string   `env:"CERT_MODE" envDefault:"local-ca" help:"how to make a certificate when there is none: local-ca (a CA you trust once signs it) or self-signed"`
+	CertWatch     Duration `env:"CERT_WATCH_INTERVAL" envDefault:"5s" help:"how often to look for changed certificate files (SIGHUP reloads at once)"`
+
+	WebRoot string `env:"WEB_ROOT" help:"serve this folder (a built CloudXR.js client) from the proxy's own origin"`
+	WebPath string `env:"WEB_PATH" envDefault:"/app/" help:"the path WEB_ROOT is served under"`
 
 	ConnectTimeout   Duration `env:"CONNECT_TIMEOUT" envDefault:"5s" help:"limit on connecting to the backend"`
 	TunnelTimeout    Duration `env:"TUNNEL_TIMEOUT" envDefault:"3600s" help:"an upgraded session with no bytes either way for this long is closed"`
@@ -90,6 +96,22 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			bad(d.name, d.v, "must be more than zero")
 		}
+	}
+	switch c.CertMode {
+	case "local-ca", "self-signed":
+	default:
+		bad("CERT_MODE", c.CertMode, "want local-ca or self-signed")
+	}
+	if c.CertWatch <= 0 {
+		bad("CERT_WATCH_INTERVAL", c.CertWatch, "must be more than zero")
+	}
+	if c.WebRoot != "" {
+		if st, err := os.Stat(c.WebRoot); err != nil || !st.IsDir() {
+			bad("WEB_ROOT", c.WebRoot, "not a readable directory")
+		}
+	}
+	if !strings.HasPrefix(c.WebPath, "/") || !strings.HasSuffix(c.WebPath, "/") || c.WebPath == "/" || strings.ContainsAny(c.WebPath, "?# ") {
+		bad("WEB_PATH", c.WebPath, "want a path that starts and ends with /, such as /app/")
 	}
 	if c.ShutdownGrace < 0 {
 		bad("SHUTDOWN_GRACE", c.ShutdownGrace, "must not be negative")

@@ -105,7 +105,11 @@ func (s *session) handshake() bool {
 	s.hello.localDst = s.conn.LocalAddr().String()
 	s.tc = tls.Server(s.conn, s.srv.tlsConf)
 	ctx := context.WithValue(s.srv.ctx, helloKey{}, &s.hello)
-	if err := s.tc.HandshakeContext(ctx); err != nil {
+	err := s.tc.HandshakeContext(ctx)
+	if check := s.srv.opts.CheckName; check != nil && s.hello.seen {
+		check(s.hello.requestedName(), s.client)
+	}
+	if err != nil {
 		class, plain := classifyHandshake(err, &s.hello)
 		if plain != nil {
 			plain.Write(plainHTTPResponse) // still under the handshake deadline
@@ -160,6 +164,14 @@ func (s *session) handleRequests() {
 		if err != nil {
 			s.refuse(err)
 			return
+		}
+		if l := s.srv.opts.Local; l != nil && !req.upgrade && l.Owns(req.method, req.target) {
+			if !s.serveLocal(req, buf[:hl]) {
+				s.setReason("response complete")
+				return
+			}
+			n = copy(buf, buf[hl:n])
+			continue
 		}
 		if req.method == http.MethodOptions && !req.upgrade {
 			// CORS and Private Network Access preflights never reach the

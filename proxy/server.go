@@ -41,6 +41,12 @@ type Options struct {
 	HeadTimeout      time.Duration
 	ResponseTimeout  time.Duration
 
+	// Local, if set, answers the requests it owns instead of the backend.
+	Local Local
+	// CheckName, if set, is told after each handshake the name a client
+	// asked for (its SNI, or the address it dialed when it sent none).
+	CheckName func(name, client string)
+
 	MaxConnections int  // 0: no limit
 	ProxyProtocol  bool // require a PROXY protocol header
 	Logger         *zap.Logger

@@ -43,6 +43,20 @@ type helloInfo struct {
 	localDst string // the address the client dialed
 }
 
+// requestedName is the name the client wants the certificate to cover: its
+// SNI, or, when it sent none (clients that dial an IP address), the local
+// address it dialed.
+func (h *helloInfo) requestedName() string {
+	if h.sni != "" {
+		return h.sni
+	}
+	host, _, err := net.SplitHostPort(h.localDst)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
 // recordHello wraps a config so every handshake records its ClientHello in
 // the *helloInfo found in its context. GetConfigForClient runs before
 // version negotiation, so even a client we cannot talk to is described.

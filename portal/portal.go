@@ -1,0 +1,185 @@
+// Package portal answers the requests the proxy serves itself, so that a
+// headset's first visit explains itself: the acceptance page at /, the
+// certificate downloads, a JSON status for web clients, and, optionally, a
+// built web client from the proxy's own origin. Everything else goes to the
+// CloudXR runtime.
+package portal
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+)
+
+// Stable paths. They are documented; clients and scripts may rely on them.
+const (
+	PathHome    = "/"
+	PathStatus  = "/status.json"
+	PathCAPEM   = "/ca.crt"
+	PathCADER   = "/ca.cer"
+	PathProfile = "/ca.mobileconfig"
+	pathFavicon = "/favicon.ico"
+)
+
+// Backend describes the runtime's health for the page and the status.
+type Backend struct {
+	Address string
+	Up      bool
+	State   string
+	Since   time.Time
+}
+
+// Options configure a Portal.
+type Options struct {
+	Version string
+	// Backend reports the runtime's health now.
+	Backend func() Backend
+	// Certificate returns the certificate in service.
+	Certificate func() *certs.Served
+	// WebRoot, if set, is served under WebPath (which ends in "/").
+	WebRoot, WebPath string
+}
+
+// Portal is an http.Handler for the paths it Owns.
+type Portal struct {
+	opts   Options
+	mux    *http.ServeMux
+	static http.Handler
+}
+
+// New returns a Portal; it fails only when WebRoot cannot be opened.
+func New(o Options) (*Portal, error) {
+	p := &Portal{opts: o, mux: http.NewServeMux()}
+	p.mux.HandleFunc("GET "+PathHome+"{$}", p.home)
+	p.mux.HandleFunc("GET "+PathStatus, p.status)
+	p.mux.HandleFunc("GET "+PathCAPEM, p.caPEM)
+	p.mux.HandleFunc("GET "+PathCADER, p.caDER)
+	p.mux.HandleFunc("GET "+PathProfile, p.profile)
+	p.mux.HandleFunc("GET "+pathFavicon, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	if o.WebRoot != "" {
+		h, err := staticHandler(o.WebRoot, o.WebPath)
+		if err != nil {
+			return nil, err
+		}
+		p.static = h
+		p.mux.Handle("GET "+o.WebPath, h)
+		p.mux.Handle("GET "+strings.TrimSuffix(o.WebPath, "/"), http.RedirectHandler(o.WebPath, http.StatusMovedPermanently))
+	}
+	return p, nil
+}
+
+// Owns reports whether the proxy answers this request itself: GET or HEAD
+// of one of its paths. target is the request target, with any query.
+func (p *Portal) Owns(method, target string) bool {
+	if method != http.MethodGet && method != http.MethodHead {
+		return false
+	}
+	path, _, _ := strings.Cut(target, "?")
+	switch path {
+	case PathHome, PathStatus, PathCAPEM, PathCADER, PathProfile, pathFavicon:
+		return true
+	}
+	return p.static != nil && (strings.HasPrefix(path, p.opts.WebPath) || path == strings.TrimSuffix(p.opts.WebPath, "/"))
+}
+
+// ServeHTTP answers an owned request (HEAD is served as GET without a
+// body by the caller's response writer).
+func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	p.mux.ServeHTTP(w, r)
+}
+
+// Status is the JSON document at /status.json.
+type Status struct {
+	Version     string          `json:"version"`
+	Backend     BackendStatus   `json:"backend"`
+	Certificate CertificateInfo `json:"certificate"`
+	TrustAnchor AnchorInfo      `json:"trust_anchor"`
+}
+
+// BackendStatus is the runtime's reachability.
+type BackendStatus struct {
+	Address string    `json:"address"`
+	Up      bool      `json:"up"`
+	State   string    `json:"state"`
+	Since   time.Time `json:"since"`
+}
+
+// CertificateInfo describes the certificate in service.
+type CertificateInfo struct {
+	SHA256      string    `json:"sha256"`
+	Subject     string    `json:"subject"`
+	DNSNames    []string  `json:"dns_names"`
+	IPAddresses []string  `json:"ip_addresses"`
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	Source      string    `json:"source"`
+	Mode        string    `json:"mode,omitempty"`
+}
+
+// AnchorInfo is what a client should trust, and where to download it.
+type AnchorInfo struct {
+	Subject  string `json:"subject"`
+	SHA256   string `json:"sha256"`
+	IsCA     bool   `json:"is_ca"`
+	Download string `json:"download"`
+}
+
+func (p *Portal) snapshot() Status {
+	s := p.opts.Certificate()
+	leaf := s.Leaf()
+	b := p.opts.Backend()
+	st := Status{
+		Version: p.opts.Version,
+		Backend: BackendStatus{Address: b.Address, Up: b.Up, State: b.State, Since: b.Since.UTC()},
+		Certificate: CertificateInfo{
+			SHA256: s.Fingerprint(), Subject: leaf.Subject.CommonName, DNSNames: leaf.DNSNames,
+			NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(), Source: s.Source,
+		},
+		TrustAnchor: AnchorInfo{Subject: s.Anchor.Subject.CommonName, SHA256: certs.Fingerprint(s.Anchor), IsCA: s.Anchor.IsCA, Download: PathCAPEM},
+	}
+	if s.Managed {
+		st.Certificate.Mode = string(s.Mode)
+	}
+	st.Certificate.IPAddresses = []string{}
+	for _, ip := range leaf.IPAddresses {
+		st.Certificate.IPAddresses = append(st.Certificate.IPAddresses, ip.String())
+	}
+	return st
+}
+
+func (p *Portal) status(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(p.snapshot())
+}
+
+func (p *Portal) anchor() *x509.Certificate { return p.opts.Certificate().Anchor }
+
+func (p *Portal) caPEM(w http.ResponseWriter, _ *http.Request) {
+	download(w, "application/x-x509-ca-cert", "cloudxr-wss-proxy-ca.crt")
+	pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: p.anchor().Raw})
+}
+
+func (p *Portal) caDER(w http.ResponseWriter, _ *http.Request) {
+	download(w, "application/pkix-cert", "cloudxr-wss-proxy-ca.cer")
+	w.Write(p.anchor().Raw)
+}
+
+func (p *Portal) profile(w http.ResponseWriter, _ *http.Request) {
+	download(w, "application/x-apple-aspen-config", "cloudxr-wss-proxy-ca.mobileconfig")
+	w.Write(Profile(p.anchor()))
+}
+
+func download(w http.ResponseWriter, contentType, name string) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	w.Header().Set("Cache-Control", "no-cache")
+}

@@ -162,4 +162,3 @@ func TestGenerateSelfSigned(t *testing.T) {
 		t.Errorf("does not verify against itself: %v", err)
 	}
 }
-

@@ -16,14 +16,14 @@ import (
 // tls.crt and tls.key are how a kubernetes.io/tls Secret (and cert-manager)
 // lay a certificate out.
 const (
-	PEMFile     = "server.pem" // certificate chain and key, the file served
-	CertFile    = "server.crt" // the generated certificate alone
-	KeyFile     = "server.key" // the generated key alone
-	CAFile      = "ca.crt"     // the local CA, for clients to trust
-	CAKeyFile   = "ca.key"     // the local CA's key
-	RecordFile  = "generated-by-cloudxr-wss-proxy.json"
-	SecretCert  = "tls.crt"
-	SecretKey   = "tls.key"
+	PEMFile    = "server.pem" // certificate chain and key, the file served
+	CertFile   = "server.crt" // the generated certificate alone
+	KeyFile    = "server.key" // the generated key alone
+	CAFile     = "ca.crt"     // the local CA, for clients to trust
+	CAKeyFile  = "ca.key"     // the local CA's key
+	RecordFile = "generated-by-cloudxr-wss-proxy.json"
+	SecretCert = "tls.crt"
+	SecretKey  = "tls.key"
 )
 
 // ErrNotWritable means CERT_DIR holds no certificate and one cannot be
@@ -34,8 +34,8 @@ var ErrNotWritable = errors.New("not writable")
 // with a fingerprint that matches server.pem, is what makes server.pem the
 // proxy's own to re-issue; a user's server.pem has none and is never touched.
 type record struct {
-	Mode        Mode      `json:"mode"`
-	Fingerprint string    `json:"fingerprint"`
+	Mode        Mode   `json:"mode"`
+	Fingerprint string `json:"fingerprint"`
 	// Previous is the certificate being replaced while a re-issue is
 	// written, so an interrupted re-issue is still recognised.
 	Previous string    `json:"previous_fingerprint,omitempty"`
@@ -84,9 +84,9 @@ func absent(err error) bool {
 // fileState identifies a file's content cheaply: a Kubernetes Secret update
 // swaps a symlink, which changes the inode that stat (following links) sees.
 type fileState struct {
-	ok         bool
-	size, mod  int64
-	ino, dev   uint64
+	ok        bool
+	size, mod int64
+	ino, dev  uint64
 }
 
 func stateOf(paths ...string) []fileState {

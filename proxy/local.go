@@ -51,7 +51,9 @@ type localWriter struct {
 	keep   bool
 	sent   bool // head written
 	buf    []byte
-	err    error
+	// discarded counts the body of a HEAD answer.
+	discarded int
+	err       error
 }
 
 func (w *localWriter) Header() http.Header { return w.header }
@@ -68,6 +70,7 @@ func (w *localWriter) Write(b []byte) (int, error) {
 		return 0, w.err
 	}
 	if w.noBody || !bodyAllowed(w.status) {
+		w.discarded += len(b) // a HEAD answer still says how long the body is
 		return len(b), nil
 	}
 	if !w.sent {
@@ -76,6 +79,10 @@ func (w *localWriter) Write(b []byte) (int, error) {
 			return len(b), nil
 		}
 		w.writeHead(-1)
+		if _, err := w.write(w.buf); err != nil {
+			return 0, err
+		}
+		w.buf = nil
 	}
 	return w.write(b)
 }
@@ -95,7 +102,7 @@ func (w *localWriter) write(b []byte) (int, error) {
 func (w *localWriter) finish() {
 	w.WriteHeader(http.StatusOK)
 	if !w.sent {
-		w.writeHead(len(w.buf))
+		w.writeHead(len(w.buf) + w.discarded)
 		w.write(w.buf)
 	}
 	w.s.tc.SetWriteDeadline(time.Time{})

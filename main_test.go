@@ -14,7 +14,10 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -316,4 +319,121 @@ func TestHelpAndVersion(t *testing.T) {
 			t.Errorf("%s: %v %q", arg, err, out)
 		}
 	}
+}
+
+func TestFirstVisitThroughTheProxy(t *testing.T) {
+	b := backend(t)
+	dir := t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir, fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1")
+	base := "https://" + strings.Replace(p.addr(), "127.0.0.1", "localhost", 1)
+	cfg := trustPEM(t, filepath.Join(dir, "ca.crt"))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+	defer hc.CloseIdleConnections()
+
+	resp, err := hc.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(page, []byte("The certificate is accepted")) || resp.Header.Get("Access-Control-Allow-Private-Network") != "true" {
+		t.Fatalf("home: %d %s", resp.StatusCode, page)
+	}
+	resp, err = hc.Get(base + "/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" || st["backend"].(map[string]any)["address"] != fmt.Sprintf("127.0.0.1:%d", b.Port()) {
+		t.Errorf("status: %v %v", resp.Header, st)
+	}
+	resp, err = hc.Get(base + "/ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	onDisk, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if !bytes.Equal(got, onDisk) {
+		t.Error("/ca.crt differs from CERT_DIR/ca.crt")
+	}
+	// Other paths still reach the runtime.
+	resp, err = hc.Get(base + "/sign_in?peer_id=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "backend: GET /sign_in?peer_id=1\n" {
+		t.Errorf("forwarded: %q", body)
+	}
+}
+
+func TestReloadKeepsOpenSessions(t *testing.T) {
+	b := backend(t)
+	dir := t.TempDir()
+	writePEM := func(cn string) (*x509.CertPool, string) {
+		g, err := certs.GenerateSelfSigned([]string{"localhost", cn}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(dir, ".new.pem")
+		os.WriteFile(tmp, g.PEM(), 0o600)
+		os.Rename(tmp, filepath.Join(dir, "server.pem")) // how editors and cert tools replace files
+		kp, _ := certs.ParseKeyPair(g.PEM())
+		pool := x509.NewCertPool()
+		pool.AddCert(kp.Leaf)
+		return pool, certs.Fingerprint(kp.Leaf)
+	}
+	pool1, _ := writePEM("first.example")
+	p := startProc(t, "CERT_DIR="+dir, fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1", "CERT_WATCH_INTERVAL=1h")
+	addr := p.addr()
+	open, err := wstest.Dial(addr, "/open", &tls.Config{RootCAs: pool1, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Conn.Close()
+
+	// A broken file: logged, the old certificate stays.
+	os.WriteFile(filepath.Join(dir, "server.pem"), []byte("garbage"), 0o600)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog("the certificate files changed but cannot be used; still serving the current certificate")
+	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool1, ServerName: "localhost"}); err != nil {
+		t.Fatalf("old certificate not served after a broken file: %v", err)
+	} else {
+		c.Close()
+	}
+
+	pool2, fp2 := writePEM("second.example")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	if l := p.waitLog("certificate reloaded"); l["sha256"] != fp2 {
+		t.Fatalf("reloaded %v", l["sha256"])
+	}
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool2, ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("new handshakes do not get the new certificate: %v", err)
+	}
+	c.Close()
+	if err := open.Echo("still here", 5*time.Second); err != nil {
+		t.Fatalf("open session broken by the reload: %v", err)
+	}
+}
+
+func TestUncoveredAddressLogged(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir, "LISTEN_ADDRESS=")
+	_, port, _ := net.SplitHostPort(p.addr())
+	// 127.0.0.5 is not in the certificate; a client dialing an IP sends no SNI.
+	c, err := tls.Dial("tcp", "127.0.0.5:"+port, &tls.Config{RootCAs: trustPEM(t, filepath.Join(dir, "ca.crt")).RootCAs})
+	if err == nil {
+		c.Close()
+		t.Fatal("a client verified the certificate for an address it lacks")
+	}
+	l := p.waitLog("a client used a name the certificate does not cover")
+	if l["name"] != "127.0.0.5" || !strings.Contains(fmt.Sprint(l["fix"]), "CERT_HOSTNAMES") {
+		t.Errorf("log %v", l)
+	}
+	p.waitLog("TLS handshake failed")
 }

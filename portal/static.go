@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"errors"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -50,7 +49,9 @@ type noListing struct{ fs.FS }
 func (n noListing) Open(name string) (fs.File, error) {
 	f, err := n.FS.Open(name)
 	if err != nil {
-		return nil, err
+		// Includes os.Root refusing a symlink that leads out of the
+		// folder: to the client, that file does not exist.
+		return nil, fs.ErrNotExist
 	}
 	st, err := f.Stat()
 	if err != nil || !st.IsDir() {
@@ -59,10 +60,7 @@ func (n noListing) Open(name string) (fs.File, error) {
 	idx, err := n.FS.Open(path.Join(name, "index.html"))
 	if err != nil {
 		f.Close()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fs.ErrNotExist
-		}
-		return nil, err
+		return nil, fs.ErrNotExist
 	}
 	idx.Close()
 	return f, nil

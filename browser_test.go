@@ -1,0 +1,116 @@
+package main
+
+// A real browser: Debian's Chromium, headless, trusting the proxy's local CA
+// through an NSS database made for the test (certificate errors are not
+// ignored), loads the acceptance page and a same-origin web client that
+// opens a wss:// WebSocket through the proxy to the echo backend.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+const clientPage = `<!doctype html>
+<html><head><meta charset="utf-8"><title>test client</title></head>
+<body><p id="result">pending</p>
+<script>
+const out = document.getElementById('result');
+fetch('/status.json').then(r => r.json()).then(st => {
+  const ws = new WebSocket('wss://' + location.host + '/sign_in?peer_id=chromium');
+  ws.onopen = () => ws.send('hello from chromium');
+  ws.onmessage = (e) => { out.textContent = 'echo:' + e.data + ';backend_up:' + st.backend.up; ws.close(); };
+  ws.onerror = () => { out.textContent = 'websocket error'; };
+}).catch(e => { out.textContent = 'fetch error: ' + e; });
+</script></body></html>`
+
+func TestChromiumTrustsCAAndEchoes(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is needed for this test (apt-get install chromium; .ci/run installs it)")
+	}
+	certutil, err := exec.LookPath("certutil")
+	if err != nil {
+		t.Fatal("certutil is needed for this test (apt-get install libnss3-tools; .ci/run installs it)")
+	}
+	b := backend(t)
+	dir, web, home := t.TempDir(), t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(web, "index.html"), []byte(clientPage), 0o644)
+	p := startProc(t, "CERT_DIR="+dir, "WEB_ROOT="+web, fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1")
+	_, port, _ := strings.Cut(p.addr(), "127.0.0.1:")
+	origin := "https://localhost:" + port
+
+	// Chromium on Linux reads trust from $HOME/.pki/nssdb.
+	nssdb := "sql:" + filepath.Join(home, ".pki", "nssdb")
+	os.MkdirAll(filepath.Join(home, ".pki", "nssdb"), 0o700)
+	for _, args := range [][]string{
+		{"-N", "-d", nssdb, "--empty-password"},
+		{"-A", "-d", nssdb, "-n", "cloudxr-wss-proxy test CA", "-t", "C,,", "-i", filepath.Join(dir, "ca.crt")},
+	} {
+		if out, err := exec.Command(certutil, args...).CombinedOutput(); err != nil {
+			t.Fatalf("certutil %v: %v\n%s", args, err, out)
+		}
+	}
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(filepath.Join(home, "profile")),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Env("HOME=" + home),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelTimeout()
+
+	// Navigate fails on a certificate error: the CA must really be trusted.
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatalf("loading the acceptance page: %v", err)
+	}
+	heading, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('h1').textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fingerprint, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('fingerprint').textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(origin+"/app/")); err != nil {
+		t.Fatalf("loading the web client: %v", err)
+	}
+	result, err := chromedp.Run(ctx, chromedp.Poll[string](
+		`(() => { const t = document.getElementById('result').textContent; return t !== 'pending' && t; })()`,
+		chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil {
+		t.Fatalf("waiting for the page's result: %v", err)
+	}
+	if !strings.Contains(heading, "The certificate is accepted") {
+		t.Errorf("acceptance page heading %q", heading)
+	}
+	if want := p.waitLog("generated a certificate")["sha256"]; strings.TrimSpace(fingerprint) != want {
+		t.Errorf("page shows fingerprint %q, proxy serves %v", fingerprint, want)
+	}
+	if result != "echo:hello from chromium;backend_up:true" {
+		t.Fatalf("page reports %q", result)
+	}
+	if l := p.waitLog("session ended"); l == nil {
+		t.Error("no session log")
+	}
+}

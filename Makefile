@@ -5,7 +5,7 @@ BINARY  := cloudxr-wss-proxy
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test lint fuzz clean
+.PHONY: build run test test-deps lint fuzz clean
 
 build: ## a static binary in ./cloudxr-wss-proxy
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) .
@@ -13,9 +13,12 @@ build: ## a static binary in ./cloudxr-wss-proxy
 run: build ## run with defaults; the certificate is generated in ./certs-local
 	CERT_DIR=$(CURDIR)/certs-local ./$(BINARY)
 
-test: ## vet, then every test with the race detector (what CI runs)
+test: test-deps ## vet, then every test with the race detector (what CI runs)
 	go vet ./...
 	go test -race -count=1 ./...
+
+test-deps: ## install chromium and certutil from Debian's packages if missing
+	@./scripts/test-deps.sh
 
 lint: ## formatting and vet
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }

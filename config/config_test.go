@@ -17,7 +17,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		BackendHost: "localhost", BackendPort: 49100, ProxyPort: 48322,
 		HealthCheckInterval: Duration(2 * time.Second), HealthCheckRise: 2, HealthCheckFall: 3,
-		CertDir:        "/usr/local/etc/haproxy/certs",
+		CertDir: "/usr/local/etc/haproxy/certs", CertMode: "local-ca", CertWatch: Duration(5 * time.Second), WebPath: "/app/",
 		ConnectTimeout: Duration(5 * time.Second), TunnelTimeout: Duration(3600 * time.Second),
 		HandshakeTimeout: Duration(10 * time.Second), HeadTimeout: Duration(10 * time.Second),
 		ResponseTimeout: Duration(30 * time.Second), ShutdownGrace: Duration(8 * time.Second),
@@ -72,6 +72,10 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"PROXY_PROTOCOL=maybe", `invalid PROXY_PROTOCOL="maybe"`},
 		{"CERT_HOSTNAMES=ok.example,bad name", `invalid CERT_HOSTNAMES="ok.example,bad name"`},
 		{"LISTEN_ADDRESS=example.com", `invalid LISTEN_ADDRESS="example.com"`},
+		{"CERT_MODE=acme", `invalid CERT_MODE="acme"`},
+		{"WEB_ROOT=/nonexistent/dir", `invalid WEB_ROOT="/nonexistent/dir"`},
+		{"WEB_PATH=app", `invalid WEB_PATH="app"`},
+		{"WEB_PATH=/", `invalid WEB_PATH="/"`},
 	}
 	for _, tc := range cases {
 		_, err := Load(nil, []string{tc.env}, nil, "test")

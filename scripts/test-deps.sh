@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond Go, from Debian's packages, when it is
+# missing: chromium (the browser test) and certutil (an NSS database that
+# trusts the test CA). Used by `make test` and so by CI.
+set -euo pipefail
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v certutil >/dev/null || need+=(libnss3-tools)
+((${#need[@]})) || exit 0
+echo "installing test dependencies: ${need[*]}"
+sudo=()
+[ "$(id -u)" = 0 ] || sudo=(sudo)
+"${sudo[@]}" apt-get update
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y "${need[@]}"

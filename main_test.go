@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/certtest"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
@@ -436,4 +437,43 @@ func TestUncoveredAddressLogged(t *testing.T) {
 		t.Errorf("log %v", l)
 	}
 	p.waitLog("TLS handshake failed")
+}
+
+func TestSecretSymlinkSwapKeepsOpenSessions(t *testing.T) {
+	b := backend(t)
+	dir := t.TempDir()
+	secret := func(version, cn string) *tls.Config {
+		g, err := certs.GenerateSelfSigned([]string{"localhost", cn}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := certtest.WriteSecret(dir, version, g.CertPEM, g.KeyPEM); err != nil {
+			t.Fatal(err)
+		}
+		kp, _ := certs.ParseKeyPair(g.PEM())
+		pool := x509.NewCertPool()
+		pool.AddCert(kp.Leaf)
+		return &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	}
+	v1 := secret("v1", "v1.example")
+	p := startProc(t, "CERT_DIR="+dir, fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1", "CERT_WATCH_INTERVAL=50ms")
+	if l := p.waitLog("loaded your certificate; it is only read, never changed"); l["source"] != "tls.crt and tls.key" {
+		t.Fatalf("source %v", l["source"])
+	}
+	open, err := wstest.Dial(p.addr(), "/open", v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Conn.Close()
+
+	v2 := secret("v2", "v2.example")
+	p.waitLog("certificate reloaded") // seen by polling, no signal
+	c, err := tls.Dial("tcp", p.addr(), v2)
+	if err != nil {
+		t.Fatalf("new handshakes do not get the swapped certificate: %v", err)
+	}
+	c.Close()
+	if err := open.Echo("after the swap", 5*time.Second); err != nil {
+		t.Fatalf("open session broken by the swap: %v", err)
+	}
 }

@@ -17,6 +17,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/certtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -237,25 +239,10 @@ func TestExpiredCertificateIsAnError(t *testing.T) {
 	}
 }
 
-// kubeSecret lays out a Secret volume as the kubelet does: the files are
-// symlinks through ..data, which points at a timestamped directory, and an
-// update swaps ..data atomically.
 func kubeSecret(t *testing.T, dir, version string, crt, key []byte) {
 	t.Helper()
-	os.MkdirAll(dir, 0o755)
-	ts := filepath.Join(dir, "..2026_11_25_"+version)
-	os.Mkdir(ts, 0o755)
-	os.WriteFile(filepath.Join(ts, SecretCert), crt, 0o644)
-	os.WriteFile(filepath.Join(ts, SecretKey), key, 0o600)
-	tmp := filepath.Join(dir, "..data_tmp")
-	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+	if err := certtest.WriteSecret(dir, version, crt, key); err != nil {
 		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{SecretCert, SecretKey} {
-		os.Symlink(filepath.Join("..data", n), filepath.Join(dir, n))
 	}
 }
 

@@ -113,24 +113,7 @@ func (ca *CA) Permits(name string) bool {
 
 // Issue makes a server certificate for names, signed by the CA.
 func (ca *CA) Issue(names []string, now time.Time) (Generated, error) {
-	key, err := newKey()
-	if err != nil {
-		return Generated{}, err
-	}
-	tmpl, err := leafTemplate(names, now)
-	if err != nil {
-		return Generated{}, err
-	}
-	// Never outlive the CA.
-	tmpl.NotAfter = minTime(tmpl.NotAfter, ca.Cert.NotAfter)
-	return sign(tmpl, ca.Cert, key.Public(), ca.Key, key)
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
+	return makeLeaf(names, now, ca.Cert, ca.Key)
 }
 
 func inRanges(ip net.IP, ranges []*net.IPNet) bool {

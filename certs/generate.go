@@ -34,6 +34,12 @@ func (g Generated) PEM() []byte { return append(append([]byte{}, g.CertPEM...), 
 // GenerateSelfSigned makes a self-signed ECDSA P-256 server certificate for
 // names: IP addresses become IP SANs, everything else DNS SANs.
 func GenerateSelfSigned(names []string, now time.Time) (Generated, error) {
+	return makeLeaf(names, now, nil, nil)
+}
+
+// makeLeaf makes a server certificate for names, signed by parent with
+// parentKey, or self-signed when parent is nil. It never outlives parent.
+func makeLeaf(names []string, now time.Time, parent *x509.Certificate, parentKey crypto.Signer) (Generated, error) {
 	key, err := newKey()
 	if err != nil {
 		return Generated{}, err
@@ -42,7 +48,12 @@ func GenerateSelfSigned(names []string, now time.Time) (Generated, error) {
 	if err != nil {
 		return Generated{}, err
 	}
-	return sign(tmpl, tmpl, key.Public(), key, key)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	} else if parent.NotAfter.Before(tmpl.NotAfter) {
+		tmpl.NotAfter = parent.NotAfter
+	}
+	return sign(tmpl, parent, key.Public(), parentKey, key)
 }
 
 // leafTemplate describes a server certificate for names.

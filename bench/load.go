@@ -1,0 +1,298 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
+)
+
+// The load generator: wss:// clients in closed loops. What it measures of
+// the proxy is read from /proc (its own CPU time and memory), since the
+// generator shares the machine's cores with it.
+
+var clientTLS = &tls.Config{
+	// Verification is the client's cost, not the proxy's; skipping it
+	// leaves more of the shared cores to the proxies under test.
+	InsecureSkipVerify: true,
+	NextProtos:         []string{"http/1.1"},
+	// No session cache: every session is a full handshake, as on a
+	// headset that reconnects after the reference config's tickets-off.
+}
+
+// measured is what one scenario run found.
+type measured struct {
+	ops    int64         // sessions, round trips, or bytes
+	cpu    time.Duration // the proxy's user+system time during the run
+	wall   time.Duration
+	lat    []time.Duration // sorted round-trip latencies (messages)
+	errors int64
+	// idle
+	perSession float64 // bytes of proxy RSS per held session
+	held       int
+	alive      int
+}
+
+func (m measured) cpuPerOp() time.Duration {
+	if m.ops == 0 {
+		return 0
+	}
+	return m.cpu / time.Duration(m.ops)
+}
+
+func (m measured) rate() float64 { return float64(m.ops) / m.wall.Seconds() }
+
+func (m measured) pct(p float64) time.Duration {
+	if len(m.lat) == 0 {
+		return 0
+	}
+	return m.lat[min(len(m.lat)-1, int(p*float64(len(m.lat))))]
+}
+
+// dialWS opens one wss:// session through addr.
+func dialWS(addr string) (*wstest.Client, error) {
+	c, err := (&net.Dialer{Timeout: 10 * time.Second}).Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(c, clientTLS)
+	cl, err := wstest.Upgrade(tc, "localhost", "/sign_in?peer_id=bench")
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+// during runs f in n goroutines until d has passed, measuring pid's CPU.
+func during(pid, n int, d time.Duration, f func(stop <-chan struct{}, id int) error) (measured, error) {
+	cpu0, err := cpuTime(pid)
+	if err != nil {
+		return measured{}, err
+	}
+	start := time.Now()
+	stop := make(chan struct{})
+	var (
+		wg     sync.WaitGroup
+		errs   atomic.Int64
+		first  error
+		firstM sync.Once
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(stop, i); err != nil {
+				errs.Add(1)
+				firstM.Do(func() { first = err })
+			}
+		}()
+	}
+	time.Sleep(d)
+	close(stop)
+	wg.Wait()
+	wall := time.Since(start)
+	cpu1, err := cpuTime(pid)
+	if err != nil {
+		return measured{}, err
+	}
+	m := measured{cpu: cpu1 - cpu0, wall: wall, errors: errs.Load()}
+	if first != nil && m.errors == int64(n) {
+		return m, first
+	}
+	return m, nil
+}
+
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// sessions: handshake + upgrade + one echo + close, closed loop.
+func runSessions(p *proxy, clients int, d time.Duration) (measured, error) {
+	var ops atomic.Int64
+	msg := make([]byte, 32)
+	m, err := during(p.pid(), clients, d, func(stop <-chan struct{}, _ int) error {
+		for !stopped(stop) {
+			cl, err := dialWS(p.addr)
+			if err != nil {
+				return err
+			}
+			cl.Conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := cl.Send(wstest.OpBinary, msg); err != nil {
+				cl.Conn.Close()
+				return err
+			}
+			if _, _, err := cl.Receive(); err != nil {
+				cl.Conn.Close()
+				return err
+			}
+			cl.Send(wstest.OpClose, []byte{3, 232})
+			cl.Receive()
+			cl.Conn.Close()
+			ops.Add(1)
+		}
+		return nil
+	})
+	m.ops = ops.Load()
+	return m, err
+}
+
+// messages: 256-byte echo round trips on open sessions, closed loop.
+func runMessages(p *proxy, sessions int, d time.Duration) (measured, error) {
+	cls := make([]*wstest.Client, sessions)
+	for i := range cls {
+		cl, err := dialWS(p.addr)
+		if err != nil {
+			return measured{}, err
+		}
+		defer cl.Conn.Close()
+		cls[i] = cl
+	}
+	lats := make([][]time.Duration, sessions)
+	payload := make([]byte, 256)
+	m, err := during(p.pid(), sessions, d, func(stop <-chan struct{}, id int) error {
+		cl := cls[id]
+		for !stopped(stop) {
+			t0 := time.Now()
+			if err := cl.Send(wstest.OpBinary, payload); err != nil {
+				return err
+			}
+			if _, got, err := cl.Receive(); err != nil || len(got) != len(payload) {
+				return fmt.Errorf("echo: %v", err)
+			}
+			lats[id] = append(lats[id], time.Since(t0))
+		}
+		return nil
+	})
+	for _, l := range lats {
+		m.lat = append(m.lat, l...)
+	}
+	sort.Slice(m.lat, func(i, j int) bool { return m.lat[i] < m.lat[j] })
+	m.ops = int64(len(m.lat))
+	return m, err
+}
+
+// bulk: 64 KiB messages streamed both ways; ops counts bytes through the
+// proxy in both directions.
+func runBulk(p *proxy, sessions int, d time.Duration) (measured, error) {
+	cls := make([]*wstest.Client, sessions)
+	for i := range cls {
+		cl, err := dialWS(p.addr)
+		if err != nil {
+			return measured{}, err
+		}
+		defer cl.Conn.Close()
+		cls[i] = cl
+	}
+	var echoed atomic.Int64
+	frame := wstest.AppendFrame(nil, wstest.OpBinary, make([]byte, 64<<10), true)
+	m, err := during(p.pid(), sessions, d, func(stop <-chan struct{}, id int) error {
+		cl := cls[id]
+		var sent atomic.Int64
+		werr := make(chan error, 1)
+		go func() {
+			for !stopped(stop) {
+				if _, err := cl.Conn.Write(frame); err != nil {
+					werr <- err
+					return
+				}
+				sent.Add(1)
+			}
+			werr <- nil
+		}()
+		var got int64
+		for {
+			if stopped(stop) && got >= sent.Load() {
+				break
+			}
+			cl.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, _, err := cl.Receive(); err != nil {
+				return err
+			}
+			got++
+			echoed.Add(64 << 10)
+		}
+		return <-werr
+	})
+	m.ops = 2 * echoed.Load() // each byte crosses the proxy twice
+	return m, err
+}
+
+// idle: n sessions opened and held; the proxy's memory per session; after
+// holding them quiet for hold, every session must still echo.
+func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
+	before, err := rss(p.pid())
+	if err != nil {
+		return measured{}, err
+	}
+	cls := make([]*wstest.Client, n)
+	defer func() {
+		for _, c := range cls {
+			if c != nil {
+				c.Conn.Close()
+			}
+		}
+	}()
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range cls {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cl, err := dialWS(p.addr)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			if err := cl.Echo("hello", 10*time.Second); err != nil {
+				cl.Conn.Close()
+				failed.Add(1)
+				return
+			}
+			cls[i] = cl
+		}()
+	}
+	wg.Wait()
+	m := measured{held: n - int(failed.Load())}
+	time.Sleep(hold) // quiet sessions are the scenario, not a wait for state
+	after, err := rss(p.pid())
+	if err != nil {
+		return m, err
+	}
+	m.perSession = float64(after-before) / float64(max(m.held, 1))
+	var alive atomic.Int64
+	for _, c := range cls {
+		if c == nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if c.Echo("still there", 10*time.Second) == nil {
+				alive.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	m.alive = int(alive.Load())
+	if m.held < n {
+		return m, errors.New("could not open every session")
+	}
+	return m, nil
+}

@@ -1,0 +1,262 @@
+// Command bench measures cloudxr-wss-proxy against HAProxy (Debian's
+// package, configured as the reference container) on this machine, in one
+// run, on one echo backend, and writes a Markdown table and an SVG chart.
+//
+// Usage: go run ./bench [-out bench/results] [-duration 5s] [-idle 5000]
+// (make bench installs HAProxy first when it is missing).
+package main
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	out      string
+	duration time.Duration
+	clients  int
+	idle     int
+	hold     time.Duration
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.out, "out", "bench/results", "where the table and chart go")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured run (each runs twice per proxy, in ABBA order)")
+	flag.IntVar(&o.clients, "clients", 8, "closed-loop clients in the sessions scenario")
+	flag.IntVar(&o.idle, "idle", 5000, "sessions held in the idle scenario")
+	flag.DurationVar(&o.hold, "hold", 10*time.Second, "how long the idle sessions stay quiet before each must echo")
+	flag.Parse()
+
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		return fmt.Errorf("haproxy is not installed (apt-get install -y haproxy; make bench does it)")
+	}
+	work, err := os.MkdirTemp("", "cxp-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	bin := filepath.Join(work, "cloudxr-wss-proxy")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building the proxy: %w", err)
+	}
+	env, err := describeMachine()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, env)
+
+	// Certificates: the same ECDSA P-256 and RSA-2048 for both; then each
+	// proxy's default (ours generates ECDSA, the container RSA-2048).
+	ecdsaDir, rsaDir, oursDefault, haDefault := filepath.Join(work, "ecdsa"), filepath.Join(work, "rsa"), filepath.Join(work, "ours-default"), filepath.Join(work, "ha-default")
+	if err := writeECDSA(ecdsaDir); err != nil {
+		return err
+	}
+	if err := writeRSA(rsaDir); err != nil {
+		return err
+	}
+	if err := writeRSA(haDefault); err != nil {
+		return err
+	}
+
+	backend, err := startEchoBackend()
+	if err != nil {
+		return err
+	}
+	defer backend.close()
+
+	var rep report
+	rep.env = env
+	rep.opts = o
+	for _, c := range []struct {
+		label         string
+		oursDir, haPM string
+	}{
+		{"ECDSA P-256, same certificate", ecdsaDir, filepath.Join(ecdsaDir, "server.pem")},
+		{"RSA-2048, same certificate", rsaDir, filepath.Join(rsaDir, "server.pem")},
+		{"each with its default certificate", oursDefault, filepath.Join(haDefault, "server.pem")},
+	} {
+		pair, err := startPair(bin, c.oursDir, c.haPM, backend.port(), work)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "sessions (%s)...\n", c.label)
+		r, err := abba(pair, func(p *proxy) (measured, error) { return runSessions(p, o.clients, o.duration) })
+		pair.stop()
+		if err != nil {
+			return err
+		}
+		rep.sessions = append(rep.sessions, labelled{c.label, r})
+	}
+
+	pair, err := startPair(bin, ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), backend.port(), work)
+	if err != nil {
+		return err
+	}
+	defer pair.stop()
+	fmt.Fprintln(os.Stderr, "messages...")
+	if rep.messages, err = abba(pair, func(p *proxy) (measured, error) { return runMessages(p, 8, o.duration) }); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "bulk...")
+	if rep.bulk, err = abba(pair, func(p *proxy) (measured, error) { return runBulk(p, 4, o.duration) }); err != nil {
+		return err
+	}
+	for i, p := range []*proxy{pair.ours, pair.ha} {
+		fmt.Fprintf(os.Stderr, "idle %d sessions on %s...\n", o.idle, p.name)
+		m, err := runIdle(p, o.idle, o.hold)
+		if err != nil {
+			return fmt.Errorf("idle on %s: %w", p.name, err)
+		}
+		rep.idle[i] = m
+	}
+	return rep.write(o.out)
+}
+
+// pair is our proxy and HAProxy, both running, on the same backend.
+type pair struct{ ours, ha *proxy }
+
+func startPair(bin, oursDir, haPEM string, backendPort int, work string) (*pair, error) {
+	ours, err := startOurs(bin, oursDir, backendPort, work)
+	if err != nil {
+		return nil, err
+	}
+	ha, err := startHAProxy(haPEM, backendPort, work)
+	if err != nil {
+		ours.stop()
+		return nil, err
+	}
+	p := &pair{ours, ha}
+	// Warm both up: code paths, allocator, connection pools.
+	for _, x := range []*proxy{ours, ha} {
+		if _, err := runSessions(x, 4, 500*time.Millisecond); err != nil {
+			p.stop()
+			return nil, fmt.Errorf("warming up %s: %w", x.name, err)
+		}
+	}
+	return p, nil
+}
+
+func (p *pair) stop() { p.ours.stop(); p.ha.stop() }
+
+// abba measures ours, HAProxy, HAProxy, ours and sums each proxy's two
+// runs, so a drift in the machine's speed weighs on both alike.
+func abba(p *pair, f func(*proxy) (measured, error)) ([2]measured, error) {
+	var out [2]measured
+	for _, i := range []int{0, 1, 1, 0} {
+		x := []*proxy{p.ours, p.ha}[i]
+		m, err := f(x)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", x.name, err)
+		}
+		out[i] = merge(out[i], m)
+	}
+	return out, nil
+}
+
+func merge(a, b measured) measured {
+	a.ops += b.ops
+	a.cpu += b.cpu
+	a.wall += b.wall
+	a.errors += b.errors
+	a.lat = mergeSorted(a.lat, b.lat)
+	return a
+}
+
+func mergeSorted(a, b []time.Duration) []time.Duration {
+	out := make([]time.Duration, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if a[i] <= b[j] {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
+		}
+	}
+	return append(append(out, a[i:]...), b[j:]...)
+}
+
+func writeECDSA(dir string) error {
+	g, err := certs.GenerateSelfSigned([]string{"localhost", "127.0.0.1"}, time.Now())
+	if err != nil {
+		return err
+	}
+	os.MkdirAll(dir, 0o755)
+	return os.WriteFile(filepath.Join(dir, "server.pem"), g.PEM(), 0o600)
+}
+
+// writeRSA makes what the HAProxy container's entrypoint makes with
+// openssl: RSA-2048, CN=localhost, 365 days.
+func writeRSA(dir string) error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
+		DNSNames: []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	os.MkdirAll(dir, 0o755)
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})...)
+	return os.WriteFile(filepath.Join(dir, "server.pem"), data, 0o600)
+}
+
+// describeMachine names what the figures were measured on.
+func describeMachine() (string, error) {
+	ha, err := exec.Command("haproxy", "-v").Output()
+	if err != nil {
+		return "", err
+	}
+	haLine, _, _ := strings.Cut(string(ha), "\n")
+	ssl := "OpenSSL (version unknown)"
+	if vv, err := exec.Command("haproxy", "-vv").Output(); err == nil {
+		for _, l := range strings.Split(string(vv), "\n") {
+			if strings.Contains(l, "Running on OpenSSL version") {
+				ssl = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "Running on "))
+			}
+		}
+	}
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s; %s, %s; %s; %d cores (%s)", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		runtime.Version(), strings.TrimSpace(haLine), ssl, runtime.NumCPU(), cpu), nil
+}

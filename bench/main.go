@@ -38,6 +38,11 @@ type options struct {
 	clients  int
 	idle     int
 	hold     time.Duration
+	only     string
+}
+
+func (o options) runs(scenario string) bool {
+	return o.only == "" || strings.Contains(","+o.only+",", ","+scenario+",")
 }
 
 func run() error {
@@ -47,6 +52,7 @@ func run() error {
 	flag.IntVar(&o.clients, "clients", 8, "closed-loop clients in the sessions scenario")
 	flag.IntVar(&o.idle, "idle", 5000, "sessions held in the idle scenario")
 	flag.DurationVar(&o.hold, "hold", 10*time.Second, "how long the idle sessions stay quiet before each must echo")
+	flag.StringVar(&o.only, "only", "", "run only these scenarios (comma-separated: sessions,messages,bulk,idle), for profiling")
 	flag.Parse()
 
 	if _, err := exec.LookPath("haproxy"); err != nil {
@@ -100,6 +106,9 @@ func run() error {
 		{"RSA-2048, same certificate", rsaDir, filepath.Join(rsaDir, "server.pem")},
 		{"each with its default certificate", oursDefault, filepath.Join(haDefault, "server.pem")},
 	} {
+		if !o.runs("sessions") {
+			break
+		}
 		pair, err := startPair(bin, c.oursDir, c.haPM, backend.port(), work)
 		if err != nil {
 			return err
@@ -118,15 +127,22 @@ func run() error {
 		return err
 	}
 	defer pair.stop()
-	fmt.Fprintln(os.Stderr, "messages...")
-	if rep.messages, err = abba(pair, func(p *proxy) (measured, error) { return runMessages(p, 8, o.duration) }); err != nil {
-		return err
+	if o.runs("messages") {
+		fmt.Fprintln(os.Stderr, "messages...")
+		if rep.messages, err = abba(pair, func(p *proxy) (measured, error) { return runMessages(p, 8, o.duration) }); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintln(os.Stderr, "bulk...")
-	if rep.bulk, err = abba(pair, func(p *proxy) (measured, error) { return runBulk(p, 4, o.duration) }); err != nil {
-		return err
+	if o.runs("bulk") {
+		fmt.Fprintln(os.Stderr, "bulk...")
+		if rep.bulk, err = abba(pair, func(p *proxy) (measured, error) { return runBulk(p, 4, o.duration) }); err != nil {
+			return err
+		}
 	}
 	for i, p := range []*proxy{pair.ours, pair.ha} {
+		if !o.runs("idle") {
+			break
+		}
 		fmt.Fprintf(os.Stderr, "idle %d sessions on %s...\n", o.idle, p.name)
 		m, err := runIdle(p, o.idle, o.hold)
 		if err != nil {

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	proxyproto "github.com/pires/go-proxyproto"
 	"go.uber.org/zap"
 )
 
@@ -21,7 +20,8 @@ import (
 // forwarded exchange or WebSocket tunnel.
 type session struct {
 	srv   *Server
-	conn  net.Conn // as accepted: TCP, or a PROXY protocol wrapper
+	conn  *net.TCPConn // as accepted
+	pc    *pollConn    // what crypto/tls reads: conn, after any PROXY header
 	tc    *tls.Conn
 	start time.Time
 	hello helloInfo
@@ -92,20 +92,31 @@ func (s *session) serve() {
 
 func (s *session) handshake() bool {
 	o := &s.srv.opts
-	s.conn.SetDeadline(time.Now().Add(o.HandshakeTimeout))
-	if pc, ok := s.conn.(*proxyproto.Conn); ok {
-		// Read the PROXY header now, under the handshake deadline, so the
-		// client's real address is known and a bad header is named.
-		if _, err := pc.Read(nil); err != nil {
+	deadline := time.Now().Add(o.HandshakeTimeout)
+	s.conn.SetDeadline(deadline)
+	pc, err := newPollConn(s.conn)
+	if err != nil {
+		s.handshakeFailed(failOther, err)
+		return false
+	}
+	s.pc = pc
+	s.hello.localDst = s.conn.LocalAddr().String()
+	if o.ProxyProtocol {
+		// The header comes first, under the handshake deadline; it names
+		// the client's real address and the address it dialed.
+		h, err := pc.readProxyHeader(deadline)
+		if err != nil {
 			s.handshakeFailed(failProxyHeader, err)
 			return false
 		}
-		s.client = pc.RemoteAddr().String()
+		if h.SourceAddr != nil && h.DestinationAddr != nil {
+			s.client = h.SourceAddr.String()
+			s.hello.localDst = h.DestinationAddr.String()
+		}
 	}
-	s.hello.localDst = s.conn.LocalAddr().String()
-	s.tc = tls.Server(s.conn, s.srv.tlsConf)
+	s.tc = tls.Server(pc, s.srv.tlsConf)
 	ctx := context.WithValue(s.srv.ctx, helloKey{}, &s.hello)
-	err := s.tc.HandshakeContext(ctx)
+	err = s.tc.HandshakeContext(ctx)
 	if check := s.srv.opts.CheckName; check != nil && s.hello.seen {
 		check(s.hello.requestedName(), s.client)
 	}
@@ -140,12 +151,17 @@ func (s *session) handshakeFailed(class string, err error) {
 // one request is forwarded or the connection ends.
 func (s *session) handleRequests() {
 	o := &s.srv.opts
+	// The head buffer is held while heads are read and answered, and given
+	// back before a tunnel starts: an idle session must not keep 16 KiB.
 	bp := headBufs.Get().(*[]byte)
-	defer func() {
-		if bp != nil {
+	held := true
+	release := func() {
+		if held {
 			headBufs.Put(bp)
+			held = false
 		}
-	}()
+	}
+	defer release()
 	buf, n := *bp, 0
 	for {
 		s.tc.SetReadDeadline(time.Now().Add(o.HeadTimeout))
@@ -185,7 +201,7 @@ func (s *session) handleRequests() {
 			n = copy(buf, buf[hl:n])
 			continue
 		}
-		s.forward(req, buf, hl, n)
+		s.forward(req, buf, hl, n, release)
 		return
 	}
 }
@@ -228,7 +244,7 @@ func (s *session) writeClient(b []byte) error {
 // forward sends a request to the backend and relays its response: for an
 // accepted WebSocket upgrade, the tunnel that follows. buf[:hl] is the head,
 // buf[hl:n] bytes the client sent after it, which go on unchanged.
-func (s *session) forward(req requestHead, buf []byte, hl, n int) {
+func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf func()) {
 	o := &s.srv.opts
 	backend, err := s.srv.dialBackend(s.srv.ctx)
 	if err != nil {
@@ -303,6 +319,7 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int) {
 	// (a first WebSocket frame in the same packet as the 101), in one write.
 	rest := buf[hl:n]
 	out = append(injectResponse(make([]byte, 0, hl+len(corsBlock)+len(closeLine)+len(rest)), buf[:hl], !tunnel), rest...)
+	releaseBuf()
 	if err := s.writeClient(out); err != nil {
 		s.setReason("client connection lost")
 		s.abort()

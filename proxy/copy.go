@@ -1,12 +1,16 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The byte pump: once a head has been answered, bytes go both ways as they
@@ -37,49 +41,179 @@ type direction struct {
 	readErr bool
 }
 
-// copyClientToBackend and copyBackendToClient are named so that a goroutine
-// dump says which way a stuck session is stuck.
-func (s *session) copyClientToBackend(d *direction) error { return s.copyDirection(d) }
-func (s *session) copyBackendToClient(d *direction) error { return s.copyDirection(d) }
+// An idle signaling session must cost little: it may sit quiet for hours,
+// and thousands may be open. So neither direction holds a pooled buffer
+// while it waits, and both wait in shallow frames. The client direction
+// takes from crypto/tls all it can deliver without waiting (pollConn in poll
+// mode), gives the buffer back, and waits for the socket; the backend
+// direction waits for readability on the raw socket and takes a buffer only
+// for the read itself. Reading through crypto/tls until it would block
+// before waiting means a record it has already buffered is never stranded.
 
-// copyDirection copies d.src to d.dst through a pooled buffer. It returns
-// nil when src ended cleanly (EOF) or the limit was reached.
-func (s *session) copyDirection(d *direction) error {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
+// copyClientToBackend and copyBackendToClient are named so that a goroutine
+// dump says which way a stuck session is stuck. Each returns nil when its
+// source ended cleanly (EOF) or its limit was reached.
+func (s *session) copyClientToBackend(d *direction) error {
+	r := &tlsReader{tc: s.tc, pc: s.pc}
+	attempt := r.read
 	for d.limit != 0 {
-		b := buf
-		if d.limit > 0 && int64(len(b)) > d.limit {
-			b = b[:d.limit]
-		}
-		n, err := s.read(d.src, b)
+		n, err := s.read(d.src, attempt)
 		if n > 0 {
-			if _, werr := d.dst.Write(b[:n]); werr != nil {
+			if werr := d.write((*r.bp)[:n]); werr != nil {
+				r.release()
 				return werr
 			}
-			d.n += int64(n)
-			if d.limit > 0 {
-				d.limit -= int64(n)
-			}
 		}
+		r.release()
 		if err != nil {
-			d.readErr = true
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
+			return d.readEnded(err)
 		}
 	}
 	return nil
 }
 
+// tlsReader reads the client through crypto/tls in poll mode.
+type tlsReader struct {
+	tc *tls.Conn
+	pc *pollConn
+	bp *[]byte
+}
+
+// read returns the bytes crypto/tls can deliver now, in r.bp, waiting for
+// the socket (holding no buffer) when there are none.
+func (r *tlsReader) read() (int, error) {
+	for {
+		if r.bp == nil {
+			r.bp = copyBufs.Get().(*[]byte)
+		}
+		buf := *r.bp
+		n := 0
+		var err error
+		for n < len(buf) && err == nil {
+			var m int
+			m, err = r.tc.Read(buf[n:])
+			n += m
+		}
+		if err == errWouldBlock {
+			err = nil
+		}
+		if n > 0 || err != nil {
+			return n, err // an error after data comes back on the next call
+		}
+		r.release()
+		if err := r.pc.waitReadable(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (r *tlsReader) release() {
+	if r.bp != nil {
+		copyBufs.Put(r.bp)
+		r.bp = nil
+	}
+}
+
+func (s *session) copyBackendToClient(d *direction) error {
+	rc, err := d.src.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	r := &rawReader{}
+	fill := r.fill
+	attempt := func() (int, error) {
+		if err := rc.Read(fill); err != nil {
+			return 0, err
+		}
+		return r.n, r.err
+	}
+	for d.limit != 0 {
+		n, err := s.read(d.src, attempt)
+		if n > 0 {
+			if werr := d.write((*r.bp)[:n]); werr != nil {
+				r.release()
+				return werr
+			}
+		}
+		r.release()
+		if err != nil {
+			return d.readEnded(err)
+		}
+	}
+	return nil
+}
+
+// rawReader reads a socket from inside syscall.RawConn.Read: it takes a
+// pooled buffer for each read attempt and gives it back when the socket has
+// nothing, so a quiet connection holds none. fill is bound once per
+// direction, so the steady state allocates nothing.
+type rawReader struct {
+	bp  *[]byte
+	n   int
+	err error
+}
+
+func (r *rawReader) fill(fd uintptr) bool {
+	if r.bp == nil {
+		r.bp = copyBufs.Get().(*[]byte)
+	}
+	for {
+		n, err := unix.Read(int(fd), *r.bp)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			r.release()
+			return false // wait for readability, holding no buffer
+		case err != nil:
+			r.n, r.err = 0, os.NewSyscallError("read", err)
+		case n == 0:
+			r.n, r.err = 0, io.EOF
+		default:
+			r.n, r.err = n, nil
+		}
+		return true
+	}
+}
+
+func (r *rawReader) release() {
+	if r.bp != nil {
+		copyBufs.Put(r.bp)
+		r.bp = nil
+	}
+}
+
+// write sends b on, up to the direction's limit.
+func (d *direction) write(b []byte) error {
+	if d.limit >= 0 && int64(len(b)) > d.limit {
+		b = b[:d.limit]
+	}
+	if _, err := d.dst.Write(b); err != nil {
+		return err
+	}
+	d.n += int64(len(b))
+	if d.limit > 0 {
+		d.limit -= int64(len(b))
+	}
+	return nil
+}
+
+// readEnded turns the error that ended reading into the direction's
+// result: nil for a clean end of stream.
+func (d *direction) readEnded(err error) error {
+	d.readErr = true
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
 // read reads from c, keeping the session alive while either direction
 // moves: a read deadline is only pushed back when it expires, so the data
 // path does not touch timers on every read.
-func (s *session) read(c net.Conn, b []byte) (int, error) {
+func (s *session) read(c net.Conn, attempt func() (int, error)) (int, error) {
 	for {
-		n, err := c.Read(b)
+		n, err := attempt()
 		if n > 0 {
 			s.lastActive.Store(time.Now().UnixNano())
 			return n, err
@@ -126,6 +260,7 @@ func (s *session) startUpstream(backend net.Conn) (*direction, <-chan struct{}) 
 	s.lastActive.Store(now.UnixNano())
 	s.tc.SetReadDeadline(now.Add(wait))
 	d := &direction{src: s.tc, dst: backend, limit: -1}
+	s.pc.poll = true // from here on only the pump reads the client
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

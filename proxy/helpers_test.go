@@ -46,7 +46,7 @@ func testCert(t testing.TB) (*tls.Certificate, *x509.CertPool) {
 }
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *Server
 	addr    string
 	backend *wstest.Backend
@@ -55,7 +55,7 @@ type env struct {
 }
 
 // start runs a proxy on 127.0.0.1 in front of a fresh echo backend.
-func start(t *testing.T, tweak ...func(*Options)) *env {
+func start(t testing.TB, tweak ...func(*Options)) *env {
 	t.Helper()
 	b, err := wstest.StartBackend("127.0.0.1:0")
 	if err != nil {
@@ -65,7 +65,7 @@ func start(t *testing.T, tweak ...func(*Options)) *env {
 	return startWith(t, b, b.Addr(), tweak...)
 }
 
-func startWith(t *testing.T, b *wstest.Backend, backendAddr string, tweak ...func(*Options)) *env {
+func startWith(t testing.TB, b *wstest.Backend, backendAddr string, tweak ...func(*Options)) *env {
 	t.Helper()
 	cert, pool := testCert(t)
 	core, logs := observer.New(zapcore.DebugLevel)
@@ -124,7 +124,7 @@ func (e *env) ws(target string, header ...string) *wstest.Client {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

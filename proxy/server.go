@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	proxyproto "github.com/pires/go-proxyproto"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -145,21 +144,12 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.Close()
 			continue
 		}
-		if s.opts.ProxyProtocol {
-			// The policy must be explicit: the library's default changed
-			// between versions.
-			c = proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.REQUIRE))
-		}
-		s.start(c)
+		s.start(c.(*net.TCPConn))
 	}
 }
 
-func (s *Server) start(c net.Conn) {
-	sess := &session{srv: s, conn: c, start: time.Now()}
-	if _, ok := c.(*proxyproto.Conn); !ok {
-		// A PROXY connection's address is known once its header is read.
-		sess.client = c.RemoteAddr().String()
-	}
+func (s *Server) start(c *net.TCPConn) {
+	sess := &session{srv: s, conn: c, start: time.Now(), client: c.RemoteAddr().String()}
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)

@@ -5,7 +5,6 @@ import (
 	"syscall"
 	"time"
 
-	proxyproto "github.com/pires/go-proxyproto"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,9 +44,8 @@ func tcpConn(c net.Conn) *net.TCPConn {
 	switch c := c.(type) {
 	case *net.TCPConn:
 		return c
-	case *proxyproto.Conn:
-		tc, _ := c.TCPConn()
-		return tc
+	case *pollConn:
+		return c.TCPConn
 	}
 	return nil
 }

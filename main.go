@@ -129,6 +129,7 @@ func run(args []string) error {
 		ResponseTimeout:   cfg.ResponseTimeout.D(),
 		MaxConnections:    maxConns,
 		ProxyProtocol:     cfg.ProxyProtocol,
+		ReleaseIdleMemory: true,
 		Logger:            log,
 	})
 

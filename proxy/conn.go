@@ -41,7 +41,10 @@ type session struct {
 	halted      atomic.Bool  // reads and writes are being stopped
 	aborted     atomic.Bool  // no goodbye: killed, or a side broke
 
-	mu         sync.Mutex // guards the fields below
+	tasks atomic.Int32 // pump tasks not yet ended (see pump.go)
+
+	mu         sync.Mutex    // guards the fields below
+	dirs       [2]*direction // up, down; set as the pump starts
 	backend    net.Conn
 	forwarding bool
 	reason     string
@@ -79,15 +82,15 @@ func (s *session) halt() {
 		s.backend.SetDeadline(past)
 	}
 	s.mu.Unlock()
+	s.unparkAll()
 }
 
 // serve runs the session in its own goroutine.
 func (s *session) serve() {
-	defer s.finish()
-	if !s.handshake() {
-		return
+	if s.handshake() && s.handleRequests() {
+		return // the pump finishes the session
 	}
-	s.handleRequests()
+	s.finish()
 }
 
 func (s *session) handshake() bool {
@@ -149,7 +152,9 @@ func (s *session) handshakeFailed(class string, err error) {
 
 // handleRequests reads request heads, answering preflights itself, until
 // one request is forwarded or the connection ends.
-func (s *session) handleRequests() {
+//
+// It reports whether the pump took the session over.
+func (s *session) handleRequests() bool {
 	o := &s.srv.opts
 	// The head buffer is held while heads are read and answered, and given
 	// back before a tunnel starts: an idle session must not keep 16 KiB.
@@ -166,25 +171,25 @@ func (s *session) handleRequests() {
 	for {
 		s.tc.SetReadDeadline(time.Now().Add(o.HeadTimeout))
 		if s.halted.Load() {
-			return // killed while a deadline was being replaced
+			return false // killed while a deadline was being replaced
 		}
 		hl, m, err := readHead(s.tc, buf, n)
 		n = m
 		if err != nil {
 			s.headFailed(err, n)
-			return
+			return false
 		}
 		req, err := parseRequestHead(buf[:hl])
 		s.requests++
 		s.method, s.path = req.method, req.target
 		if err != nil {
 			s.refuse(err)
-			return
+			return false
 		}
 		if l := s.srv.opts.Local; l != nil && !req.upgrade && l.Owns(req.method, req.target) {
 			if !s.serveLocal(req, buf[:hl]) {
 				s.setReason("response complete")
-				return
+				return false
 			}
 			n = copy(buf, buf[hl:n])
 			continue
@@ -196,13 +201,12 @@ func (s *session) handleRequests() {
 			s.status = http.StatusOK
 			if err := s.writeClient(preflight(keep)); err != nil || !keep {
 				s.setReason("response complete")
-				return
+				return false
 			}
 			n = copy(buf, buf[hl:n])
 			continue
 		}
-		s.forward(req, buf, hl, n, release)
-		return
+		return s.forward(req, buf, hl, n, release)
 	}
 }
 
@@ -244,7 +248,9 @@ func (s *session) writeClient(b []byte) error {
 // forward sends a request to the backend and relays its response: for an
 // accepted WebSocket upgrade, the tunnel that follows. buf[:hl] is the head,
 // buf[hl:n] bytes the client sent after it, which go on unchanged.
-func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf func()) {
+// It reports whether the pump took the session over (then the pump's last
+// task finishes it).
+func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf func()) bool {
 	o := &s.srv.opts
 	backend, err := s.srv.dialBackend(s.srv.ctx)
 	if err != nil {
@@ -252,11 +258,11 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf fun
 		s.status = http.StatusServiceUnavailable
 		s.setReason("backend unreachable")
 		s.writeClient(localResponse(http.StatusServiceUnavailable, false, "", s.srv.unreachableMsg))
-		return
+		return false
 	}
 	if !s.attach(backend) {
 		backend.Close()
-		return
+		return false
 	}
 
 	// The head goes on as it came for an upgrade; any other request is
@@ -270,19 +276,26 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf fun
 	s.up += int64(len(out))
 	if _, err := backend.Write(out); err != nil {
 		s.backendFailed(http.StatusBadGateway, "backend connection lost", err)
-		return
+		return false
 	}
 	backend.SetWriteDeadline(time.Time{})
 
-	upDir, upDone := s.startUpstream(backend)
-	defer func() {
-		<-upDone
-		s.up += upDir.n
-	}()
+	s.startUpstream(backend)
+	if !s.respond(req, backend, buf, releaseBuf) {
+		s.taskDone() // the session goroutine's part ends here
+	}
+	return true
+}
 
-	backend.SetReadDeadline(time.Now().Add(o.ResponseTimeout))
-	var resp responseHead
-	n = 0
+// respond relays the backend's response head and starts the downstream
+// direction; false means the exchange failed and the session is ending.
+func (s *session) respond(req requestHead, backend net.Conn, buf []byte, releaseBuf func()) bool {
+	backend.SetReadDeadline(time.Now().Add(s.srv.opts.ResponseTimeout))
+	var (
+		resp  responseHead
+		hl, n int
+		err   error
+	)
 	for {
 		hl, n, err = readHead(backend, buf, n)
 		if err == nil {
@@ -290,15 +303,15 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf fun
 		}
 		switch {
 		case err != nil && s.halted.Load():
-			return // the client went away, or the session was killed
+			return false // the client went away, or the session was killed
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			s.halt()
 			s.backendFailed(http.StatusGatewayTimeout, "backend response timeout", err)
-			return
+			return false
 		case err != nil:
 			s.halt()
 			s.backendFailed(http.StatusBadGateway, "bad backend response", err)
-			return
+			return false
 		}
 		if resp.status >= 200 || resp.status == http.StatusSwitchingProtocols {
 			break
@@ -307,7 +320,7 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf fun
 		if err := s.writeClient(injectResponse(nil, buf[:hl], false)); err != nil {
 			s.setReason("client connection lost")
 			s.abort()
-			return
+			return false
 		}
 		n = copy(buf, buf[hl:n])
 	}
@@ -318,12 +331,12 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf fun
 	// The response head with the header set, and whatever came after it
 	// (a first WebSocket frame in the same packet as the 101), in one write.
 	rest := buf[hl:n]
-	out = append(injectResponse(make([]byte, 0, hl+len(corsBlock)+len(closeLine)+len(rest)), buf[:hl], !tunnel), rest...)
+	out := append(injectResponse(make([]byte, 0, hl+len(corsBlock)+len(closeLine)+len(rest)), buf[:hl], !tunnel), rest...)
 	releaseBuf()
 	if err := s.writeClient(out); err != nil {
 		s.setReason("client connection lost")
 		s.abort()
-		return
+		return false
 	}
 	limit := int64(-1)
 	switch {
@@ -333,7 +346,8 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf fun
 	case resp.contentLength >= 0:
 		limit = max(resp.contentLength-int64(len(rest)), 0)
 	}
-	s.down += s.relayDown(backend, limit).n
+	s.relayDown(backend, limit)
+	return true
 }
 
 // backendFailed answers a failed exchange with the backend.
@@ -368,8 +382,16 @@ func (s *session) finish() {
 		s.backend.Close()
 	}
 	reason := s.reason
+	for i, d := range s.dirs {
+		if d != nil && i == 0 {
+			s.up += d.n
+		} else if d != nil {
+			s.down += d.n
+		}
+	}
 	s.mu.Unlock()
 	s.srv.forget(s)
+	defer s.srv.wg.Done()
 	if s.tc == nil || reason == "handshake failed" {
 		return // logged as a handshake failure
 	}

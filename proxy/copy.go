@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,13 +33,26 @@ var errIdle = errors.New("idle timeout")
 
 // direction is one way of the pump.
 type direction struct {
-	src, dst net.Conn
+	s        *session
+	up       bool     // client to backend
+	src, dst net.Conn // src's read deadline is set on srcConn
+	srcConn  net.Conn
 	// limit is how many bytes to copy; -1 copies until src ends.
 	limit int64
 	n     int64
 	// readErr says the copy ended at src (EOF or error) rather than at a
 	// failed write to dst.
 	readErr bool
+
+	tr *tlsReader // the client direction's reader
+	rr *rawReader // the backend direction's reader
+
+	// parking (see park.go)
+	key        uint64
+	fd         int
+	registered bool
+	state      atomic.Int32
+	parkReq    atomic.Bool
 }
 
 // An idle signaling session must cost little: it may sit quiet for hours,
@@ -54,10 +68,12 @@ type direction struct {
 // dump says which way a stuck session is stuck. Each returns nil when its
 // source ended cleanly (EOF) or its limit was reached.
 func (s *session) copyClientToBackend(d *direction) error {
-	r := &tlsReader{tc: s.tc, pc: s.pc}
-	attempt := r.read
+	if d.tr == nil {
+		d.tr = &tlsReader{tc: s.tc, pc: s.pc}
+	}
+	r := d.tr
 	for d.limit != 0 {
-		n, err := s.read(d.src, attempt)
+		n, err := s.read(d, r.read)
 		if n > 0 {
 			if werr := d.write((*r.bp)[:n]); werr != nil {
 				r.release()
@@ -115,20 +131,16 @@ func (r *tlsReader) release() {
 }
 
 func (s *session) copyBackendToClient(d *direction) error {
-	rc, err := d.src.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return err
-	}
-	r := &rawReader{}
-	fill := r.fill
-	attempt := func() (int, error) {
-		if err := rc.Read(fill); err != nil {
-			return 0, err
+	if d.rr == nil {
+		rc, err := d.src.(syscall.Conn).SyscallConn()
+		if err != nil {
+			return err
 		}
-		return r.n, r.err
+		d.rr = newRawReader(rc)
 	}
+	r := d.rr
 	for d.limit != 0 {
-		n, err := s.read(d.src, attempt)
+		n, err := s.read(d, r.read)
 		if n > 0 {
 			if werr := d.write((*r.bp)[:n]); werr != nil {
 				r.release()
@@ -148,9 +160,25 @@ func (s *session) copyBackendToClient(d *direction) error {
 // nothing, so a quiet connection holds none. fill is bound once per
 // direction, so the steady state allocates nothing.
 type rawReader struct {
-	bp  *[]byte
-	n   int
-	err error
+	rc     syscall.RawConn
+	fillFn func(uintptr) bool
+	bp     *[]byte
+	n      int
+	err    error
+}
+
+func newRawReader(rc syscall.RawConn) *rawReader {
+	r := &rawReader{rc: rc}
+	r.fillFn = r.fill
+	return r
+}
+
+// read waits for the socket and reads what it has, in r.bp.
+func (r *rawReader) read() (int, error) {
+	if err := r.rc.Read(r.fillFn); err != nil {
+		return 0, err
+	}
+	return r.n, r.err
 }
 
 func (r *rawReader) fill(fd uintptr) bool {
@@ -201,6 +229,9 @@ func (d *direction) write(b []byte) error {
 // readEnded turns the error that ended reading into the direction's
 // result: nil for a clean end of stream.
 func (d *direction) readEnded(err error) error {
+	if err == errPark {
+		return err
+	}
 	d.readErr = true
 	if errors.Is(err, io.EOF) {
 		return nil
@@ -208,10 +239,12 @@ func (d *direction) readEnded(err error) error {
 	return err
 }
 
-// read reads from c, keeping the session alive while either direction
+// read runs attempt, keeping the session alive while either direction
 // moves: a read deadline is only pushed back when it expires, so the data
-// path does not touch timers on every read.
-func (s *session) read(c net.Conn, attempt func() (int, error)) (int, error) {
+// path does not touch timers on every read. It returns errPark when the
+// sweeper asked the direction to park.
+func (s *session) read(d *direction, attempt func() (int, error)) (int, error) {
+	c := d.srcConn
 	for {
 		n, err := attempt()
 		if n > 0 {
@@ -223,6 +256,9 @@ func (s *session) read(c net.Conn, attempt func() (int, error)) (int, error) {
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) || s.halted.Load() {
 			return 0, err
+		}
+		if d.parkReq.Load() {
+			return 0, errPark
 		}
 		now := time.Now()
 		if l := s.lingerUntil.Load(); l != 0 {
@@ -237,113 +273,18 @@ func (s *session) read(c net.Conn, attempt func() (int, error)) (int, error) {
 			return 0, errIdle
 		}
 		c.SetReadDeadline(next)
-		// A halt or linger that ran between the checks above and the
-		// SetReadDeadline had its deadline overwritten: apply it again.
-		if s.halted.Load() {
+		// A halt, linger or park request that ran between the checks above
+		// and the SetReadDeadline had its deadline overwritten.
+		switch {
+		case s.halted.Load():
 			return 0, err
+		case d.parkReq.Load():
+			return 0, errPark
 		}
 		if l := s.lingerUntil.Load(); l != 0 {
 			c.SetReadDeadline(time.Unix(0, l))
 		}
 	}
-}
-
-// startUpstream starts copying the client's bytes to the backend, before
-// the response head is read: a request body must reach the backend before it
-// can answer. The returned channel is closed when the copy has ended.
-func (s *session) startUpstream(backend net.Conn) (*direction, <-chan struct{}) {
-	// Until the response head arrives, the response timeout guards the
-	// exchange; a client waiting quietly for it is not idle.
-	wait := max(s.srv.opts.TunnelTimeout, s.srv.opts.ResponseTimeout)
-	s.idle.Store(int64(wait))
-	now := time.Now()
-	s.lastActive.Store(now.UnixNano())
-	s.tc.SetReadDeadline(now.Add(wait))
-	d := &direction{src: s.tc, dst: backend, limit: -1}
-	s.pc.poll = true // from here on only the pump reads the client
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.directionEnded(d, true, s.copyClientToBackend(d))
-	}()
-	return d, done
-}
-
-// relayDown copies the backend's bytes to the client in the session's own
-// goroutine. In a tunnel (after a 101) the session lasts until both sides
-// have closed; otherwise it ends once the response (respLimit bytes, or up
-// to the backend's close when -1) has been relayed.
-func (s *session) relayDown(backend net.Conn, respLimit int64) *direction {
-	idle := s.srv.opts.ResponseTimeout
-	if s.tunnel.Load() {
-		idle = s.srv.opts.TunnelTimeout
-	}
-	s.idle.Store(int64(idle))
-	deadline := time.Now().Add(idle)
-	s.tc.SetReadDeadline(deadline)
-	backend.SetReadDeadline(deadline)
-	// The client side may have ended or been stopped meanwhile: keep its
-	// deadline, which the lines above replaced.
-	if s.halted.Load() {
-		s.halt()
-	} else if s.lingerUntil.Load() != 0 {
-		s.linger()
-	}
-	d := &direction{src: backend, dst: s.tc, limit: respLimit}
-	s.directionEnded(d, false, s.copyBackendToClient(d))
-	return d
-}
-
-// directionEnded records why one direction ended and acts on it.
-func (s *session) directionEnded(d *direction, up bool, err error) {
-	if s.halted.Load() {
-		return // whoever halted the session has set the reason
-	}
-	tunnel := s.tunnel.Load()
-	switch {
-	case errors.Is(err, errIdle):
-		s.setReason("idle timeout")
-	case err != nil && up == d.readErr:
-		// Reading from the client or writing to it failed.
-		s.setReason("client connection lost")
-	case err != nil:
-		s.setReason("backend connection lost")
-	case up:
-		s.setReason("client closed")
-	case !tunnel && d.limit == 0:
-		s.setReason("response complete")
-	default:
-		s.setReason("backend closed")
-	}
-	switch {
-	case err != nil:
-		// A broken side breaks the session: stop the other direction.
-		s.abort()
-	case up:
-		closeWrite(d.dst)
-		if tunnel {
-			s.linger()
-		}
-	case tunnel:
-		closeWriteTLS(s.tc)
-		s.linger()
-	default:
-		// The response is complete; the request side has nothing more to
-		// say that the backend would read.
-		s.halt()
-	}
-}
-
-// linger gives the open direction lingerTimeout to finish.
-func (s *session) linger() {
-	t := time.Now().Add(lingerTimeout)
-	s.lingerUntil.Store(t.UnixNano())
-	s.tc.SetReadDeadline(t)
-	s.mu.Lock()
-	if s.backend != nil {
-		s.backend.SetReadDeadline(t)
-	}
-	s.mu.Unlock()
 }
 
 // closeWrite half-closes a TCP connection (FIN), if it can.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,13 @@ type Options struct {
 	MaxConnections int  // 0: no limit
 	ProxyProtocol  bool // require a PROXY protocol header
 	Logger         *zap.Logger
+
+	// ParkAfter is how long a tunnel must be quiet before it gives up its
+	// goroutines (see park.go); 0 means 3 s, negative never.
+	ParkAfter time.Duration
+	// ReleaseIdleMemory returns freed memory to the OS once connections
+	// stop arriving for a few seconds after a burst.
+	ReleaseIdleMemory bool
 }
 
 // downDialTimeout bounds a dial while the backend is marked down, so a new
@@ -70,6 +78,14 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	parker    *parker // nil: parking is off
+	parkAfter time.Duration
+	sweepOnce sync.Once
+	stopOnce  sync.Once
+	sweepStop chan struct{}
+	sweepDone chan struct{}
+	accepted  atomic.Int64
+
 	mu        sync.Mutex
 	sessions  map[*session]struct{}
 	listeners map[net.Listener]struct{}
@@ -84,7 +100,7 @@ func New(o Options) *Server {
 		o.Logger = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	srv := &Server{
 		opts:    o,
 		tlsConf: recordHello(TLSConfig(o.GetCertificate, o.TLSSessionTickets)),
 		dialer: net.Dialer{
@@ -100,7 +116,21 @@ func New(o Options) *Server {
 		cancel:         cancel,
 		sessions:       map[*session]struct{}{},
 		listeners:      map[net.Listener]struct{}{},
+		parkAfter:      o.ParkAfter,
+		sweepStop:      make(chan struct{}),
+		sweepDone:      make(chan struct{}),
 	}
+	if srv.parkAfter == 0 {
+		srv.parkAfter = parkAfter
+	}
+	if srv.parkAfter > 0 {
+		p, err := newParker()
+		if err != nil {
+			o.Logger.Warn("quiet sessions cannot park; each keeps its goroutines", zap.Error(err))
+		}
+		srv.parker = p
+	}
+	return srv
 }
 
 // Serve accepts connections on ln until Shutdown. Temporary accept errors
@@ -115,6 +145,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
+	s.sweepOnce.Do(func() { go s.sweepLoop() })
 
 	var delay time.Duration
 	for {
@@ -136,6 +167,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		delay = 0
+		s.accepted.Add(1)
 		if max := s.opts.MaxConnections; max > 0 && s.active.Load() >= int64(max) {
 			// Refuse at once rather than let the client wait in the
 			// backlog: it can retry, and open sessions stay unharmed.
@@ -156,9 +188,8 @@ func (s *Server) start(c *net.TCPConn) {
 	s.mu.Unlock()
 	s.active.Add(1)
 	go func() {
-		defer s.wg.Done()
 		tuneTCP(c)
-		sess.serve()
+		sess.serve() // or the pump's last task: either ends with s.wg.Done
 	}()
 }
 
@@ -217,7 +248,52 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	<-done
+	s.stopOnce.Do(func() {
+		s.sweepOnce.Do(func() { close(s.sweepDone) }) // never started
+		close(s.sweepStop)
+		<-s.sweepDone
+		if s.parker != nil {
+			s.parker.stop()
+		}
+	})
 	return err
+}
+
+// sweepLoop, every fraction of ParkAfter, parks quiet tunnels, ends parked
+// ones whose time is up, and releases memory after a burst.
+func (s *Server) sweepLoop() {
+	defer close(s.sweepDone)
+	every := min(max(s.parkAfter/3, 10*time.Millisecond), time.Second)
+	if s.parker == nil {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastAccepted, releasedAt int64
+	var quietSince time.Time
+	for {
+		select {
+		case <-s.sweepStop:
+			return
+		case now := <-t.C:
+			if s.parker != nil {
+				s.mu.Lock()
+				for sess := range s.sessions {
+					sess.sweep(now)
+				}
+				s.mu.Unlock()
+			}
+			// A burst of handshakes leaves garbage that the heap keeps
+			// until the next collection; once connections stop arriving,
+			// collect it and hand the pages back.
+			if acc := s.accepted.Load(); acc != lastAccepted {
+				lastAccepted, quietSince = acc, now
+			} else if s.opts.ReleaseIdleMemory && acc-releasedAt >= 64 && now.Sub(quietSince) >= 3*time.Second {
+				releasedAt = acc
+				debug.FreeOSMemory()
+			}
+		}
+	}
 }
 
 // BackendChanged is the health checker's callback: when the backend is
@@ -272,4 +348,12 @@ func (s *Server) dialBackend(ctx context.Context) (net.Conn, error) {
 		s.opts.Health.Observe()
 	}
 	return c, nil
+}
+
+// ParkedDirections is how many tunnel directions wait without a goroutine.
+func (s *Server) ParkedDirections() int {
+	if s.parker == nil {
+		return 0
+	}
+	return s.parker.count()
 }

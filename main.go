@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -87,7 +86,7 @@ func run(args []string) error {
 		return usageError{err}
 	}
 
-	ln, err := net.Listen("tcp", cfg.ListenAddr())
+	ln, err := proxy.Listen("tcp", cfg.ListenAddr())
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}

@@ -40,6 +40,8 @@ type session struct {
 	lingerUntil atomic.Int64 // unix nanos; set once one direction has ended
 	halted      atomic.Bool  // reads and writes are being stopped
 	aborted     atomic.Bool  // no goodbye: killed, or a side broke
+	clientDone  atomic.Bool  // the client closed its half cleanly
+	closeSent   atomic.Bool  // close_notify and FIN went to the client
 
 	tasks atomic.Int32 // pump tasks not yet ended (see pump.go)
 
@@ -372,7 +374,10 @@ func (s *session) attach(c net.Conn) bool {
 
 // finish closes both sides and writes the session's log line.
 func (s *session) finish() {
-	if s.tc != nil && !s.aborted.Load() && s.tc.ConnectionState().HandshakeComplete {
+	// Say goodbye (close_notify, FIN, then read what is left) unless the
+	// session was cut, or both sides have already closed their halves.
+	if s.tc != nil && !s.aborted.Load() && !(s.clientDone.Load() && s.closeSent.Load()) &&
+		s.tc.ConnectionState().HandshakeComplete {
 		closeWriteTLS(s.tc)
 		drain(s.conn)
 	}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -44,7 +43,6 @@ type direction struct {
 	// failed write to dst.
 	readErr bool
 
-	tr *tlsReader // the client direction's reader
 	rr *rawReader // the backend direction's reader
 
 	// parking (see park.go)
@@ -55,32 +53,43 @@ type direction struct {
 	parkReq    atomic.Bool
 }
 
-// An idle signaling session must cost little: it may sit quiet for hours,
-// and thousands may be open. So neither direction holds a pooled buffer
-// while it waits, and both wait in shallow frames. The client direction
-// takes from crypto/tls all it can deliver without waiting (pollConn in poll
-// mode), gives the buffer back, and waits for the socket; the backend
-// direction waits for readability on the raw socket and takes a buffer only
-// for the read itself. Reading through crypto/tls until it would block
-// before waiting means a record it has already buffered is never stranded.
+// A tunnel direction holds no pooled buffer while it waits. The client
+// direction waits in crypto/tls's Read with a small buffer on its stack (so
+// a record crypto/tls has already buffered is never stranded); a message
+// that does not fit is collected from crypto/tls into a pooled buffer
+// without waiting (pollConn in poll mode), so it goes on in one write. The
+// backend direction waits for readability on the raw socket and takes a
+// buffer only for the read itself. A direction that stays quiet parks
+// (park.go) and then holds no goroutine either.
+
+// smallRead is the client direction's waiting buffer: most signaling
+// messages fit in it.
+const smallRead = 512
 
 // copyClientToBackend and copyBackendToClient are named so that a goroutine
 // dump says which way a stuck session is stuck. Each returns nil when its
 // source ended cleanly (EOF) or its limit was reached.
 func (s *session) copyClientToBackend(d *direction) error {
-	if d.tr == nil {
-		d.tr = &tlsReader{tc: s.tc, pc: s.pc}
-	}
-	r := d.tr
+	var small [smallRead]byte
+	attempt := func() (int, error) { return s.tc.Read(small[:]) }
 	for d.limit != 0 {
-		n, err := s.read(d, r.read)
-		if n > 0 {
-			if werr := d.write((*r.bp)[:n]); werr != nil {
-				r.release()
+		n, err := s.read(d, attempt)
+		if n == len(small) {
+			// There may be more: collect what crypto/tls holds.
+			bp := copyBufs.Get().(*[]byte)
+			buf := *bp
+			copy(buf, small[:])
+			n += s.collect(buf[n:])
+			werr := d.write(buf[:n])
+			copyBufs.Put(bp)
+			if werr != nil {
+				return werr
+			}
+		} else if n > 0 {
+			if werr := d.write(small[:n]); werr != nil {
 				return werr
 			}
 		}
-		r.release()
 		if err != nil {
 			return d.readEnded(err)
 		}
@@ -88,46 +97,19 @@ func (s *session) copyClientToBackend(d *direction) error {
 	return nil
 }
 
-// tlsReader reads the client through crypto/tls in poll mode.
-type tlsReader struct {
-	tc *tls.Conn
-	pc *pollConn
-	bp *[]byte
-}
-
-// read returns the bytes crypto/tls can deliver now, in r.bp, waiting for
-// the socket (holding no buffer) when there are none.
-func (r *tlsReader) read() (int, error) {
-	for {
-		if r.bp == nil {
-			r.bp = copyBufs.Get().(*[]byte)
-		}
-		buf := *r.bp
-		n := 0
-		var err error
-		for n < len(buf) && err == nil {
-			var m int
-			m, err = r.tc.Read(buf[n:])
-			n += m
-		}
-		if err == errWouldBlock {
-			err = nil
-		}
-		if n > 0 || err != nil {
-			return n, err // an error after data comes back on the next call
-		}
-		r.release()
-		if err := r.pc.waitReadable(); err != nil {
-			return 0, err
+// collect reads into b what crypto/tls can deliver without waiting.
+func (s *session) collect(b []byte) int {
+	s.pc.poll = true
+	n := 0
+	for n < len(b) {
+		m, err := s.tc.Read(b[n:])
+		n += m
+		if err != nil {
+			break // would block; a real error comes back on the next read
 		}
 	}
-}
-
-func (r *tlsReader) release() {
-	if r.bp != nil {
-		copyBufs.Put(r.bp)
-		r.bp = nil
-	}
+	s.pc.poll = false
+	return n
 }
 
 func (s *session) copyBackendToClient(d *direction) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -83,7 +82,7 @@ func startWith(t testing.TB, b *wstest.Backend, backendAddr string, tweak ...fun
 		f(&o)
 	}
 	srv := New(o)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

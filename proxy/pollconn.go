@@ -11,26 +11,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pollConn is the client's TCP connection as crypto/tls sees it. Until the
-// tunnel starts, reads block as usual. In poll mode a read that would block
-// returns errWouldBlock at once instead, so the pump can take from
-// crypto/tls everything it can deliver without waiting, give its buffer
-// back, and only then wait for the socket to become readable. An idle
-// session so holds no buffer, and its goroutine waits in a shallow frame
-// whose stack the runtime can shrink.
+// pollConn is the client's TCP connection as crypto/tls sees it: reads
+// block as usual, but in poll mode a read that would block returns
+// errWouldBlock at once, so the pump can collect what crypto/tls can
+// deliver without waiting. It also serves first what a PROXY protocol
+// header's parser read past the header.
 type pollConn struct {
 	*net.TCPConn
 	rc      syscall.RawConn
 	pending []byte // read past a PROXY protocol header, served first
-	poll    bool   // set once, by the session, before the pump starts
+	poll    bool   // only the goroutine reading the client sets it
 
 	// attempt state, bound once so reading allocates nothing
-	p      []byte
-	n      int
-	err    error
-	tryFn  func(uintptr) bool
-	waitFn func(uintptr) bool
-	waited bool
+	p     []byte
+	n     int
+	err   error
+	tryFn func(uintptr) bool
 }
 
 func newPollConn(c *net.TCPConn) (*pollConn, error) {
@@ -40,7 +36,6 @@ func newPollConn(c *net.TCPConn) (*pollConn, error) {
 	}
 	pc := &pollConn{TCPConn: c, rc: rc}
 	pc.tryFn = pc.try
-	pc.waitFn = pc.wait
 	return pc, nil
 }
 
@@ -91,22 +86,6 @@ func (c *pollConn) try(fd uintptr) bool {
 		}
 		return true
 	}
-}
-
-// waitReadable blocks until the socket may have data, or the read deadline
-// passes. It is only called after a read found the socket empty, so a
-// readiness edge cannot have been missed.
-func (c *pollConn) waitReadable() error {
-	c.waited = false
-	return c.rc.Read(c.waitFn)
-}
-
-func (c *pollConn) wait(uintptr) bool {
-	if c.waited {
-		return true
-	}
-	c.waited = true
-	return false // wait for the poller
 }
 
 // readProxyHeader reads a PROXY protocol v1 or v2 header (required: the

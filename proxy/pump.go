@@ -50,7 +50,6 @@ func (s *session) startUpstream(backend net.Conn) {
 	s.lastActive.Store(now.UnixNano())
 	s.tc.SetReadDeadline(now.Add(wait))
 	d := s.newDirection(true, s.tc, backend, s.conn, -1)
-	s.pc.poll = true // from here on only the pump reads the client
 	s.tasks.Store(2)
 	go s.runDirection(d)
 }
@@ -200,12 +199,14 @@ func (s *session) directionEnded(d *direction, up bool, err error) {
 		// A broken side breaks the session: stop the other direction.
 		s.abort()
 	case up:
+		s.clientDone.Store(true)
 		closeWrite(d.dst)
 		if tunnel {
 			s.linger()
 		}
 	case tunnel:
 		closeWriteTLS(s.tc)
+		s.closeSent.Store(true)
 		s.linger()
 	default:
 		// The response is complete; the request side has nothing more to

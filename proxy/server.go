@@ -67,7 +67,6 @@ const downDialTimeout = time.Second
 type Server struct {
 	opts    Options
 	tlsConf *tls.Config
-	dialer  net.Dialer
 	log     *zap.Logger
 	// hsLog is rate-limited: handshake failures and refusals can come in
 	// floods from scanners and misconfigured clients.
@@ -103,11 +102,7 @@ func New(o Options) *Server {
 	srv := &Server{
 		opts:    o,
 		tlsConf: recordHello(TLSConfig(o.GetCertificate, o.TLSSessionTickets)),
-		dialer: net.Dialer{
-			KeepAliveConfig: keepAlive,
-			Control:         dialControl,
-		},
-		log: o.Logger,
+		log:     o.Logger,
 		hsLog: o.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 			return zapcore.NewSamplerWithOptions(c, time.Second, 5, 1000)
 		})),
@@ -133,7 +128,8 @@ func New(o Options) *Server {
 	return srv
 }
 
-// Serve accepts connections on ln until Shutdown. Temporary accept errors
+// Serve accepts connections on ln (made by Listen, so accepted sockets
+// inherit their options) until Shutdown. Temporary accept errors
 // (out of descriptors) are retried with a backoff from 5 ms to 1 s, as
 // net/http does.
 func (s *Server) Serve(ln net.Listener) error {
@@ -187,10 +183,7 @@ func (s *Server) start(c *net.TCPConn) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.active.Add(1)
-	go func() {
-		tuneTCP(c)
-		sess.serve() // or the pump's last task: either ends with s.wg.Done
-	}()
+	go sess.serve() // it, or the pump's last task, ends with s.wg.Done
 }
 
 // forget drops a finished session.
@@ -340,7 +333,7 @@ func (s *Server) dialBackend(ctx context.Context) (net.Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := s.dialer.DialContext(ctx, "tcp", s.opts.Backend)
+	c, err := backendDialer.DialContext(ctx, "tcp", s.opts.Backend)
 	if err != nil {
 		return nil, fmt.Errorf("dialing backend: %w", err)
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net"
 	"syscall"
 	"time"
@@ -9,35 +10,53 @@ import (
 )
 
 // Dead-peer detection. Signaling sessions sit quiet for hours while media
-// flows elsewhere, so idleness is no sign of death; TCP keepalive is. A peer
-// that vanished (no FIN, no reset) is found within about a minute, and
-// TCP_USER_TIMEOUT bounds how long unacknowledged data may wait.
-var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3}
+// flows elsewhere, so idleness is no sign of death; TCP keepalive is. A
+// client that vanished (no FIN, no reset) is found within about a minute,
+// and TCP_USER_TIMEOUT bounds how long unacknowledged data may wait.
+const (
+	keepIdle    = 30 * time.Second
+	keepIntvl   = 10 * time.Second
+	keepCount   = 3
+	userTimeout = 60 * time.Second
+)
 
-const userTimeout = 60 * time.Second
-
-// tuneTCP sets keepalive, TCP_USER_TIMEOUT and TCP_NODELAY (signaling
-// messages are small and latency-bound) on a connection.
-func tuneTCP(c net.Conn) {
-	tc := tcpConn(c)
-	if tc == nil {
-		return
+// Listen opens the TCP listener with the client-side socket options set
+// on the listening socket itself: Linux copies them to every accepted
+// socket, which saves five system calls per connection. (Go's own
+// per-connection keepalive is switched off for the same reason.)
+func Listen(network, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{
+		KeepAlive: -1,
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) { serr = setClientOptions(int(fd)) }); err != nil {
+				return err
+			}
+			return serr
+		},
 	}
-	tc.SetKeepAliveConfig(keepAlive)
-	tc.SetNoDelay(true)
-	if rc, err := tc.SyscallConn(); err == nil {
-		rc.Control(setUserTimeout)
+	return lc.Listen(context.Background(), network, addr)
+}
+
+func setClientOptions(fd int) error {
+	for _, o := range []struct{ level, name, value int }{
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(keepIdle / time.Second)},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(keepIntvl / time.Second)},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount},
+		{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(userTimeout / time.Millisecond)},
+	} {
+		if err := unix.SetsockoptInt(fd, o.level, o.name, o.value); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
-// setUserTimeout fits net.Dialer.Control's callback too.
-func setUserTimeout(fd uintptr) {
-	unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(userTimeout/time.Millisecond))
-}
-
-func dialControl(_, _ string, rc syscall.RawConn) error {
-	return rc.Control(setUserTimeout)
-}
+// backendDialer connects to the runtime. Its sockets get no keepalive:
+// the health checks watch the backend, and a backend marked down has its
+// sessions closed. Go sets TCP_NODELAY, which signaling latency needs.
+var backendDialer = net.Dialer{KeepAlive: -1}
 
 // tcpConn finds the TCP connection under c, or nil.
 func tcpConn(c net.Conn) *net.TCPConn {

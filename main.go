@@ -120,6 +120,7 @@ func run(args []string) error {
 		CheckName:         certMgr.CheckName,
 		Local:             site,
 		TLSSessionTickets: cfg.TLSSessionTickets,
+		TLSPostQuantum:    cfg.TLSPostQuantum,
 		Health:            checker,
 		ConnectTimeout:    cfg.ConnectTimeout.D(),
 		TunnelTimeout:     cfg.TunnelTimeout.D(),

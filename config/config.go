@@ -44,6 +44,7 @@ type Config struct {
 
 	ProxyProtocol     bool `env:"PROXY_PROTOCOL" envDefault:"false" help:"require a PROXY protocol v1/v2 header on every connection (behind a load balancer)"`
 	TLSSessionTickets bool `env:"TLS_SESSION_TICKETS" envDefault:"false" help:"allow TLS session resumption with tickets (off, as in the HAProxy container)"`
+	TLSPostQuantum    bool `env:"TLS_POST_QUANTUM" envDefault:"true" help:"offer the hybrid post-quantum key exchange X25519MLKEM768 first; false saves CPU per handshake"`
 
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat string `env:"LOG_FORMAT" envDefault:"auto" help:"json, console, or auto (console on a terminal, json otherwise)"`

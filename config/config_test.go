@@ -21,7 +21,7 @@ func TestDefaults(t *testing.T) {
 		ConnectTimeout: Duration(5 * time.Second), TunnelTimeout: Duration(3600 * time.Second),
 		HandshakeTimeout: Duration(10 * time.Second), HeadTimeout: Duration(10 * time.Second),
 		ResponseTimeout: Duration(30 * time.Second), ShutdownGrace: Duration(8 * time.Second),
-		LogLevel: "info", LogFormat: "auto",
+		LogLevel: "info", LogFormat: "auto", TLSPostQuantum: true,
 	}
 	if c.BackendAddr() != "localhost:49100" || c.ListenAddr() != ":48322" {
 		t.Errorf("addresses %s %s", c.BackendAddr(), c.ListenAddr())

@@ -76,6 +76,7 @@ func startWith(t testing.TB, b *wstest.Backend, backendAddr string, tweak ...fun
 		HandshakeTimeout: 10 * time.Second,
 		HeadTimeout:      10 * time.Second,
 		ResponseTimeout:  10 * time.Second,
+		TLSPostQuantum:   true,
 		Logger:           zap.New(core),
 	}
 	for _, f := range tweak {

@@ -684,3 +684,22 @@ func TestAcceptedSocketsInheritOptions(t *testing.T) {
 		}
 	})
 }
+
+func TestKeyExchangeSetting(t *testing.T) {
+	for _, pq := range []bool{true, false} {
+		e := start(t, func(o *Options) { o.TLSPostQuantum = pq })
+		c, err := tls.Dial("tcp", e.addr, e.tls) // Go's client offers both
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.ConnectionState().CurveID
+		c.Close()
+		want := tls.X25519
+		if pq {
+			want = tls.X25519MLKEM768
+		}
+		if got != want {
+			t.Errorf("TLSPostQuantum=%v: negotiated %v, want %v", pq, got, want)
+		}
+	}
+}

@@ -31,6 +31,7 @@ type Options struct {
 	// GetCertificate supplies the TLS certificate (see certs.Provider).
 	GetCertificate    func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	TLSSessionTickets bool
+	TLSPostQuantum    bool // offer X25519MLKEM768 (see TLSConfig)
 	// Health, if set, gates and speeds up backend dials; nil dials always
 	// with ConnectTimeout.
 	Health *health.Checker
@@ -101,7 +102,7 @@ func New(o Options) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := &Server{
 		opts:    o,
-		tlsConf: recordHello(TLSConfig(o.GetCertificate, o.TLSSessionTickets)),
+		tlsConf: recordHello(TLSConfig(o.GetCertificate, o.TLSSessionTickets, o.TLSPostQuantum)),
 		log:     o.Logger,
 		hsLog: o.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 			return zapcore.NewSamplerWithOptions(c, time.Second, 5, 1000)

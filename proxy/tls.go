@@ -13,7 +13,11 @@ import (
 // "intermediate" AEAD suites with forward secrecy for 1.2 (TLS 1.3 suites
 // are all of that kind), ALPN http/1.1 only, as the HAProxy container.
 // getCert supplies the certificate per handshake (see certs.Provider).
-func TLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), sessionTickets bool) *tls.Config {
+// postQuantum offers the hybrid X25519MLKEM768 key exchange first, as
+// Mozilla's intermediate profile now does; without it the groups are those
+// of the HAProxy container (X25519, P-256, P-384), which costs less CPU per
+// handshake.
+func TLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), sessionTickets, postQuantum bool) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{
@@ -25,9 +29,18 @@ func TLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), ses
 			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 		},
 		NextProtos:             []string{"http/1.1"},
+		CurvePreferences:       curves(postQuantum),
 		GetCertificate:         getCert,
 		SessionTicketsDisabled: !sessionTickets,
 	}
+}
+
+func curves(postQuantum bool) []tls.CurveID {
+	classic := []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}
+	if postQuantum {
+		return append([]tls.CurveID{tls.X25519MLKEM768}, classic...)
+	}
+	return classic
 }
 
 // helloKey carries a session's *helloInfo in the handshake context, so the

@@ -5,7 +5,7 @@ BINARY  := cloudxr-wss-proxy
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test test-deps lint fuzz clean
+.PHONY: build run test test-deps lint fuzz bench clean
 
 build: ## a static binary in ./cloudxr-wss-proxy
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) .
@@ -23,6 +23,10 @@ test-deps: ## install chromium and certutil from Debian's packages if missing
 lint: ## formatting and vet
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
 	go vet ./...
+
+bench: ## ours against HAProxy, side by side; writes bench/results/ (installs haproxy if missing)
+	@./scripts/bench-deps.sh
+	go run ./bench -out bench/results
 
 fuzz: ## run each fuzzer for FUZZTIME (default 1m)
 	go test -run XXX -fuzz FuzzParseRequestHead -fuzztime $(or $(FUZZTIME),1m) ./proxy

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
@@ -13,7 +17,10 @@ import (
 // echoBackend stands in for the CloudXR runtime: it answers the upgrade,
 // then echoes raw bytes. Frames are not parsed; the client reads its own
 // masked frames back, which costs the backend nothing, so the machine's
-// cores go to the proxies being measured.
+// cores go to the proxies being measured. The echo is a plain read/write
+// loop: io.Copy between TCP connections would splice through a pipe, two
+// descriptors per waiting connection, and 5,000 idle sessions would run
+// this process out of descriptors.
 type echoBackend struct {
 	ln    net.Listener
 	mu    sync.Mutex
@@ -32,8 +39,13 @@ func startEchoBackend() (*echoBackend, error) {
 		defer b.wg.Done()
 		for {
 			c, err := ln.Accept()
-			if err != nil {
+			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench: echo backend:", err)
+				time.Sleep(10 * time.Millisecond) // like net/http's accept backoff
+				continue
 			}
 			b.mu.Lock()
 			b.conns[c] = struct{}{}
@@ -70,7 +82,8 @@ func (b *echoBackend) serve(c net.Conn) {
 		p, _ := br.Peek(n)
 		c.Write(p)
 	}
-	io.Copy(c, c)
+	buf := make([]byte, 32<<10)
+	io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{c}, buf)
 }
 
 func (b *echoBackend) close() {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -246,7 +245,10 @@ func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
 	}()
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
-	var failed atomic.Int64
+	var (
+		failed   atomic.Int64
+		firstErr atomic.Pointer[error]
+	)
 	for i := range cls {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -254,13 +256,14 @@ func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			cl, err := dialWS(p.addr)
+			if err == nil {
+				if err = cl.Echo("hello", 10*time.Second); err != nil {
+					cl.Conn.Close()
+				}
+			}
 			if err != nil {
 				failed.Add(1)
-				return
-			}
-			if err := cl.Echo("hello", 10*time.Second); err != nil {
-				cl.Conn.Close()
-				failed.Add(1)
+				firstErr.CompareAndSwap(nil, &err)
 				return
 			}
 			cls[i] = cl
@@ -292,7 +295,7 @@ func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
 	wg.Wait()
 	m.alive = int(alive.Load())
 	if m.held < n {
-		return m, errors.New("could not open every session")
+		return m, fmt.Errorf("opened %d of %d sessions; first error: %v", m.held, n, *firstErr.Load())
 	}
 	return m, nil
 }

@@ -101,15 +101,17 @@ func run() error {
 	for _, c := range []struct {
 		label         string
 		oursDir, haPM string
+		env           []string
 	}{
-		{"ECDSA P-256, same certificate", ecdsaDir, filepath.Join(ecdsaDir, "server.pem")},
-		{"RSA-2048, same certificate", rsaDir, filepath.Join(rsaDir, "server.pem")},
-		{"each with its default certificate", oursDefault, filepath.Join(haDefault, "server.pem")},
+		{"ECDSA P-256, same certificate", ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), nil},
+		{"ECDSA P-256, same certificate and key exchange (ours with TLS_POST_QUANTUM=false)", ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), []string{"TLS_POST_QUANTUM=false"}},
+		{"RSA-2048, same certificate", rsaDir, filepath.Join(rsaDir, "server.pem"), nil},
+		{"each with its default certificate", oursDefault, filepath.Join(haDefault, "server.pem"), nil},
 	} {
 		if !o.runs("sessions") {
 			break
 		}
-		pair, err := startPair(bin, c.oursDir, c.haPM, backend.port(), work)
+		pair, err := startPair(bin, c.oursDir, c.haPM, backend.port(), work, c.env...)
 		if err != nil {
 			return err
 		}
@@ -156,8 +158,8 @@ func run() error {
 // pair is our proxy and HAProxy, both running, on the same backend.
 type pair struct{ ours, ha *proxy }
 
-func startPair(bin, oursDir, haPEM string, backendPort int, work string) (*pair, error) {
-	ours, err := startOurs(bin, oursDir, backendPort, work)
+func startPair(bin, oursDir, haPEM string, backendPort int, work string, env ...string) (*pair, error) {
+	ours, err := startOurs(bin, oursDir, backendPort, work, env...)
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ func freePort() (int, error) {
 }
 
 // startOurs runs the cloudxr-wss-proxy binary with the given CERT_DIR.
-func startOurs(bin, certDir string, backendPort int, work string) (*proxy, error) {
+func startOurs(bin, certDir string, backendPort int, work string, env ...string) (*proxy, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -58,6 +58,7 @@ func startOurs(bin, certDir string, backendPort int, work string) (*proxy, error
 		"BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", backendPort),
 		"LISTEN_ADDRESS=127.0.0.1", fmt.Sprintf("PROXY_PORT=%d", port),
 		"CERT_DIR="+certDir, "LOG_LEVEL=warn", "LOG_FORMAT=json", "MAX_CONNECTIONS=9000")
+	cmd.Env = append(cmd.Env, env...)
 	return launch("cloudxr-wss-proxy", cmd, fmt.Sprintf("127.0.0.1:%d", port), filepath.Join(work, "ours.log"))
 }
 

@@ -58,7 +58,7 @@ func (rep *report) rows() []row {
 		target := 0.0
 		switch {
 		case strings.HasPrefix(s.label, "ECDSA"):
-			target = 0.8
+			target = 0.8 // for both key exchanges
 		case strings.HasPrefix(s.label, "each"):
 			target = 0.5
 		}

@@ -33,6 +33,9 @@ type session struct {
 	requests   int
 	up, down   int64
 	backendErr error
+	// backendLocal is the proxy's end of the backend connection, to match
+	// a session with the runtime's own logs.
+	backendLocal string
 
 	lastActive  atomic.Int64 // unix nanos of the last byte read either way
 	idle        atomic.Int64 // the idle timeout now in force, in nanoseconds
@@ -368,6 +371,7 @@ func (s *session) attach(c net.Conn) bool {
 		return false
 	}
 	s.backend = c
+	s.backendLocal = c.LocalAddr().String()
 	s.forwarding = true
 	return true
 }
@@ -435,6 +439,7 @@ func (s *session) logEnd(reason string) {
 		zap.Duration("duration", time.Since(s.start)),
 		zap.String("reason", reason),
 		zap.NamedError("backend_error", s.backendErr),
+		zap.String("backend_conn", s.backendLocal),
 	)
 }
 

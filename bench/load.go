@@ -55,12 +55,14 @@ func (m measured) pct(p float64) time.Duration {
 }
 
 // dialWS opens one wss:// session through addr.
-func dialWS(addr string) (*wstest.Client, error) {
+func dialWS(addr string) (*wstest.Client, error) { return dialWSWith(addr, clientTLS) }
+
+func dialWSWith(addr string, cfg *tls.Config) (*wstest.Client, error) {
 	c, err := (&net.Dialer{Timeout: 10 * time.Second}).Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(c, clientTLS)
+	tc := tls.Client(c, cfg)
 	cl, err := wstest.Upgrade(tc, "localhost", "/sign_in?peer_id=bench")
 	if err != nil {
 		c.Close()
@@ -117,13 +119,19 @@ func stopped(stop <-chan struct{}) bool {
 	}
 }
 
-// sessions: handshake + upgrade + one echo + close, closed loop.
-func runSessions(p *proxy, clients int, d time.Duration) (measured, error) {
+// sessions: handshake + upgrade + one echo + close, closed loop. With
+// resume, each client keeps a session cache and resumes its TLS session.
+func runSessions(p *proxy, clients int, d time.Duration, resume bool) (measured, error) {
 	var ops atomic.Int64
 	msg := make([]byte, 32)
 	m, err := during(p.pid(), clients, d, func(stop <-chan struct{}, _ int) error {
+		cfg := clientTLS
+		if resume {
+			cfg = clientTLS.Clone()
+			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+		}
 		for !stopped(stop) {
-			cl, err := dialWS(p.addr)
+			cl, err := dialWSWith(p.addr, cfg)
 			if err != nil {
 				return err
 			}

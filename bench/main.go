@@ -102,21 +102,23 @@ func run() error {
 		label         string
 		oursDir, haPM string
 		env           []string
+		resume        bool // tickets on for both, clients resume
 	}{
-		{"ECDSA P-256, same certificate", ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), nil},
-		{"ECDSA P-256, same certificate and key exchange (ours with TLS_POST_QUANTUM=false)", ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), []string{"TLS_POST_QUANTUM=false"}},
-		{"RSA-2048, same certificate", rsaDir, filepath.Join(rsaDir, "server.pem"), nil},
-		{"each with its default certificate", oursDefault, filepath.Join(haDefault, "server.pem"), nil},
+		{"ECDSA P-256, same certificate", ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), nil, false},
+		{"ECDSA P-256, same certificate and key exchange (ours with TLS_POST_QUANTUM=false)", ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), []string{"TLS_POST_QUANTUM=false"}, false},
+		{"RSA-2048, same certificate", rsaDir, filepath.Join(rsaDir, "server.pem"), nil, false},
+		{"each with its default certificate", oursDefault, filepath.Join(haDefault, "server.pem"), nil, false},
+		{"ECDSA P-256, session resumption on for both (an option; off by default)", ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), []string{"TLS_SESSION_TICKETS=true"}, true},
 	} {
 		if !o.runs("sessions") {
 			break
 		}
-		pair, err := startPair(bin, c.oursDir, c.haPM, backend.port(), work, c.env...)
+		pair, err := startPair(bin, c.oursDir, c.haPM, backend.port(), work, c.resume, c.env...)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "sessions (%s)...\n", c.label)
-		r, err := abba(pair, func(p *proxy) (measured, error) { return runSessions(p, o.clients, o.duration) })
+		r, err := abba(pair, func(p *proxy) (measured, error) { return runSessions(p, o.clients, o.duration, c.resume) })
 		pair.stop()
 		if err != nil {
 			return err
@@ -124,7 +126,7 @@ func run() error {
 		rep.sessions = append(rep.sessions, labelled{c.label, r})
 	}
 
-	pair, err := startPair(bin, ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), backend.port(), work)
+	pair, err := startPair(bin, ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), backend.port(), work, false)
 	if err != nil {
 		return err
 	}
@@ -158,12 +160,12 @@ func run() error {
 // pair is our proxy and HAProxy, both running, on the same backend.
 type pair struct{ ours, ha *proxy }
 
-func startPair(bin, oursDir, haPEM string, backendPort int, work string, env ...string) (*pair, error) {
+func startPair(bin, oursDir, haPEM string, backendPort int, work string, tickets bool, env ...string) (*pair, error) {
 	ours, err := startOurs(bin, oursDir, backendPort, work, env...)
 	if err != nil {
 		return nil, err
 	}
-	ha, err := startHAProxy(haPEM, backendPort, work)
+	ha, err := startHAProxy(haPEM, backendPort, work, tickets)
 	if err != nil {
 		ours.stop()
 		return nil, err
@@ -171,7 +173,7 @@ func startPair(bin, oursDir, haPEM string, backendPort int, work string, env ...
 	p := &pair{ours, ha}
 	// Warm both up: code paths, allocator, connection pools.
 	for _, x := range []*proxy{ours, ha} {
-		if _, err := runSessions(x, 4, 500*time.Millisecond); err != nil {
+		if _, err := runSessions(x, 4, 500*time.Millisecond, false); err != nil {
 			p.stop()
 			return nil, fmt.Errorf("warming up %s: %w", x.name, err)
 		}

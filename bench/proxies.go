@@ -66,7 +66,7 @@ func startOurs(bin, certDir string, backendPort int, work string, env ...string)
 // ../shared/reference/anchor-haproxy.md) plus the Private-Network header.
 const haproxyConfig = `global
     maxconn 9000
-    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+    ssl-default-bind-options ssl-min-ver TLSv1.2%s
     ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384
     ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 
@@ -93,13 +93,17 @@ backend runtime
 `
 
 // startHAProxy runs Debian's haproxy in the foreground with pemPath.
-func startHAProxy(pemPath string, backendPort int, work string) (*proxy, error) {
+func startHAProxy(pemPath string, backendPort int, work string, tickets bool) (*proxy, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	cfg := filepath.Join(work, "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(haproxyConfig, port, pemPath, backendPort)), 0o644); err != nil {
+	opt := " no-tls-tickets"
+	if tickets {
+		opt = ""
+	}
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(haproxyConfig, opt, port, pemPath, backendPort)), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command("haproxy", "-db", "-f", cfg)

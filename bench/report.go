@@ -57,7 +57,7 @@ func (rep *report) rows() []row {
 	for _, s := range rep.sessions {
 		target := 0.0
 		switch {
-		case strings.HasPrefix(s.label, "ECDSA"):
+		case strings.HasPrefix(s.label, "ECDSA P-256, same certificate"):
 			target = 0.8 // for both key exchanges
 		case strings.HasPrefix(s.label, "each"):
 			target = 0.5
@@ -67,12 +67,14 @@ func (rep *report) rows() []row {
 			row{"sessions per second, " + s.label, s.m[0].rate(), s.m[1].rate(), "/s", 0, false})
 	}
 	m := rep.messages
-	rows = append(rows,
-		row{"CPU per 256 B echo round trip", us(m[0].cpuPerOp()), us(m[1].cpuPerOp()), "µs", 0.8, true},
-		row{"p50 latency, 8 sessions", us(m[0].pct(0.50)), us(m[1].pct(0.50)), "µs", 0, true},
-		row{"p99 latency, 8 sessions", us(m[0].pct(0.99)), us(m[1].pct(0.99)), "µs", 1.0, true},
-		row{"p99.9 latency, 8 sessions", us(m[0].pct(0.999)), us(m[1].pct(0.999)), "µs", 0, true},
-		row{"round trips per second", m[0].rate(), m[1].rate(), "/s", 0, false})
+	if m[0].ops > 0 {
+		rows = append(rows,
+			row{"CPU per 256 B echo round trip", us(m[0].cpuPerOp()), us(m[1].cpuPerOp()), "µs", 0.8, true},
+			row{"p50 latency, 8 sessions", us(m[0].pct(0.50)), us(m[1].pct(0.50)), "µs", 0, true},
+			row{"p99 latency, 8 sessions", us(m[0].pct(0.99)), us(m[1].pct(0.99)), "µs", 1.0, true},
+			row{"p99.9 latency, 8 sessions", us(m[0].pct(0.999)), us(m[1].pct(0.999)), "µs", 0, true},
+			row{"round trips per second", m[0].rate(), m[1].rate(), "/s", 0, false})
+	}
 	b := rep.bulk
 	perMiB := func(x measured) float64 {
 		if x.ops == 0 {
@@ -80,10 +82,15 @@ func (rep *report) rows() []row {
 		}
 		return float64(x.cpu) / float64(time.Millisecond) / (float64(x.ops) / (1 << 20))
 	}
-	rows = append(rows,
-		row{"CPU per MiB, bulk 64 KiB both ways", perMiB(b[0]), perMiB(b[1]), "ms", 1.0, true},
-		row{"bulk throughput", b[0].rate() / 1e6, b[1].rate() / 1e6, "MB/s", 0, false})
+	if b[0].ops > 0 {
+		rows = append(rows,
+			row{"CPU per MiB, bulk 64 KiB both ways", perMiB(b[0]), perMiB(b[1]), "ms", 1.0, true},
+			row{"bulk throughput", b[0].rate() / 1e6, b[1].rate() / 1e6, "MB/s", 0, false})
+	}
 	i := rep.idle
+	if i[0].held == 0 {
+		return rows
+	}
 	rows = append(rows,
 		row{"memory per idle session", i[0].perSession / 1024, i[1].perSession / 1024, "KiB", 0.75, true},
 		row{fmt.Sprintf("sessions held, of %d", rep.opts.idle), float64(i[0].held), float64(i[1].held), "", 0, false},

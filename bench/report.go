@@ -183,7 +183,7 @@ func (rep *report) svg() string {
 		}
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%v" x2="%.1f" y2="%v" stroke="#eee"/><text x="%.1f" y="%v" text-anchor="middle">%g µs</text>`, lx(v), y0, lx(v), y0+ph, lx(v), y0+ph+16, v)
 	}
-	for _, q := range []float64{0, 0.5, 0.9, 0.99, 1} {
+	for _, q := range []float64{0, 0.25, 0.5, 0.75, 0.9, 1} {
 		y := y0 + ph*(1-q)
 		fmt.Fprintf(&b, `<text x="%v" y="%.1f" text-anchor="end">%g</text>`, x0-6, y+4, q)
 	}
@@ -198,12 +198,12 @@ func (rep *report) svg() string {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", lx(us(m.lat[k])), y0+ph*(1-q)))
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, colors[i], strings.Join(pts, " "))
-		fmt.Fprintf(&b, `<text x="%v" y="%v" fill="%s">%s: p50 %.0f µs, p99 %.0f µs</text>`, x0+10, y0+20+16*float64(i), colors[i], names[i], us(m.pct(0.5)), us(m.pct(0.99)))
+		fmt.Fprintf(&b, `<text x="%v" y="%v" text-anchor="end" fill="%s">%s: p50 %.0f µs, p99 %.0f µs</text>`, x0+pw-8, y0+ph-36+16*float64(i), colors[i], names[i], us(m.pct(0.5)), us(m.pct(0.99)))
 	}
 
 	// Right: CPU per operation, ours / HAProxy.
 	rx, rw := 560.0, 360.0
-	fmt.Fprintf(&b, `<text x="%v" y="24" font-size="14">CPU per operation, ours / HAProxy (lower is better)</text>`, rx-60)
+	fmt.Fprintf(&b, `<text x="%v" y="24" font-size="14">CPU per operation and memory per session, ours / HAProxy</text>`, rx-60)
 	var bars []row
 	for _, r := range rep.rows() {
 		if r.lowerBetter && (strings.HasPrefix(r.figure, "CPU") || strings.HasPrefix(r.figure, "memory")) {
@@ -236,7 +236,8 @@ func (rep *report) svg() string {
 	}
 	one := rx + rw/maxR
 	fmt.Fprintf(&b, `<line x1="%.1f" y1="36" x2="%.1f" y2="364" stroke="#d62728"/><text x="%.1f" y="380" text-anchor="middle" fill="#d62728">HAProxy = 1</text>`, one, one, one)
-	fmt.Fprintf(&b, `<text x="%v" y="404" fill="#555">dashed: target. %s</text>`, rx-60, rep.env)
+	fmt.Fprintf(&b, `<text x="%v" y="404" fill="#555">lower is better; dashed: target; orange: target missed</text>`, rx-60)
+	fmt.Fprintf(&b, `<text x="%v" y="416" fill="#555" font-size="10">%s</text>`, x0, rep.env)
 	b.WriteString(`</svg>`)
 	return b.String()
 }

@@ -71,6 +71,27 @@ func dialWSWith(addr string, cfg *tls.Config) (*wstest.Client, error) {
 	return cl, nil
 }
 
+// openSessions opens n sessions one after the other.
+func openSessions(addr string, n int) ([]*wstest.Client, error) {
+	var cls []*wstest.Client
+	for range n {
+		cl, err := dialWS(addr)
+		if err != nil {
+			return cls, err
+		}
+		cls = append(cls, cl)
+	}
+	return cls, nil
+}
+
+func closeAll(cls []*wstest.Client) {
+	for _, c := range cls {
+		if c != nil {
+			c.Conn.Close()
+		}
+	}
+}
+
 // during runs f in n goroutines until d has passed, measuring pid's CPU.
 func during(pid, n int, d time.Duration, f func(stop <-chan struct{}, id int) error) (measured, error) {
 	cpu0, err := cpuTime(pid)
@@ -157,14 +178,10 @@ func runSessions(p *proxy, clients int, d time.Duration, resume bool) (measured,
 
 // messages: 256-byte echo round trips on open sessions, closed loop.
 func runMessages(p *proxy, sessions int, d time.Duration) (measured, error) {
-	cls := make([]*wstest.Client, sessions)
-	for i := range cls {
-		cl, err := dialWS(p.addr)
-		if err != nil {
-			return measured{}, err
-		}
-		defer cl.Conn.Close()
-		cls[i] = cl
+	cls, err := openSessions(p.addr, sessions)
+	defer closeAll(cls)
+	if err != nil {
+		return measured{}, err
 	}
 	lats := make([][]time.Duration, sessions)
 	payload := make([]byte, 256)
@@ -193,14 +210,10 @@ func runMessages(p *proxy, sessions int, d time.Duration) (measured, error) {
 // bulk: 64 KiB messages streamed both ways; ops counts bytes through the
 // proxy in both directions.
 func runBulk(p *proxy, sessions int, d time.Duration) (measured, error) {
-	cls := make([]*wstest.Client, sessions)
-	for i := range cls {
-		cl, err := dialWS(p.addr)
-		if err != nil {
-			return measured{}, err
-		}
-		defer cl.Conn.Close()
-		cls[i] = cl
+	cls, err := openSessions(p.addr, sessions)
+	defer closeAll(cls)
+	if err != nil {
+		return measured{}, err
 	}
 	var echoed atomic.Int64
 	frame := wstest.AppendFrame(nil, wstest.OpBinary, make([]byte, 64<<10), true)
@@ -244,13 +257,7 @@ func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
 		return measured{}, err
 	}
 	cls := make([]*wstest.Client, n)
-	defer func() {
-		for _, c := range cls {
-			if c != nil {
-				c.Conn.Close()
-			}
-		}
-	}()
+	defer closeAll(cls)
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	var (

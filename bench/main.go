@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
 func main() {
@@ -89,11 +90,13 @@ func run() error {
 		return err
 	}
 
-	backend, err := startEchoBackend()
+	// The stand-in for the CloudXR runtime, echoing raw bytes: it costs
+	// little, and the same for both proxies.
+	backend, err := wstest.StartBackendWith("127.0.0.1:0", func(b *wstest.Backend) { b.RawEcho = true })
 	if err != nil {
 		return err
 	}
-	defer backend.close()
+	defer backend.Close()
 
 	var rep report
 	rep.env = env
@@ -113,7 +116,7 @@ func run() error {
 		if !o.runs("sessions") {
 			break
 		}
-		pair, err := startPair(bin, c.oursDir, c.haPM, backend.port(), work, c.resume, c.env...)
+		pair, err := startPair(bin, c.oursDir, c.haPM, backend.Port(), work, c.resume, c.env...)
 		if err != nil {
 			return err
 		}
@@ -126,7 +129,7 @@ func run() error {
 		rep.sessions = append(rep.sessions, labelled{c.label, r})
 	}
 
-	pair, err := startPair(bin, ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), backend.port(), work, false)
+	pair, err := startPair(bin, ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), backend.Port(), work, false)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,12 @@ type Backend struct {
 	// FirstFrame, if set, is sent in the same write as the 101 response,
 	// as a server that speaks first does.
 	FirstFrame []byte
+	// RawEcho echoes bytes after the 101 without parsing frames (a client
+	// then reads its own masked frames back), which costs the backend
+	// almost nothing: the bench uses it. It is a plain read/write loop, as
+	// io.Copy between TCP connections would splice through a pipe, holding
+	// two more descriptors per waiting connection.
+	RawEcho bool
 
 	ln       net.Listener
 	mu       sync.Mutex
@@ -179,6 +185,10 @@ func (b *Backend) echo(c net.Conn, br *bufio.Reader, req *http.Request) {
 	head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: " + AcceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"
 	if _, err := c.Write(append([]byte(head), b.FirstFrame...)); err != nil {
+		return
+	}
+	if b.RawEcho {
+		io.CopyBuffer(struct{ io.Writer }{c}, br, make([]byte, 32<<10))
 		return
 	}
 	var out []byte

@@ -102,11 +102,7 @@ func (s *session) handshake() bool {
 	o := &s.srv.opts
 	deadline := time.Now().Add(o.HandshakeTimeout)
 	s.conn.SetDeadline(deadline)
-	pc, err := newPollConn(s.conn)
-	if err != nil {
-		s.handshakeFailed(failOther, err)
-		return false
-	}
+	pc := newPollConn(s.conn)
 	s.pc = pc
 	s.hello.localDst = s.conn.LocalAddr().String()
 	if o.ProxyProtocol {
@@ -124,7 +120,7 @@ func (s *session) handshake() bool {
 	}
 	s.tc = tls.Server(pc, s.srv.tlsConf)
 	ctx := context.WithValue(s.srv.ctx, helloKey{}, &s.hello)
-	err = s.tc.HandshakeContext(ctx)
+	err := s.tc.HandshakeContext(ctx)
 	if check := s.srv.opts.CheckName; check != nil && s.hello.seen {
 		check(s.hello.requestedName(), s.client)
 	}

@@ -43,7 +43,8 @@ type direction struct {
 	// failed write to dst.
 	readErr bool
 
-	rr *rawReader // the backend direction's reader
+	cr *clientReader // the client direction's reader
+	rr *rawReader    // the backend direction's reader
 
 	// parking (see park.go)
 	key        uint64
@@ -53,122 +54,196 @@ type direction struct {
 	parkReq    atomic.Bool
 }
 
-// A tunnel direction holds no pooled buffer while it waits. The client
-// direction waits in crypto/tls's Read with a small buffer on its stack (so
-// a record crypto/tls has already buffered is never stranded); a message
-// that does not fit is collected from crypto/tls into a pooled buffer
-// without waiting (pollConn in poll mode), so it goes on in one write. The
-// backend direction waits for readability on the raw socket and takes a
-// buffer only for the read itself. A direction that stays quiet parks
-// (park.go) and then holds no goroutine either.
-
-// smallRead is the client direction's waiting buffer: most signaling
-// messages fit in it.
-const smallRead = 512
+// A tunnel direction holds no pooled buffer while it waits, and each runs
+// inside one syscall.RawConn.Read on its source socket: it reads, forwards,
+// and after a short read waits for readability at once. Within one
+// RawConn.Read the runtime keeps the socket's readiness between waits, so
+// the read that would only have said EAGAIN is skipped: two system calls
+// per message instead of three. (Across separate RawConn.Read calls it is
+// not kept: each resets it, so a wait there must follow a read that said
+// EAGAIN.) Pooled buffers are taken for reading and given back before
+// waiting. A direction that stays quiet parks (park.go) and then holds no
+// goroutine either.
 
 // copyClientToBackend and copyBackendToClient are named so that a goroutine
 // dump says which way a stuck session is stuck. Each returns nil when its
 // source ended cleanly (EOF) or its limit was reached.
 func (s *session) copyClientToBackend(d *direction) error {
-	var small [smallRead]byte
-	attempt := func() (int, error) { return s.tc.Read(small[:]) }
-	for d.limit != 0 {
-		n, err := s.read(d, attempt)
-		if n == len(small) {
-			// There may be more: collect what crypto/tls holds.
-			bp := copyBufs.Get().(*[]byte)
-			buf := *bp
-			copy(buf, small[:])
-			n += s.collect(buf[n:])
-			werr := d.write(buf[:n])
-			copyBufs.Put(bp)
-			if werr != nil {
-				return werr
-			}
-		} else if n > 0 {
-			if werr := d.write(small[:n]); werr != nil {
-				return werr
-			}
-		}
+	if d.cr == nil {
+		rc, err := s.pc.syscallConn()
 		if err != nil {
+			return err
+		}
+		d.cr = &clientReader{rc: rc, s: s, d: d}
+		d.cr.fillFn = d.cr.fill
+		s.pc.poll = true // from here on crypto/tls reads what fill stages
+	}
+	r := d.cr
+	for {
+		err := r.rc.Read(r.fillFn)
+		r.release()
+		switch {
+		case r.werr != nil:
+			err, r.werr = r.werr, nil
+			return err
+		case err == nil: // the callback ended it; r.err says why
+			err, r.err = r.err, nil
+			if err == errLimit {
+				return nil
+			}
+			return d.readEnded(err)
+		}
+		if retry, err := s.afterDeadline(d, err); !retry {
 			return d.readEnded(err)
 		}
 	}
-	return nil
 }
 
-// collect reads into b what crypto/tls can deliver without waiting.
-func (s *session) collect(b []byte) int {
-	s.pc.poll = true
-	n := 0
-	for n < len(b) {
-		m, err := s.tc.Read(b[n:])
-		n += m
-		if err != nil {
-			break // would block; a real error comes back on the next read
+// clientReader moves the client's bytes to the backend from inside one
+// RawConn.Read on the client socket: it reads ciphertext into a staging
+// buffer that crypto/tls takes through pollConn, and sends on whatever
+// plaintext crypto/tls can then deliver.
+type clientReader struct {
+	rc     syscall.RawConn
+	s      *session
+	d      *direction
+	fillFn func(uintptr) bool
+	in     *[]byte // staging for ciphertext
+	out    *[]byte // plaintext for the backend
+	waitOK bool    // the last read was short: the socket is drained
+	err    error
+	werr   error
+}
+
+func (r *clientReader) fill(fd uintptr) bool {
+	pc, tc := r.s.pc, r.s.tc
+	for {
+		// Send on what crypto/tls can decrypt from what it has.
+		for {
+			if r.out == nil {
+				r.out = copyBufs.Get().(*[]byte)
+			}
+			buf := *r.out
+			if r.d.limit >= 0 && int64(len(buf)) > r.d.limit {
+				buf = buf[:r.d.limit]
+			}
+			n, err := tc.Read(buf)
+			if n > 0 {
+				r.s.lastActive.Store(time.Now().UnixNano())
+				if werr := r.d.write(buf[:n]); werr != nil {
+					r.werr = werr
+					return true
+				}
+				if r.d.limit == 0 {
+					r.err = errLimit
+					return true
+				}
+				continue
+			}
+			if err == errWouldBlock {
+				break
+			}
+			if err != nil {
+				r.err = err // end of stream, or a TLS error
+				return true
+			}
+		}
+		if r.waitOK {
+			r.waitOK = false
+			r.release()
+			return false // drained: wait for more
+		}
+		if r.in == nil {
+			r.in = copyBufs.Get().(*[]byte)
+		}
+		n, err := unix.Read(int(fd), *r.in)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			r.release()
+			return false
+		case err != nil:
+			pc.stageEr = os.NewSyscallError("read", err)
+		case n == 0:
+			pc.stageEr = io.EOF
+		default:
+			pc.stage = (*r.in)[:n]
+			r.waitOK = n < len(*r.in)
 		}
 	}
-	s.pc.poll = false
-	return n
+}
+
+func (r *clientReader) release() {
+	if len(r.s.pc.stage) == 0 && r.in != nil {
+		copyBufs.Put(r.in)
+		r.in = nil
+	}
+	if r.out != nil {
+		copyBufs.Put(r.out)
+		r.out = nil
+	}
 }
 
 func (s *session) copyBackendToClient(d *direction) error {
+	if d.limit == 0 {
+		return nil
+	}
 	if d.rr == nil {
 		rc, err := d.src.(syscall.Conn).SyscallConn()
 		if err != nil {
 			return err
 		}
-		d.rr = newRawReader(rc)
+		d.rr = &rawReader{rc: rc, s: s, d: d}
+		d.rr.fillFn = d.rr.fill
 	}
 	r := d.rr
-	for d.limit != 0 {
-		n, err := s.read(d, r.read)
-		if n > 0 {
-			if werr := d.write((*r.bp)[:n]); werr != nil {
-				r.release()
-				return werr
-			}
-		}
+	for {
+		err := r.rc.Read(r.fillFn)
 		r.release()
-		if err != nil {
+		switch {
+		case r.werr != nil:
+			err, r.werr = r.werr, nil
+			return err
+		case err == nil: // the callback ended it; r.err says why
+			err, r.err = r.err, nil
+			if err == errLimit {
+				return nil
+			}
+			return d.readEnded(err)
+		}
+		if retry, err := s.afterDeadline(d, err); !retry {
 			return d.readEnded(err)
 		}
 	}
-	return nil
 }
 
-// rawReader reads a socket from inside syscall.RawConn.Read: it takes a
-// pooled buffer for each read attempt and gives it back when the socket has
-// nothing, so a quiet connection holds none. fill is bound once per
+// errLimit ends a direction that has copied all it was to copy.
+var errLimit = errors.New("limit reached")
+
+// rawReader moves the backend's bytes to the client from inside one
+// RawConn.Read on the backend socket (see above). fill is bound once per
 // direction, so the steady state allocates nothing.
 type rawReader struct {
 	rc     syscall.RawConn
+	s      *session
+	d      *direction
 	fillFn func(uintptr) bool
 	bp     *[]byte
-	n      int
-	err    error
-}
-
-func newRawReader(rc syscall.RawConn) *rawReader {
-	r := &rawReader{rc: rc}
-	r.fillFn = r.fill
-	return r
-}
-
-// read waits for the socket and reads what it has, in r.bp.
-func (r *rawReader) read() (int, error) {
-	if err := r.rc.Read(r.fillFn); err != nil {
-		return 0, err
-	}
-	return r.n, r.err
+	err    error // why the socket side ended
+	werr   error // a failed write to the client
 }
 
 func (r *rawReader) fill(fd uintptr) bool {
-	if r.bp == nil {
-		r.bp = copyBufs.Get().(*[]byte)
-	}
 	for {
-		n, err := unix.Read(int(fd), *r.bp)
+		if r.bp == nil {
+			r.bp = copyBufs.Get().(*[]byte)
+		}
+		buf := *r.bp
+		if r.d.limit >= 0 && int64(len(buf)) > r.d.limit {
+			buf = buf[:r.d.limit]
+		}
+		n, err := unix.Read(int(fd), buf)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -176,13 +251,25 @@ func (r *rawReader) fill(fd uintptr) bool {
 			r.release()
 			return false // wait for readability, holding no buffer
 		case err != nil:
-			r.n, r.err = 0, os.NewSyscallError("read", err)
+			r.err = os.NewSyscallError("read", err)
+			return true
 		case n == 0:
-			r.n, r.err = 0, io.EOF
-		default:
-			r.n, r.err = n, nil
+			r.err = io.EOF
+			return true
 		}
-		return true
+		r.s.lastActive.Store(time.Now().UnixNano())
+		if err := r.d.write(buf[:n]); err != nil {
+			r.werr = err
+			return true
+		}
+		if r.d.limit == 0 {
+			r.err = errLimit
+			return true
+		}
+		if n < len(buf) {
+			r.release()
+			return false // the socket is drained: wait for more
+		}
 	}
 }
 
@@ -226,7 +313,6 @@ func (d *direction) readEnded(err error) error {
 // path does not touch timers on every read. It returns errPark when the
 // sweeper asked the direction to park.
 func (s *session) read(d *direction, attempt func() (int, error)) (int, error) {
-	c := d.srcConn
 	for {
 		n, err := attempt()
 		if n > 0 {
@@ -236,37 +322,48 @@ func (s *session) read(d *direction, attempt func() (int, error)) (int, error) {
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) || s.halted.Load() {
+		if retry, err := s.afterDeadline(d, err); !retry {
 			return 0, err
-		}
-		if d.parkReq.Load() {
-			return 0, errPark
-		}
-		now := time.Now()
-		if l := s.lingerUntil.Load(); l != 0 {
-			if now.UnixNano() >= l {
-				return 0, err
-			}
-			c.SetReadDeadline(time.Unix(0, l))
-			continue
-		}
-		next := time.Unix(0, s.lastActive.Load()).Add(time.Duration(s.idle.Load()))
-		if !now.Before(next) {
-			return 0, errIdle
-		}
-		c.SetReadDeadline(next)
-		// A halt, linger or park request that ran between the checks above
-		// and the SetReadDeadline had its deadline overwritten.
-		switch {
-		case s.halted.Load():
-			return 0, err
-		case d.parkReq.Load():
-			return 0, errPark
-		}
-		if l := s.lingerUntil.Load(); l != 0 {
-			c.SetReadDeadline(time.Unix(0, l))
 		}
 	}
+}
+
+// afterDeadline decides what an error from waiting on d's source means:
+// true to wait again (with the deadline pushed to the idle or linger time),
+// or the error that ends the wait: errPark, errIdle, or err itself.
+func (s *session) afterDeadline(d *direction, err error) (bool, error) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) || s.halted.Load() {
+		return false, err
+	}
+	if d.parkReq.Load() {
+		return false, errPark
+	}
+	c := d.srcConn
+	now := time.Now()
+	if l := s.lingerUntil.Load(); l != 0 {
+		if now.UnixNano() >= l {
+			return false, err
+		}
+		c.SetReadDeadline(time.Unix(0, l))
+		return true, nil
+	}
+	next := time.Unix(0, s.lastActive.Load()).Add(time.Duration(s.idle.Load()))
+	if !now.Before(next) {
+		return false, errIdle
+	}
+	c.SetReadDeadline(next)
+	// A halt, linger or park request that ran between the checks above
+	// and the SetReadDeadline had its deadline overwritten.
+	switch {
+	case s.halted.Load():
+		return false, err
+	case d.parkReq.Load():
+		return false, errPark
+	}
+	if l := s.lingerUntil.Load(); l != 0 {
+		c.SetReadDeadline(time.Unix(0, l))
+	}
+	return true, nil
 }
 
 // closeWrite half-closes a TCP connection (FIN), if it can.

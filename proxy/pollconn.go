@@ -8,38 +8,25 @@ import (
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
-	"golang.org/x/sys/unix"
 )
 
-// pollConn is the client's TCP connection as crypto/tls sees it: reads
-// block as usual, but in poll mode a read that would block returns
-// errWouldBlock at once, so the pump can collect what crypto/tls can
-// deliver without waiting. It also serves first what a PROXY protocol
-// header's parser read past the header.
+// pollConn is the client's TCP connection as crypto/tls sees it. Until the
+// tunnel starts, reads block as usual. In the tunnel the client direction
+// reads the socket itself (clientReader) and stages what it read here;
+// crypto/tls then reads only staged bytes, and a read with nothing staged
+// returns errWouldBlock at once instead of touching the socket. It also
+// serves first what a PROXY protocol header's parser read past the header.
 type pollConn struct {
 	*net.TCPConn
-	rc      syscall.RawConn
 	pending []byte // read past a PROXY protocol header, served first
-	poll    bool   // only the goroutine reading the client sets it
-
-	// attempt state, bound once so reading allocates nothing
-	p     []byte
-	n     int
-	err   error
-	tryFn func(uintptr) bool
+	poll    bool   // staged mode; only the goroutine reading the client sets it
+	stage   []byte // bytes the client direction read, not yet taken by crypto/tls
+	stageEr error  // how the socket ended, once it has
 }
 
-func newPollConn(c *net.TCPConn) (*pollConn, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	pc := &pollConn{TCPConn: c, rc: rc}
-	pc.tryFn = pc.try
-	return pc, nil
-}
+func newPollConn(c *net.TCPConn) *pollConn { return &pollConn{TCPConn: c} }
 
-// errWouldBlock is what a poll-mode read returns when the socket is empty.
+// errWouldBlock is what a staged-mode read returns when nothing is staged.
 // It is a temporary timeout, so crypto/tls keeps its state and a later Read
 // carries on where this one stopped.
 var errWouldBlock net.Error = wouldBlock{}
@@ -59,34 +46,19 @@ func (c *pollConn) Read(p []byte) (int, error) {
 	if !c.poll {
 		return c.TCPConn.Read(p)
 	}
-	c.p = p
-	err := c.rc.Read(c.tryFn)
-	c.p = nil
-	if err != nil {
-		return 0, err // a deadline or a closed connection
+	if len(c.stage) > 0 {
+		n := copy(p, c.stage)
+		c.stage = c.stage[n:]
+		return n, nil
 	}
-	return c.n, c.err
+	if c.stageEr != nil {
+		return 0, c.stageEr
+	}
+	return 0, errWouldBlock
 }
 
-// try makes one non-blocking read and never waits.
-func (c *pollConn) try(fd uintptr) bool {
-	for {
-		n, err := unix.Read(int(fd), c.p)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			c.n, c.err = 0, errWouldBlock
-		case err != nil:
-			c.n, c.err = 0, &net.OpError{Op: "read", Net: "tcp", Err: err}
-		case n == 0:
-			c.n, c.err = 0, io.EOF
-		default:
-			c.n, c.err = n, nil
-		}
-		return true
-	}
-}
+// syscallConn exposes the socket for the client direction's own reads.
+func (c *pollConn) syscallConn() (syscall.RawConn, error) { return c.TCPConn.SyscallConn() }
 
 // readProxyHeader reads a PROXY protocol v1 or v2 header (required: the
 // policy is explicit) with go-proxyproto's parser. What the parser read
@@ -104,3 +76,5 @@ func (c *pollConn) readProxyHeader(deadline time.Time) (*proxyproto.Header, erro
 	}
 	return h, nil
 }
+
+var _ io.Reader = (*pollConn)(nil)

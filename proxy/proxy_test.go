@@ -703,3 +703,46 @@ func TestKeyExchangeSetting(t *testing.T) {
 		}
 	}
 }
+
+// trickle writes everything in small pieces, so the proxy reads TLS records
+// in fragments: the client direction must stage partial records.
+type trickle struct {
+	net.Conn
+	piece int
+}
+
+func (t trickle) Write(b []byte) (int, error) {
+	for i := 0; i < len(b); i += t.piece {
+		if _, err := t.Conn.Write(b[i:min(i+t.piece, len(b))]); err != nil {
+			return i, err
+		}
+	}
+	return len(b), nil
+}
+
+func TestFragmentedRecords(t *testing.T) {
+	for _, park := range []bool{false, true} {
+		t.Run(fmt.Sprintf("parking=%v", park), func(t *testing.T) {
+			e := start(t, func(o *Options) {
+				if park {
+					o.ParkAfter = 20 * time.Millisecond
+				}
+			})
+			raw, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			cl, err := wstest.Upgrade(tls.Client(trickle{raw, 7}, e.tls), "localhost", "/trickle")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, size := range []int{1, 100, 3000, 17000} {
+				msg := strings.Repeat(string(rune('a'+i)), size)
+				if err := cl.Echo(msg, 10*time.Second); err != nil {
+					t.Fatalf("%d bytes: %v", size, err)
+				}
+			}
+		})
+	}
+}

@@ -74,14 +74,32 @@ func (s *session) copyClientToBackend(d *direction) error {
 		if err != nil {
 			return err
 		}
-		d.cr = &clientReader{rc: rc, s: s, d: d}
+		d.cr = &clientReader{readerBase: readerBase{rc: rc, s: s, d: d}}
 		d.cr.fillFn = d.cr.fill
+		d.cr.releaseFn = d.cr.release
 		s.pc.poll = true // from here on crypto/tls reads what fill stages
 	}
-	r := d.cr
+	return s.pumpFrom(&d.cr.readerBase)
+}
+
+// readerBase is what the two directions' readers share: the socket, the
+// callback run inside RawConn.Read, and how the callback ended.
+type readerBase struct {
+	rc        syscall.RawConn
+	s         *session
+	d         *direction
+	fillFn    func(uintptr) bool
+	releaseFn func()
+	err       error // why the source ended
+	werr      error // a failed write to the destination
+}
+
+// pumpFrom runs a direction's reader until its source ends, a write fails,
+// or waiting ends (idle, linger, park, halt).
+func (s *session) pumpFrom(r *readerBase) error {
 	for {
 		err := r.rc.Read(r.fillFn)
-		r.release()
+		r.releaseFn()
 		switch {
 		case r.werr != nil:
 			err, r.werr = r.werr, nil
@@ -91,10 +109,10 @@ func (s *session) copyClientToBackend(d *direction) error {
 			if err == errLimit {
 				return nil
 			}
-			return d.readEnded(err)
+			return r.d.readEnded(err)
 		}
-		if retry, err := s.afterDeadline(d, err); !retry {
-			return d.readEnded(err)
+		if retry, err := s.afterDeadline(r.d, err); !retry {
+			return r.d.readEnded(err)
 		}
 	}
 }
@@ -104,15 +122,10 @@ func (s *session) copyClientToBackend(d *direction) error {
 // buffer that crypto/tls takes through pollConn, and sends on whatever
 // plaintext crypto/tls can then deliver.
 type clientReader struct {
-	rc     syscall.RawConn
-	s      *session
-	d      *direction
-	fillFn func(uintptr) bool
+	readerBase
 	in     *[]byte // staging for ciphertext
 	out    *[]byte // plaintext for the backend
 	waitOK bool    // the last read was short: the socket is drained
-	err    error
-	werr   error
 }
 
 func (r *clientReader) fill(fd uintptr) bool {
@@ -194,28 +207,11 @@ func (s *session) copyBackendToClient(d *direction) error {
 		if err != nil {
 			return err
 		}
-		d.rr = &rawReader{rc: rc, s: s, d: d}
+		d.rr = &rawReader{readerBase: readerBase{rc: rc, s: s, d: d}}
 		d.rr.fillFn = d.rr.fill
+		d.rr.releaseFn = d.rr.release
 	}
-	r := d.rr
-	for {
-		err := r.rc.Read(r.fillFn)
-		r.release()
-		switch {
-		case r.werr != nil:
-			err, r.werr = r.werr, nil
-			return err
-		case err == nil: // the callback ended it; r.err says why
-			err, r.err = r.err, nil
-			if err == errLimit {
-				return nil
-			}
-			return d.readEnded(err)
-		}
-		if retry, err := s.afterDeadline(d, err); !retry {
-			return d.readEnded(err)
-		}
-	}
+	return s.pumpFrom(&d.rr.readerBase)
 }
 
 // errLimit ends a direction that has copied all it was to copy.
@@ -225,13 +221,8 @@ var errLimit = errors.New("limit reached")
 // RawConn.Read on the backend socket (see above). fill is bound once per
 // direction, so the steady state allocates nothing.
 type rawReader struct {
-	rc     syscall.RawConn
-	s      *session
-	d      *direction
-	fillFn func(uintptr) bool
-	bp     *[]byte
-	err    error // why the socket side ended
-	werr   error // a failed write to the client
+	readerBase
+	bp *[]byte
 }
 
 func (r *rawReader) fill(fd uintptr) bool {

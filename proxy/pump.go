@@ -200,19 +200,37 @@ func (s *session) directionEnded(d *direction, up bool, err error) {
 		s.abort()
 	case up:
 		s.clientDone.Store(true)
-		closeWrite(d.dst)
-		if tunnel {
-			s.linger()
+		// Pass the end on, unless the other direction has ended too: then
+		// the session finishes now, and closing the socket sends the FIN.
+		if !s.otherEnded(d) {
+			closeWrite(d.dst)
+			if tunnel {
+				s.linger()
+			}
 		}
 	case tunnel:
-		closeWriteTLS(s.tc)
+		s.tc.CloseWrite() // close_notify, always
 		s.closeSent.Store(true)
-		s.linger()
+		if !s.otherEnded(d) {
+			closeWrite(s.conn)
+			s.linger()
+		}
 	default:
 		// The response is complete; the request side has nothing more to
 		// say that the backend would read.
 		s.halt()
 	}
+}
+
+// otherEnded reports whether the direction opposite d has ended.
+func (s *session) otherEnded(d *direction) bool {
+	s.mu.Lock()
+	o := s.dirs[0]
+	if d.up {
+		o = s.dirs[1]
+	}
+	s.mu.Unlock()
+	return o != nil && o.state.Load() == ended
 }
 
 // linger gives the open direction lingerTimeout to finish.

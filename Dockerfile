@@ -25,4 +25,7 @@ ENV CERT_DIR=/usr/local/etc/haproxy/certs \
 USER 65532:65532
 VOLUME ["/usr/local/etc/haproxy/certs"]
 EXPOSE 48322
+# The image has no shell or curl: the binary checks itself (a TLS handshake
+# and GET /status.json on its own port).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 CMD ["/cloudxr-wss-proxy", "healthcheck"]
 ENTRYPOINT ["/cloudxr-wss-proxy"]

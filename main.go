@@ -6,17 +6,22 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/admin"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
@@ -51,6 +56,9 @@ func exitCode(err error) int {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(args[1:])
+	}
 	cfg, err := config.Load(args, os.Environ(), os.Stdout, fullVersion())
 	if errors.Is(err, config.ErrHelp) || errors.Is(err, config.ErrVersion) {
 		return nil
@@ -92,6 +100,11 @@ func run(args []string) error {
 	}
 
 	var srv *proxy.Server
+	metrics := admin.NewMetrics(fullVersion(), admin.Gauges{
+		OpenSessions:      func() float64 { return float64(srv.ActiveConnections()) },
+		ParkedDirections:  func() float64 { return float64(srv.ParkedDirections()) },
+		CertificateExpiry: func() float64 { return float64(certMgr.Current().Leaf().NotAfter.Unix()) },
+	})
 	checker := health.New(health.Options{
 		Addr:     cfg.BackendAddr(),
 		Interval: cfg.HealthCheckInterval.D(),
@@ -99,7 +112,11 @@ func run(args []string) error {
 		Rise:     cfg.HealthCheckRise,
 		Fall:     cfg.HealthCheckFall,
 		Logger:   log,
-		OnChange: func(s health.State, reason string) { srv.BackendChanged(s, reason) },
+		OnChange: func(s health.State, reason string) {
+			metrics.BackendState(s.String())
+			srv.BackendChanged(s, reason)
+		},
+		OnCheck: metrics.HealthCheck,
 	})
 	site, err := portal.New(portal.Options{
 		Version: fullVersion(),
@@ -130,8 +147,13 @@ func run(args []string) error {
 		MaxConnections:    maxConns,
 		ProxyProtocol:     cfg.ProxyProtocol,
 		ReleaseIdleMemory: true,
+		Observer:          metrics,
 		Logger:            log,
 	})
+	adminSrv, adminDone, err := startAdmin(cfg.AdminAddress, metrics, checker, log)
+	if err != nil {
+		return err
+	}
 
 	ctx, stopChecks := context.WithCancel(context.Background())
 	checksDone := make(chan struct{})
@@ -142,6 +164,12 @@ func run(args []string) error {
 		stopChecks()
 		<-checksDone
 		<-watchDone
+		if adminSrv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			adminSrv.Shutdown(sctx)
+			cancel()
+			<-adminDone
+		}
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -170,6 +198,65 @@ func run(args []string) error {
 			return nil
 		}
 	}
+}
+
+// startAdmin opens the admin listener, unless addr is empty.
+func startAdmin(addr string, m *admin.Metrics, checker *health.Checker, log *zap.Logger) (*admin.Server, chan struct{}, error) {
+	if addr == "" {
+		return nil, nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin listener (ADMIN_ADDRESS): %w", err)
+	}
+	// Listening and a certificate are given once the admin listener is
+	// up; what is left to be ready is the backend.
+	srv := admin.NewServer(m, func() (bool, string) {
+		if st, _ := checker.State(); st != health.Up {
+			return false, "backend " + st.String()
+		}
+		return true, ""
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil {
+			log.Error("admin listener failed", zap.Error(err))
+		}
+	}()
+	log.Info("admin listener", zap.String("address", ln.Addr().String()), zap.Strings("paths", []string{"/healthz", "/readyz", "/metrics"}))
+	return srv, done, nil
+}
+
+// healthcheck is the container's HEALTHCHECK, for images with no shell or
+// curl: it exits 0 when the proxy completes a TLS handshake on its port and
+// answers GET /status.json.
+func healthcheck(args []string) error {
+	cfg, err := config.Load(args, os.Environ(), os.Stdout, fullVersion())
+	if err != nil {
+		return usageError{err}
+	}
+	host := cfg.ListenAddress
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	addr := net.JoinHostPort(strings.Trim(host, "[]"), cfg.ProxyPort.String())
+	client := &http.Client{
+		Timeout: 3 * time.Second,
+		// The point is that the proxy answers, not who signed its
+		// certificate; a user's certificate need not name 127.0.0.1.
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+	}
+	resp, err := client.Get("https://" + addr + portal.PathStatus)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s answered %s", addr, resp.Status)
+	}
+	fmt.Println("ok:", addr)
+	return nil
 }
 
 // connectionsForFileLimit sizes the connection cap to the open-file limit:

@@ -64,7 +64,8 @@ type proc struct {
 func startProc(t *testing.T, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=json", "LISTEN_ADDRESS=127.0.0.1", "PROXY_PORT=0", "HEALTH_CHECK_INTERVAL=100"}, env...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=json", "LISTEN_ADDRESS=127.0.0.1", "PROXY_PORT=0",
+		"HEALTH_CHECK_INTERVAL=100", "ADMIN_ADDRESS=127.0.0.1:0"}, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,8 @@ type Config struct {
 	ResponseTimeout  Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s" help:"limit on the backend's answer to a forwarded request head (then 504)"`
 	ShutdownGrace    Duration `env:"SHUTDOWN_GRACE" envDefault:"8s" help:"on SIGTERM/SIGINT, time open sessions get to finish before they are closed"`
 
+	AdminAddress string `env:"ADMIN_ADDRESS" envDefault:"127.0.0.1:48323" help:"host:port of the admin listener (/healthz, /readyz, /metrics); empty turns it off"`
+
 	MaxConnections int `env:"MAX_CONNECTIONS" envDefault:"0" help:"most client connections at once; 0 derives it from the open-file limit"`
 
 	ProxyProtocol     bool `env:"PROXY_PROTOCOL" envDefault:"false" help:"require a PROXY protocol v1/v2 header on every connection (behind a load balancer)"`
@@ -113,6 +115,11 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.WebPath, "/") || !strings.HasSuffix(c.WebPath, "/") || c.WebPath == "/" || strings.ContainsAny(c.WebPath, "?# ") {
 		bad("WEB_PATH", c.WebPath, "want a path that starts and ends with /, such as /app/")
+	}
+	if c.AdminAddress != "" {
+		if _, port, err := net.SplitHostPort(c.AdminAddress); err != nil || port == "" {
+			bad("ADMIN_ADDRESS", c.AdminAddress, "want host:port, such as 127.0.0.1:48323, or empty to turn it off")
+		}
 	}
 	if c.ShutdownGrace < 0 {
 		bad("SHUTDOWN_GRACE", c.ShutdownGrace, "must not be negative")

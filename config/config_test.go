@@ -21,7 +21,7 @@ func TestDefaults(t *testing.T) {
 		ConnectTimeout: Duration(5 * time.Second), TunnelTimeout: Duration(3600 * time.Second),
 		HandshakeTimeout: Duration(10 * time.Second), HeadTimeout: Duration(10 * time.Second),
 		ResponseTimeout: Duration(30 * time.Second), ShutdownGrace: Duration(8 * time.Second),
-		LogLevel: "info", LogFormat: "auto", TLSPostQuantum: true,
+		LogLevel: "info", LogFormat: "auto", TLSPostQuantum: true, AdminAddress: "127.0.0.1:48323",
 	}
 	if c.BackendAddr() != "localhost:49100" || c.ListenAddr() != ":48322" {
 		t.Errorf("addresses %s %s", c.BackendAddr(), c.ListenAddr())
@@ -76,6 +76,7 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"WEB_ROOT=/nonexistent/dir", `invalid WEB_ROOT="/nonexistent/dir"`},
 		{"WEB_PATH=app", `invalid WEB_PATH="app"`},
 		{"WEB_PATH=/", `invalid WEB_PATH="/"`},
+		{"ADMIN_ADDRESS=48323", `invalid ADMIN_ADDRESS="48323"`},
 	}
 	for _, tc := range cases {
 		_, err := Load(nil, []string{tc.env}, nil, "test")

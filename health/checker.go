@@ -41,6 +41,8 @@ type Options struct {
 	// OnChange, if set, is called (from the checker's goroutine, or from a
 	// session's in Observe) after each change of state.
 	OnChange func(s State, reason string)
+	// OnCheck, if set, is told each check's result and duration.
+	OnCheck func(ok bool, took time.Duration)
 	// Dial is the connect function; nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -117,6 +119,9 @@ func (c *Checker) record(err error, took time.Duration) {
 	next := c.state
 	c.mu.Unlock()
 
+	if c.opts.OnCheck != nil {
+		c.opts.OnCheck(err == nil, took)
+	}
 	log := c.opts.Logger
 	if ce := log.Check(zap.DebugLevel, "health check"); ce != nil {
 		ce.Write(zap.String("backend", c.opts.Addr), zap.Bool("ok", err == nil), zap.Duration("took", took), zap.Error(err))

@@ -134,6 +134,7 @@ func (s *session) handshake() bool {
 		return false
 	}
 	s.conn.SetDeadline(time.Time{})
+	s.srv.opts.Observer.HandshakeSucceeded()
 	// A kill that ran during the handshake had its deadline cleared above.
 	return !s.halted.Load()
 }
@@ -143,6 +144,7 @@ func (s *session) handshakeFailed(class string, err error) {
 	if s.halted.Load() {
 		return // shutdown; not the client's fault
 	}
+	s.srv.opts.Observer.HandshakeFailed(class)
 	fields := []zap.Field{zap.String("client", s.client), zap.String("class", class), zap.String("sni", s.hello.sni), zap.Error(err)}
 	if class == failNoData {
 		s.srv.log.Debug("TLS handshake failed", fields...)
@@ -400,6 +402,7 @@ func (s *session) finish() {
 	if s.tc == nil || reason == "handshake failed" {
 		return // logged as a handshake failure
 	}
+	s.srv.opts.Observer.SessionEnded(outcome(reason), s.up, s.down, time.Since(s.start))
 	s.logEnd(reason)
 }
 

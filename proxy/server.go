@@ -44,6 +44,8 @@ type Options struct {
 
 	// Local, if set, answers the requests it owns instead of the backend.
 	Local Local
+	// Observer, if set, is told about handshakes, sessions and refusals.
+	Observer Observer
 	// CheckName, if set, is told after each handshake the name a client
 	// asked for (its SNI, or the address it dialed when it sent none).
 	CheckName func(name, client string)
@@ -98,6 +100,9 @@ type Server struct {
 func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := &Server{
@@ -168,6 +173,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		if max := s.opts.MaxConnections; max > 0 && s.active.Load() >= int64(max) {
 			// Refuse at once rather than let the client wait in the
 			// backlog: it can retry, and open sessions stay unharmed.
+			s.opts.Observer.ConnectionRefused()
 			s.hsLog.Warn("connection limit reached; refusing a connection",
 				zap.Int("max_connections", max), zap.Stringer("client", c.RemoteAddr()))
 			c.Close()

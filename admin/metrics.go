@@ -1,0 +1,120 @@
+// Package admin is the operator's side door: a listener (loopback by
+// default) with /healthz, /readyz and Prometheus /metrics.
+package admin
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds the proxy's Prometheus collectors. It implements
+// proxy.Observer; the health checker and the certificate feed it too.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	handshakes        prometheus.Counter
+	handshakeFailures *prometheus.CounterVec
+	sessions          *prometheus.CounterVec
+	bytes             *prometheus.CounterVec
+	duration          prometheus.Histogram
+	refused           prometheus.Counter
+	backendUp         prometheus.Gauge
+	transitions       *prometheus.CounterVec
+	checkDuration     *prometheus.HistogramVec
+}
+
+// Gauges read at scrape time.
+type Gauges struct {
+	OpenSessions      func() float64
+	ParkedDirections  func() float64
+	CertificateExpiry func() float64 // unix seconds
+}
+
+const ns = "cloudxr_wss_proxy"
+
+// NewMetrics registers every collector on a fresh registry (with the Go and
+// process collectors, as client_golang's default registry has).
+func NewMetrics(version string, g Gauges) *Metrics {
+	r := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { r.MustRegister(c) }
+	m := &Metrics{Registry: r}
+	m.handshakes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "tls_handshakes_total",
+		Help: "TLS handshakes completed."})
+	m.handshakeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "tls_handshake_failures_total",
+		Help: "TLS handshakes that failed, by class (client rejected our certificate, protocol mismatch, not TLS, timeout, ...)."}, []string{"class"})
+	m.sessions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "sessions_total",
+		Help: "Sessions (connections past the TLS handshake) ended, by outcome."}, []string{"outcome"})
+	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "bytes_total",
+		Help: "Bytes relayed, by direction, counted when a session ends."}, []string{"direction"})
+	m.duration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "session_duration_seconds",
+		Help:    "How long sessions lasted.",
+		Buckets: []float64{0.01, 0.1, 1, 10, 60, 300, 900, 1800, 3600, 7200, 14400}})
+	m.refused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_refused_total",
+		Help: "Connections refused because MAX_CONNECTIONS was reached."})
+	m.backendUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "backend_up",
+		Help: "1 when the health checks consider the CloudXR runtime up."})
+	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "backend_transitions_total",
+		Help: "Backend state changes, by the state entered."}, []string{"to"})
+	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "health_check_duration_seconds",
+		Help: "Duration of backend TCP connect checks.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"result"})
+	for _, c := range []prometheus.Collector{m.handshakes, m.handshakeFailures, m.sessions, m.bytes, m.duration,
+		m.refused, m.backendUp, m.transitions, m.checkDuration} {
+		f(c)
+	}
+	if g.OpenSessions != nil {
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "sessions_open",
+			Help: "Client connections open now."}, g.OpenSessions))
+	}
+	if g.ParkedDirections != nil {
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "parked_directions",
+			Help: "Tunnel directions waiting without a goroutine (quiet sessions)."}, g.ParkedDirections))
+	}
+	if g.CertificateExpiry != nil {
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "certificate_expiry_timestamp_seconds",
+			Help: "When the served certificate expires (unix time)."}, g.CertificateExpiry))
+	}
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+		Help: "Always 1; the labels say what is running.", ConstLabels: prometheus.Labels{"version": version}},
+		func() float64 { return 1 }))
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// HandshakeSucceeded implements proxy.Observer.
+func (m *Metrics) HandshakeSucceeded() { m.handshakes.Inc() }
+
+// HandshakeFailed implements proxy.Observer.
+func (m *Metrics) HandshakeFailed(class string) { m.handshakeFailures.WithLabelValues(class).Inc() }
+
+// SessionEnded implements proxy.Observer.
+func (m *Metrics) SessionEnded(outcome string, up, down int64, took time.Duration) {
+	m.sessions.WithLabelValues(outcome).Inc()
+	m.bytes.WithLabelValues("client_to_backend").Add(float64(up))
+	m.bytes.WithLabelValues("backend_to_client").Add(float64(down))
+	m.duration.Observe(took.Seconds())
+}
+
+// ConnectionRefused implements proxy.Observer.
+func (m *Metrics) ConnectionRefused() { m.refused.Inc() }
+
+// BackendState records a health state change ("up", "down").
+func (m *Metrics) BackendState(state string) {
+	m.transitions.WithLabelValues(state).Inc()
+	if state == "up" {
+		m.backendUp.Set(1)
+	} else {
+		m.backendUp.Set(0)
+	}
+}
+
+// HealthCheck records one check.
+func (m *Metrics) HealthCheck(ok bool, took time.Duration) {
+	result := "failed"
+	if ok {
+		result = "ok"
+	}
+	m.checkDuration.WithLabelValues(result).Observe(took.Seconds())
+}

@@ -1,0 +1,52 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Ready says whether the proxy should receive traffic, and if not, why.
+type Ready func() (bool, string)
+
+// Server serves /healthz (the process is alive), /readyz (listening, a
+// certificate loaded and, with one backend, the backend up) and /metrics.
+type Server struct {
+	http *http.Server
+}
+
+// NewServer builds the admin handler.
+func NewServer(m *Metrics, ready Ready) *Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		ok, why := ready()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("not ready: " + why + "\n"))
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	return &Server{http: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+}
+
+// Serve answers on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops the server.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }

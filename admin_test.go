@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
+)
+
+// scrape returns the value of each sample line of /metrics, keyed by the
+// series as written ("name{label=\"v\"}").
+func scrape(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+func httpStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAdminProbesAndMetrics(t *testing.T) {
+	b := backend(t)
+	dir := t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir, fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1", "HEALTH_CHECK_FALL=1")
+	addr := p.addr()
+	base := "http://" + p.waitLog("admin listener")["address"].(string)
+
+	if code, _ := httpStatus(t, base+"/healthz"); code != 200 {
+		t.Fatalf("/healthz %d", code)
+	}
+	waitFor(t, 10*time.Second, "ready", func() bool { code, _ := httpStatus(t, base+"/readyz"); return code == 200 })
+
+	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
+	const n = 3
+	for i := range n {
+		c, err := wstest.Dial(addr, fmt.Sprintf("/m%d", i), trust)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Echo("metered", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	if c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "localhost"}); err == nil {
+		c.Close()
+		t.Fatal("untrusting client connected")
+	}
+	var m map[string]float64
+	waitFor(t, 10*time.Second, "metrics for the sessions", func() bool {
+		m = scrape(t, base)
+		total := 0.0
+		for k, v := range m {
+			if strings.HasPrefix(k, "cloudxr_wss_proxy_sessions_total{") {
+				total += v
+			}
+		}
+		return total == n
+	})
+	for series, want := range map[string]float64{
+		`cloudxr_wss_proxy_tls_handshakes_total`:                                                  n,
+		`cloudxr_wss_proxy_tls_handshake_failures_total{class="client rejected our certificate"}`: 1,
+		`cloudxr_wss_proxy_backend_up`:                                                            1,
+		`cloudxr_wss_proxy_session_duration_seconds_count`:                                        n,
+	} {
+		if m[series] != want {
+			t.Errorf("%s = %v, want %v", series, m[series], want)
+		}
+	}
+	if m[`cloudxr_wss_proxy_bytes_total{direction="client_to_backend"}`] < n*20 || m[`cloudxr_wss_proxy_bytes_total{direction="backend_to_client"}`] < n*20 {
+		t.Errorf("bytes %v / %v", m[`cloudxr_wss_proxy_bytes_total{direction="client_to_backend"}`], m[`cloudxr_wss_proxy_bytes_total{direction="backend_to_client"}`])
+	}
+	if exp := m["cloudxr_wss_proxy_certificate_expiry_timestamp_seconds"]; exp < float64(time.Now().Add(800*24*time.Hour).Unix()) {
+		t.Errorf("certificate expiry %v", exp)
+	}
+	found := false
+	for k := range m {
+		found = found || strings.HasPrefix(k, "cloudxr_wss_proxy_build_info{")
+	}
+	if !found {
+		t.Error("no build_info")
+	}
+
+	// The backend goes away: not ready, and the metric says so.
+	b.Close()
+	waitFor(t, 10*time.Second, "not ready", func() bool {
+		code, body := httpStatus(t, base+"/readyz")
+		return code == 503 && strings.Contains(body, "backend down")
+	})
+	if m := scrape(t, base); m["cloudxr_wss_proxy_backend_up"] != 0 || m[`cloudxr_wss_proxy_backend_transitions_total{to="down"}`] != 1 {
+		t.Errorf("after the backend went: up %v, transitions down %v", m["cloudxr_wss_proxy_backend_up"], m[`cloudxr_wss_proxy_backend_transitions_total{to="down"}`])
+	}
+}
+
+func TestHealthcheckSubcommand(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir)
+	_, port, _ := net.SplitHostPort(p.addr())
+	run := func(port string) (int, string) {
+		cmd := exec.Command(binary, "healthcheck")
+		cmd.Env = []string{"PROXY_PORT=" + port, "LISTEN_ADDRESS=127.0.0.1", "CERT_DIR=" + dir}
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := run(port); code != 0 {
+		t.Fatalf("healthcheck against a running proxy: exit %d: %s", code, out)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	_, closed, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	if code, out := run(closed); code != 1 {
+		t.Fatalf("healthcheck against nothing: exit %d: %s", code, out)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -94,6 +94,29 @@ type readerBase struct {
 	werr      error // a failed write to the destination
 }
 
+// capped cuts buf to what the direction may still copy.
+func (r *readerBase) capped(buf []byte) []byte {
+	if r.d.limit >= 0 && int64(len(buf)) > r.d.limit {
+		return buf[:r.d.limit]
+	}
+	return buf
+}
+
+// forward sends b on; true means the direction must stop (r.werr or r.err
+// says why).
+func (r *readerBase) forward(b []byte) bool {
+	r.s.lastActive.Store(time.Now().UnixNano())
+	if err := r.d.write(b); err != nil {
+		r.werr = err
+		return true
+	}
+	if r.d.limit == 0 {
+		r.err = errLimit
+		return true
+	}
+	return false
+}
+
 // pumpFrom runs a direction's reader until its source ends, a write fails,
 // or waiting ends (idle, linger, park, halt).
 func (s *session) pumpFrom(r *readerBase) error {
@@ -136,19 +159,10 @@ func (r *clientReader) fill(fd uintptr) bool {
 			if r.out == nil {
 				r.out = copyBufs.Get().(*[]byte)
 			}
-			buf := *r.out
-			if r.d.limit >= 0 && int64(len(buf)) > r.d.limit {
-				buf = buf[:r.d.limit]
-			}
+			buf := r.capped(*r.out)
 			n, err := tc.Read(buf)
 			if n > 0 {
-				r.s.lastActive.Store(time.Now().UnixNano())
-				if werr := r.d.write(buf[:n]); werr != nil {
-					r.werr = werr
-					return true
-				}
-				if r.d.limit == 0 {
-					r.err = errLimit
+				if r.forward(buf[:n]) {
 					return true
 				}
 				continue
@@ -230,10 +244,7 @@ func (r *rawReader) fill(fd uintptr) bool {
 		if r.bp == nil {
 			r.bp = copyBufs.Get().(*[]byte)
 		}
-		buf := *r.bp
-		if r.d.limit >= 0 && int64(len(buf)) > r.d.limit {
-			buf = buf[:r.d.limit]
-		}
+		buf := r.capped(*r.bp)
 		n, err := unix.Read(int(fd), buf)
 		switch {
 		case err == unix.EINTR:
@@ -248,13 +259,7 @@ func (r *rawReader) fill(fd uintptr) bool {
 			r.err = io.EOF
 			return true
 		}
-		r.s.lastActive.Store(time.Now().UnixNano())
-		if err := r.d.write(buf[:n]); err != nil {
-			r.werr = err
-			return true
-		}
-		if r.d.limit == 0 {
-			r.err = errLimit
+		if r.forward(buf[:n]) {
 			return true
 		}
 		if n < len(buf) {

@@ -5,7 +5,12 @@ BINARY  := cloudxr-wss-proxy
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test test-deps lint fuzz bench clean
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+PROXY_PORT ?= 48322
+UNITDIR    := $(PREFIX)/lib/systemd/system
+
+.PHONY: build run test test-deps lint fuzz bench install clean
 
 build: ## a static binary in ./cloudxr-wss-proxy
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) .
@@ -31,6 +36,17 @@ bench: ## ours against HAProxy, side by side; writes bench/results/ (installs ha
 fuzz: ## run each fuzzer for FUZZTIME (default 1m)
 	go test -run XXX -fuzz FuzzParseRequestHead -fuzztime $(or $(FUZZTIME),1m) ./proxy
 	go test -run XXX -fuzz FuzzInjectResponse -fuzztime $(or $(FUZZTIME),1m) ./proxy
+
+install: build ## the binary and a systemd unit under DESTDIR/PREFIX; PROXY_PORT<1024 adds CAP_NET_BIND_SERVICE
+	install -D -m 0755 $(BINARY) $(DESTDIR)$(PREFIX)/bin/$(BINARY)
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)/etc/cloudxr-wss-proxy
+	sed 's|@PREFIX@|$(PREFIX)|g' deploy/systemd/cloudxr-wss-proxy.service.in > $(DESTDIR)$(UNITDIR)/cloudxr-wss-proxy.service
+	install -m 0644 deploy/systemd/cloudxr-wss-proxy.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/cloudxr-wss-proxy.conf
+	test -e $(DESTDIR)/etc/cloudxr-wss-proxy/env || install -m 0644 deploy/systemd/env.example $(DESTDIR)/etc/cloudxr-wss-proxy/env
+	if [ $(PROXY_PORT) -lt 1024 ]; then \
+		install -D -m 0644 deploy/systemd/low-port.conf $(DESTDIR)$(UNITDIR)/cloudxr-wss-proxy.service.d/low-port.conf; \
+		grep -q '^PROXY_PORT=' $(DESTDIR)/etc/cloudxr-wss-proxy/env || echo 'PROXY_PORT=$(PROXY_PORT)' >> $(DESTDIR)/etc/cloudxr-wss-proxy/env; \
+	fi
 
 clean:
 	rm -rf $(BINARY) certs-local

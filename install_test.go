@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// make install puts the binary, a hardened systemd unit, its user and an
+// environment file under DESTDIR; a port below 1024 adds exactly one
+// capability. systemd-analyze checks the unit.
+func TestMakeInstall(t *testing.T) {
+	for _, port := range []string{"48322", "443"} {
+		t.Run("PROXY_PORT="+port, func(t *testing.T) {
+			dest := t.TempDir()
+			cmd := exec.Command("make", "install", "DESTDIR="+dest, "PROXY_PORT="+port)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("make install: %v\n%s", err, out)
+			}
+			bin := filepath.Join(dest, "usr/local/bin/cloudxr-wss-proxy")
+			if st, err := os.Stat(bin); err != nil || st.Mode().Perm() != 0o755 {
+				t.Fatalf("binary: %v %v", st, err)
+			}
+			unitPath := filepath.Join(dest, "usr/local/lib/systemd/system/cloudxr-wss-proxy.service")
+			unit, err := os.ReadFile(unitPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{
+				"User=cloudxr-wss-proxy", "ExecStart=/usr/local/bin/cloudxr-wss-proxy", "ExecReload=/bin/kill -HUP $MAINPID",
+				"EnvironmentFile=-/etc/cloudxr-wss-proxy/env", "Environment=CERT_DIR=/var/lib/cloudxr-wss-proxy/certs",
+				"StateDirectory=cloudxr-wss-proxy", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
+				"PrivateTmp=yes", "\nCapabilityBoundingSet=\n", "\nAmbientCapabilities=\n",
+			} {
+				if !strings.Contains(string(unit), want) {
+					t.Errorf("unit lacks %q", want)
+				}
+			}
+			for _, f := range []string{"usr/local/lib/sysusers.d/cloudxr-wss-proxy.conf", "etc/cloudxr-wss-proxy/env"} {
+				if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
+					t.Error(err)
+				}
+			}
+			dropIn := filepath.Join(dest, "usr/local/lib/systemd/system/cloudxr-wss-proxy.service.d/low-port.conf")
+			d, err := os.ReadFile(dropIn)
+			env, _ := os.ReadFile(filepath.Join(dest, "etc/cloudxr-wss-proxy/env"))
+			if port == "443" {
+				if err != nil || !strings.Contains(string(d), "AmbientCapabilities=CAP_NET_BIND_SERVICE") || !strings.Contains(string(env), "PROXY_PORT=443") {
+					t.Errorf("low port: drop-in %q (%v), env %q", d, err, env)
+				}
+			} else if err == nil {
+				t.Error("a capability granted for an unprivileged port")
+			}
+
+			// systemd's own check, with ExecStart pointing at the installed
+			// binary under DESTDIR.
+			analyze, err := exec.LookPath("systemd-analyze")
+			if err != nil {
+				t.Fatal("systemd-analyze is needed for this test (apt-get install systemd; make test installs it)")
+			}
+			check := filepath.Join(t.TempDir(), "cloudxr-wss-proxy.service")
+			os.WriteFile(check, []byte(strings.ReplaceAll(string(unit), "/usr/local/bin/cloudxr-wss-proxy", bin)), 0o644)
+			out, err := exec.Command(analyze, "verify", check).CombinedOutput()
+			if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+				t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+			}
+		})
+	}
+}

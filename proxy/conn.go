@@ -145,7 +145,10 @@ func (s *session) handshakeFailed(class string, err error) {
 		return // shutdown; not the client's fault
 	}
 	s.srv.opts.Observer.HandshakeFailed(class)
-	fields := []zap.Field{zap.String("client", s.client), zap.String("class", class), zap.String("sni", s.hello.sni), zap.Error(err)}
+	// Clients that dial an IP address send no SNI; the address they dialed
+	// says which name the certificate needed.
+	fields := []zap.Field{zap.String("client", s.client), zap.String("class", class), zap.String("sni", s.hello.sni),
+		zap.String("dialed", s.hello.localDst), zap.Error(err)}
 	if class == failNoData {
 		s.srv.log.Debug("TLS handshake failed", fields...)
 		return

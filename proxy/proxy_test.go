@@ -429,11 +429,40 @@ func TestHandshakeFailureClasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	for _, class := range []string{failRejectedCert, failProtocol, failNoData} {
+	// Something that is not TLS (nor HTTP).
+	c, err = net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("\x00\x01\x02\x03\x04\x05 not tls"))
+	io.ReadAll(c)
+	c.Close()
+	for _, class := range []string{failRejectedCert, failProtocol, failNoData, failNotTLS} {
 		waitFor(t, 5*time.Second, "handshake failure "+class, func() bool {
 			return e.logs.FilterMessage("TLS handshake failed").FilterField(zapString("class", class)).Len() > 0
 		})
 	}
+	l := e.logs.FilterMessage("TLS handshake failed").FilterField(zapString("class", failRejectedCert)).All()[0].ContextMap()
+	if l["dialed"] != e.addr {
+		t.Errorf("dialed %v, want %s", l["dialed"], e.addr)
+	}
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	e := start(t, func(o *Options) { o.HandshakeTimeout = 200 * time.Millisecond })
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte{0x16, 0x03, 0x01}) // the start of a record, then silence
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); isTimeout(err) {
+		t.Fatal("the proxy kept a silent handshake open")
+	}
+	waitFor(t, 5*time.Second, "timeout class", func() bool {
+		return e.logs.FilterMessage("TLS handshake failed").FilterField(zapString("class", failTimeout)).Len() > 0
+	})
 }
 
 func TestBackendMarkedDownClosesSessions(t *testing.T) {

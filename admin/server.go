@@ -40,6 +40,9 @@ func NewServer(m *Metrics, ready Ready) *Server {
 	return &Server{http: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 }
 
+// Handler is the admin HTTP handler.
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
 // Serve answers on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

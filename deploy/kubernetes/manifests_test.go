@@ -1,0 +1,183 @@
+// Package kubernetes holds the manifests; this test decodes each strictly
+// with the Kubernetes API types (an unknown or misspelt field fails) and
+// checks that they refer to each other, and to the proxy, correctly.
+package kubernetes
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/admin"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
+)
+
+type kustomization struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Labels     []struct {
+		Pairs map[string]string `json:"pairs"`
+	} `json:"labels"`
+	Resources []string `json:"resources"`
+}
+
+func strict(t *testing.T, file string, into any) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+}
+
+func TestManifests(t *testing.T) {
+	var k kustomization
+	strict(t, "kustomization.yaml", &k)
+	files, _ := filepath.Glob("*.yaml")
+	for _, f := range files {
+		if f != "kustomization.yaml" && !slices.Contains(k.Resources, f) {
+			t.Errorf("%s is not listed in kustomization.yaml", f)
+		}
+	}
+
+	var (
+		dep appsv1.Deployment
+		svc corev1.Service
+		cm  corev1.ConfigMap
+	)
+	for _, f := range k.Resources {
+		var tm metav1.TypeMeta
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		yaml.Unmarshal(data, &tm)
+		switch tm.Kind {
+		case "Deployment":
+			strict(t, f, &dep)
+		case "Service":
+			strict(t, f, &svc)
+		case "ConfigMap":
+			strict(t, f, &cm)
+		default:
+			t.Fatalf("%s: unexpected kind %q", f, tm.Kind)
+		}
+	}
+
+	// The ConfigMap is a valid configuration of the proxy.
+	var environ []string
+	for key, v := range cm.Data {
+		environ = append(environ, key+"="+v)
+	}
+	cfg, err := config.Load(nil, environ, nil, "test")
+	if err != nil {
+		t.Fatalf("the ConfigMap is not a valid configuration: %v", err)
+	}
+	_, adminPort, _ := net.SplitHostPort(cfg.AdminAddress)
+
+	// Labels and selectors.
+	pod := dep.Spec.Template
+	for key, v := range dep.Spec.Selector.MatchLabels {
+		if pod.Labels[key] != v {
+			t.Errorf("deployment selector %s=%s does not match the pod template", key, v)
+		}
+	}
+	for key, v := range svc.Spec.Selector {
+		if pod.Labels[key] != v {
+			t.Errorf("service selector %s=%s selects no pod of the deployment", key, v)
+		}
+	}
+
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Spec.Containers))
+	}
+	c := pod.Spec.Containers[0]
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	if ports["wss"] != int32(cfg.ProxyPort) {
+		t.Errorf("container port wss %d, PROXY_PORT %d", ports["wss"], cfg.ProxyPort)
+	}
+	if strconv.Itoa(int(ports["admin"])) != adminPort {
+		t.Errorf("container port admin %d, ADMIN_ADDRESS %s", ports["admin"], cfg.AdminAddress)
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.StrVal != "wss" || svc.Spec.Ports[0].Port != int32(cfg.ProxyPort) {
+		t.Errorf("service ports %+v", svc.Spec.Ports)
+	}
+
+	// envFrom refers to the ConfigMap.
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef == nil || c.EnvFrom[0].ConfigMapRef.Name != cm.Name {
+		t.Errorf("envFrom %+v does not name ConfigMap %s", c.EnvFrom, cm.Name)
+	}
+
+	// The Secret is mounted, read-only, where the proxy looks (CERT_DIR).
+	var secretVolume string
+	for _, v := range pod.Spec.Volumes {
+		if v.Secret != nil {
+			secretVolume = v.Name
+			if v.Secret.SecretName != "cloudxr-wss-proxy-tls" {
+				t.Errorf("secret %s", v.Secret.SecretName)
+			}
+		}
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		if m.Name == secretVolume {
+			mounted = m.MountPath == cfg.CertDir && m.ReadOnly
+		}
+	}
+	if !mounted {
+		t.Errorf("the TLS secret is not mounted read-only at CERT_DIR %s", cfg.CertDir)
+	}
+
+	// Probes hit the admin listener on paths it serves.
+	h := admin.NewServer(admin.NewMetrics("test", admin.Gauges{}), func() (bool, string) { return true, "" }).Handler()
+	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
+		if p == nil || p.HTTPGet == nil {
+			t.Errorf("no %s probe", name)
+			continue
+		}
+		if p.HTTPGet.Port.StrVal != "admin" {
+			t.Errorf("%s probe port %v", name, p.HTTPGet.Port)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, p.HTTPGet.Path, nil))
+		if rec.Code != http.StatusOK {
+			t.Errorf("%s probe path %s answers %d", name, p.HTTPGet.Path, rec.Code)
+		}
+	}
+	if c.ReadinessProbe != nil && !strings.Contains(c.ReadinessProbe.HTTPGet.Path, "ready") {
+		t.Errorf("readiness probe on %s", c.ReadinessProbe.HTTPGet.Path)
+	}
+
+	// Security context and resources.
+	sc := c.SecurityContext
+	psc := pod.Spec.SecurityContext
+	switch {
+	case psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot:
+		t.Error("pod may run as root")
+	case sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+		t.Error("root filesystem is writable")
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+		t.Error("privilege escalation allowed")
+	case sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, corev1.Capability("ALL")) || len(sc.Capabilities.Add) > 0:
+		t.Error("capabilities not all dropped")
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("resources %+v", c.Resources)
+	}
+}

@@ -118,9 +118,20 @@ func run(args []string) error {
 		},
 		OnCheck: metrics.HealthCheck,
 	})
+	var router *proxy.Router
+	if cfg.RouteByPath {
+		if router, err = proxy.NewRouter(cfg.RouteAllow, int(cfg.BackendPort)); err != nil {
+			return usageError{fmt.Errorf("invalid ROUTE_ALLOW: %w", err)}
+		}
+		checker = nil // each routed runtime is checked on use
+	}
+	started := time.Now()
 	site, err := portal.New(portal.Options{
 		Version: fullVersion(),
 		Backend: func() portal.Backend {
+			if checker == nil {
+				return portal.Backend{Address: "the first path segment of each request", Up: true, State: "routing by path", Since: started}
+			}
 			st, since := checker.State()
 			return portal.Backend{Address: cfg.BackendAddr(), Up: st == health.Up, State: st.String(), Since: since}
 		},
@@ -139,6 +150,7 @@ func run(args []string) error {
 		TLSSessionTickets: cfg.TLSSessionTickets,
 		TLSPostQuantum:    cfg.TLSPostQuantum,
 		Health:            checker,
+		Router:            router,
 		ConnectTimeout:    cfg.ConnectTimeout.D(),
 		TunnelTimeout:     cfg.TunnelTimeout.D(),
 		HandshakeTimeout:  cfg.HandshakeTimeout.D(),
@@ -157,7 +169,12 @@ func run(args []string) error {
 
 	ctx, stopChecks := context.WithCancel(context.Background())
 	checksDone := make(chan struct{})
-	go func() { defer close(checksDone); checker.Run(ctx) }()
+	go func() {
+		defer close(checksDone)
+		if checker != nil {
+			checker.Run(ctx)
+		}
+	}()
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); certMgr.Watch(ctx, cfg.CertWatch.D()) }()
 	stopBackground := func() {
@@ -212,6 +229,9 @@ func startAdmin(addr string, m *admin.Metrics, checker *health.Checker, log *zap
 	// Listening and a certificate are given once the admin listener is
 	// up; what is left to be ready is the backend.
 	srv := admin.NewServer(m, func() (bool, string) {
+		if checker == nil {
+			return true, "" // routing by path: no single backend to wait for
+		}
 		if st, _ := checker.State(); st != health.Up {
 			return false, "backend " + st.String()
 		}

@@ -478,3 +478,26 @@ func TestSecretSymlinkSwapKeepsOpenSessions(t *testing.T) {
 		t.Fatalf("open session broken by the swap: %v", err)
 	}
 }
+
+func TestRoutingByPathThroughTheBinary(t *testing.T) {
+	b := backend(t)
+	dir := t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir, "ROUTE_BY_PATH=true", "ROUTE_ALLOW=127.0.0.0/8", "BACKEND_PORT=1")
+	addr := p.addr()
+	base := "http://" + p.waitLog("admin listener")["address"].(string)
+	// Ready without a single backend to wait for.
+	if code, body := httpStatus(t, base+"/readyz"); code != 200 {
+		t.Fatalf("/readyz %d %s", code, body)
+	}
+	c, err := wstest.Dial(addr, fmt.Sprintf("/127.0.0.1:%d/sign_in?peer_id=9", b.Port()), trustPEM(t, filepath.Join(dir, "ca.crt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Echo("via the path", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := (<-b.NextRequest()).Target; got != "/sign_in?peer_id=9" {
+		t.Errorf("backend got %q", got)
+	}
+}

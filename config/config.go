@@ -40,6 +40,9 @@ type Config struct {
 	ResponseTimeout  Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s" help:"limit on the backend's answer to a forwarded request head (then 504)"`
 	ShutdownGrace    Duration `env:"SHUTDOWN_GRACE" envDefault:"8s" help:"on SIGTERM/SIGINT, time open sessions get to finish before they are closed"`
 
+	RouteByPath bool     `env:"ROUTE_BY_PATH" envDefault:"false" help:"take the backend from the first path segment (/<host>[:port]/...), as CloudXR.js clients behind a proxy send it; BACKEND_PORT is the default port"`
+	RouteAllow  []string `env:"ROUTE_ALLOW" envSeparator:"," help:"with ROUTE_BY_PATH, the only targets that may be dialed: CIDRs, IPs, host names, *.domain"`
+
 	AdminAddress string `env:"ADMIN_ADDRESS" envDefault:"127.0.0.1:48323" help:"host:port of the admin listener (/healthz, /readyz, /metrics); empty turns it off"`
 
 	MaxConnections int `env:"MAX_CONNECTIONS" envDefault:"0" help:"most client connections at once; 0 derives it from the open-file limit"`
@@ -115,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.WebPath, "/") || !strings.HasSuffix(c.WebPath, "/") || c.WebPath == "/" || strings.ContainsAny(c.WebPath, "?# ") {
 		bad("WEB_PATH", c.WebPath, "want a path that starts and ends with /, such as /app/")
+	}
+	if c.RouteByPath && len(c.RouteAllow) == 0 {
+		bad("ROUTE_ALLOW", "", "ROUTE_BY_PATH needs an allow-list of the runtimes it may dial (CIDRs, IPs, host names)")
 	}
 	if c.AdminAddress != "" {
 		if _, port, err := net.SplitHostPort(c.AdminAddress); err != nil || port == "" {

@@ -63,6 +63,7 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 		return nil, explain(err, fields, vars)
 	}
 	cfg.CertHostnames = tidyList(cfg.CertHostnames)
+	cfg.RouteAllow = tidyList(cfg.RouteAllow)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -36,6 +37,7 @@ type session struct {
 	// backendLocal is the proxy's end of the backend connection, to match
 	// a session with the runtime's own logs.
 	backendLocal string
+	target       string // the routed runtime's host:port, when routing by path
 
 	lastActive  atomic.Int64 // unix nanos of the last byte read either way
 	idle        atomic.Int64 // the idle timeout now in force, in nanoseconds
@@ -233,6 +235,16 @@ func (s *session) headFailed(err error, n int) {
 	}
 }
 
+// refuseRoute answers a target the router will not dial.
+func (s *session) refuseRoute(err error) {
+	re := &routeError{status: http.StatusForbidden, msg: err.Error()}
+	errors.As(err, &re)
+	s.status = re.status
+	s.setReason("route refused")
+	s.srv.hsLog.Warn("routing refused", zap.String("client", s.client), zap.String("path", s.path), zap.String("why", re.msg))
+	s.writeClient(localResponse(re.status, false, "", re.msg+"\n"))
+}
+
 // refuse answers a head the proxy will not forward, then ends the session.
 func (s *session) refuse(err error) {
 	he := &headError{status: http.StatusBadRequest, msg: err.Error()}
@@ -258,9 +270,32 @@ func (s *session) writeClient(b []byte) error {
 // task finishes it).
 func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf func()) bool {
 	o := &s.srv.opts
-	backend, err := s.srv.dialBackend(s.srv.ctx)
+	head := buf[:hl]
+	if r := o.Router; r != nil {
+		addr, rest, err := r.Route(req.target)
+		if err != nil {
+			s.refuseRoute(err)
+			return false
+		}
+		head = rewriteTarget(head, rest)
+		s.target = addr
+	}
+	var (
+		backend net.Conn
+		err     error
+	)
+	if s.target != "" {
+		backend, err = s.srv.dialTarget(s.srv.ctx, s.target)
+	} else {
+		backend, err = s.srv.dialBackend(s.srv.ctx)
+	}
 	if err != nil {
 		s.backendErr = err
+		if s.target != "" {
+			// A routed runtime is checked on use: not there is 502.
+			s.backendFailed(http.StatusBadGateway, "backend unreachable", err)
+			return false
+		}
 		s.status = http.StatusServiceUnavailable
 		s.setReason("backend unreachable")
 		s.writeClient(localResponse(http.StatusServiceUnavailable, false, "", s.srv.unreachableMsg))
@@ -275,8 +310,11 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf fun
 	// asked to close after its response, so the proxy knows where the
 	// response ends and never has to parse a second one.
 	out := buf[:n]
-	if !req.upgrade {
-		out = append(closingRequest(make([]byte, 0, n+32), buf[:hl]), buf[hl:n]...)
+	switch {
+	case !req.upgrade:
+		out = append(closingRequest(make([]byte, 0, n+32), head), buf[hl:n]...)
+	case s.target != "":
+		out = append(head, buf[hl:n]...)
 	}
 	backend.SetWriteDeadline(time.Now().Add(o.ResponseTimeout))
 	s.up += int64(len(out))
@@ -442,6 +480,7 @@ func (s *session) logEnd(reason string) {
 		zap.String("reason", reason),
 		zap.NamedError("backend_error", s.backendErr),
 		zap.String("backend_conn", s.backendLocal),
+		zap.String("backend", cmp.Or(s.target, s.srv.opts.Backend)),
 	)
 }
 

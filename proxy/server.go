@@ -44,6 +44,9 @@ type Options struct {
 
 	// Local, if set, answers the requests it owns instead of the backend.
 	Local Local
+	// Router, if set, picks the backend from each request's first path
+	// segment (see Router) instead of Backend.
+	Router *Router
 	// Observer, if set, is told about handshakes, sessions and refusals.
 	Observer Observer
 	// CheckName, if set, is told after each handshake the name a client
@@ -324,6 +327,17 @@ func (s *Server) killAll(reason string, forwardingOnly bool) int {
 		sess.kill(reason)
 	}
 	return len(victims)
+}
+
+// dialTarget connects to a routed runtime.
+func (s *Server) dialTarget(ctx context.Context, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ConnectTimeout)
+	defer cancel()
+	c, err := backendDialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dialing routed backend: %w", err)
+	}
+	return c, nil
 }
 
 // dialBackend connects to the runtime. While the backend is marked down a

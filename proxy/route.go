@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Router picks the backend from the first path segment, as CloudXR.js
+// clients behind an HTTPS proxy ask for it (signalingResourcePath
+// "/<server-ip>/..."): wss://proxy/10.0.3.17/sign_in?peer_id=... goes to
+// 10.0.3.17:49100 as /sign_in?peer_id=.... Only targets on the allow-list
+// are ever dialed: the proxy must not become an open relay into the
+// network behind it.
+type Router struct {
+	nets        []*net.IPNet
+	names       []string // exact host names, lower case
+	suffixes    []string // from "*.example": ".example"
+	defaultPort string
+}
+
+// NewRouter builds a router from allow-list entries: CIDRs ("10.0.0.0/8"),
+// IP addresses, host names, and "*.domain" for any name under a domain.
+func NewRouter(allow []string, defaultPort int) (*Router, error) {
+	r := &Router{defaultPort: strconv.Itoa(defaultPort)}
+	if len(allow) == 0 {
+		return nil, fmt.Errorf("routing by path needs an allow-list")
+	}
+	for _, a := range allow {
+		a = strings.ToLower(strings.TrimSpace(a))
+		switch {
+		case strings.Contains(a, "/"):
+			_, n, err := net.ParseCIDR(a)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR", a)
+			}
+			r.nets = append(r.nets, n)
+		case net.ParseIP(a) != nil:
+			ip := net.ParseIP(a)
+			bits := 128
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			r.nets = append(r.nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+		case strings.HasPrefix(a, "*.") && len(a) > 2:
+			r.suffixes = append(r.suffixes, a[1:])
+		case a != "" && !strings.ContainsAny(a, " :*[]"):
+			r.names = append(r.names, strings.TrimSuffix(a, "."))
+		default:
+			return nil, fmt.Errorf("%q is neither a CIDR, an IP address nor a host name", a)
+		}
+	}
+	return r, nil
+}
+
+// routeError is a target the router refuses, with the status to answer.
+type routeError struct {
+	status int
+	msg    string
+}
+
+func (e *routeError) Error() string { return e.msg }
+
+// Route splits a request target into the backend address and the target
+// to forward (the rest of the path, with the query, unchanged).
+func (r *Router) Route(target string) (addr, rest string, err error) {
+	path, query, hasQuery := strings.Cut(target, "?")
+	seg, tail, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if seg == "" {
+		return "", "", &routeError{http.StatusBadRequest, "the first path segment must name the CloudXR runtime (/<host>[:port]/...)"}
+	}
+	if s, err := url.PathUnescape(seg); err == nil {
+		seg = s // browsers may send an IPv6 literal's brackets encoded
+	}
+	host, port := seg, r.defaultPort
+	if h, p, err := net.SplitHostPort(seg); err == nil {
+		host, port = h, p
+	} else if strings.HasPrefix(seg, "[") && strings.HasSuffix(seg, "]") {
+		host = seg[1 : len(seg)-1]
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", "", &routeError{http.StatusBadRequest, fmt.Sprintf("bad port in %q", seg)}
+	}
+	if !r.allowed(host) {
+		return "", "", &routeError{http.StatusForbidden, fmt.Sprintf("%s is not on the routing allow-list", host)}
+	}
+	rest = "/" + tail
+	if hasQuery {
+		rest += "?" + query
+	}
+	return net.JoinHostPort(host, port), rest, nil
+}
+
+func (r *Router) allowed(host string) bool {
+	if ip := net.ParseIP(host); ip != nil {
+		for _, n := range r.nets {
+			if n.Contains(ip) {
+				return true
+			}
+		}
+		return false
+	}
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if h == "" || strings.ContainsAny(h, "%@/\\ ") {
+		return false
+	}
+	for _, n := range r.names {
+		if h == n {
+			return true
+		}
+	}
+	for _, s := range r.suffixes {
+		if strings.HasSuffix(h, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// rewriteTarget returns head with the request line's target replaced.
+func rewriteTarget(head []byte, target string) []byte {
+	line, rest, _ := strings.Cut(string(head), "\r\n")
+	method, tail, _ := strings.Cut(line, " ")
+	_, proto, _ := strings.Cut(tail, " ")
+	return []byte(method + " " + target + " " + proto + "\r\n" + rest)
+}

@@ -25,9 +25,12 @@ test: test-deps ## vet, then every test with the race detector (what CI runs)
 test-deps: ## install chromium and certutil from Debian's packages if missing
 	@./scripts/test-deps.sh
 
-lint: ## formatting and vet
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: ## formatting, vet and staticcheck (configured in staticcheck.conf)
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
 	go vet ./...
+	go run $(STATICCHECK) ./...
 
 bench: ## ours against HAProxy, side by side; writes bench/results/ (installs haproxy if missing)
 	@./scripts/bench-deps.sh

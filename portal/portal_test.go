@@ -97,6 +97,9 @@ func TestHomeAndStatus(t *testing.T) {
 	}
 
 	resp, body = get(t, srv.URL+"/status.json")
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("status content type %q", ct)
+	}
 	var st Status
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatal(err)

@@ -304,26 +304,6 @@ func (d *direction) readEnded(err error) error {
 	return err
 }
 
-// read runs attempt, keeping the session alive while either direction
-// moves: a read deadline is only pushed back when it expires, so the data
-// path does not touch timers on every read. It returns errPark when the
-// sweeper asked the direction to park.
-func (s *session) read(d *direction, attempt func() (int, error)) (int, error) {
-	for {
-		n, err := attempt()
-		if n > 0 {
-			s.lastActive.Store(time.Now().UnixNano())
-			return n, err
-		}
-		if err == nil {
-			continue
-		}
-		if retry, err := s.afterDeadline(d, err); !retry {
-			return 0, err
-		}
-	}
-}
-
 // afterDeadline decides what an error from waiting on d's source means:
 // true to wait again (with the deadline pushed to the idle or linger time),
 // or the error that ends the wait: errPark, errIdle, or err itself.

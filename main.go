@@ -66,6 +66,20 @@ func run(args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
+	// Settings that need more than the config package checks, before
+	// anything (a certificate) is written.
+	var origins *proxy.Origins
+	if len(cfg.AllowedOrigins) > 0 {
+		if origins, err = proxy.NewOrigins(cfg.AllowedOrigins); err != nil {
+			return usageError{fmt.Errorf("invalid ALLOWED_ORIGINS: %w", err)}
+		}
+	}
+	var router *proxy.Router
+	if cfg.RouteByPath {
+		if router, err = proxy.NewRouter(cfg.RouteAllow, int(cfg.BackendPort)); err != nil {
+			return usageError{fmt.Errorf("invalid ROUTE_ALLOW: %w", err)}
+		}
+	}
 	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return usageError{err}
@@ -118,11 +132,7 @@ func run(args []string) error {
 		},
 		OnCheck: metrics.HealthCheck,
 	})
-	var router *proxy.Router
-	if cfg.RouteByPath {
-		if router, err = proxy.NewRouter(cfg.RouteAllow, int(cfg.BackendPort)); err != nil {
-			return usageError{fmt.Errorf("invalid ROUTE_ALLOW: %w", err)}
-		}
+	if router != nil {
 		checker = nil // each routed runtime is checked on use
 	}
 	started := time.Now()
@@ -151,6 +161,7 @@ func run(args []string) error {
 		TLSPostQuantum:    cfg.TLSPostQuantum,
 		Health:            checker,
 		Router:            router,
+		AllowedOrigins:    origins,
 		ConnectTimeout:    cfg.ConnectTimeout.D(),
 		TunnelTimeout:     cfg.TunnelTimeout.D(),
 		HandshakeTimeout:  cfg.HandshakeTimeout.D(),

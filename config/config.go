@@ -40,6 +40,8 @@ type Config struct {
 	ResponseTimeout  Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s" help:"limit on the backend's answer to a forwarded request head (then 504)"`
 	ShutdownGrace    Duration `env:"SHUTDOWN_GRACE" envDefault:"8s" help:"on SIGTERM/SIGINT, time open sessions get to finish before they are closed"`
 
+	AllowedOrigins []string `env:"ALLOWED_ORIGINS" envSeparator:"," help:"only pages from these origins (https://app.example, https://*.lab.example) may open the WebSocket; CORS answers then name the origin"`
+
 	RouteByPath bool     `env:"ROUTE_BY_PATH" envDefault:"false" help:"take the backend from the first path segment (/<host>[:port]/...), as CloudXR.js clients behind a proxy send it; BACKEND_PORT is the default port"`
 	RouteAllow  []string `env:"ROUTE_ALLOW" envSeparator:"," help:"with ROUTE_BY_PATH, the only targets that may be dialed: CIDRs, IPs, host names, *.domain"`
 

@@ -42,6 +42,7 @@ type session struct {
 	lastActive  atomic.Int64 // unix nanos of the last byte read either way
 	idle        atomic.Int64 // the idle timeout now in force, in nanoseconds
 	tunnel      atomic.Bool  // the backend accepted the upgrade
+	hs          *headerSet   // the CORS set for the current request
 	lingerUntil atomic.Int64 // unix nanos; set once one direction has ended
 	halted      atomic.Bool  // reads and writes are being stopped
 	aborted     atomic.Bool  // no goodbye: killed, or a side broke
@@ -190,8 +191,16 @@ func (s *session) handleRequests() bool {
 		req, err := parseRequestHead(buf[:hl])
 		s.requests++
 		s.method, s.path = req.method, req.target
+		s.hs = s.srv.corsFor(req.origin)
 		if err != nil {
 			s.refuse(err)
+			return false
+		}
+		if o := s.srv.opts.AllowedOrigins; o != nil && req.origin != "" && !o.Allows(req.origin) &&
+			(req.upgrade || req.method == http.MethodOptions) {
+			// A page from elsewhere must not open the signaling socket
+			// with the user's browser (cross-site WebSocket hijacking).
+			s.refuse(&headError{http.StatusForbidden, "origin " + req.origin + " is not allowed"})
 			return false
 		}
 		if l := s.srv.opts.Local; l != nil && !req.upgrade && l.Owns(req.method, req.target) {
@@ -207,7 +216,7 @@ func (s *session) handleRequests() bool {
 			// runtime, which does not know them.
 			keep := !req.close && !req.hasBody
 			s.status = http.StatusOK
-			if err := s.writeClient(preflight(keep)); err != nil || !keep {
+			if err := s.writeClient(preflight(s.hs, keep)); err != nil || !keep {
 				s.setReason("response complete")
 				return false
 			}
@@ -242,7 +251,7 @@ func (s *session) refuseRoute(err error) {
 	s.status = re.status
 	s.setReason("route refused")
 	s.srv.hsLog.Warn("routing refused", zap.String("client", s.client), zap.String("path", s.path), zap.String("why", re.msg))
-	s.writeClient(localResponse(re.status, false, "", re.msg+"\n"))
+	s.writeClient(localResponse(s.hs, re.status, false, "", re.msg+"\n"))
 }
 
 // refuse answers a head the proxy will not forward, then ends the session.
@@ -251,7 +260,7 @@ func (s *session) refuse(err error) {
 	errors.As(err, &he)
 	s.status = he.status
 	s.setReason("bad request: " + he.msg)
-	s.writeClient(localResponse(he.status, false, "", he.msg+"\n"))
+	s.writeClient(localResponse(s.hs, he.status, false, "", he.msg+"\n"))
 }
 
 // writeClient writes a response the proxy made, under the head timeout.
@@ -298,7 +307,7 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf fun
 		}
 		s.status = http.StatusServiceUnavailable
 		s.setReason("backend unreachable")
-		s.writeClient(localResponse(http.StatusServiceUnavailable, false, "", s.srv.unreachableMsg))
+		s.writeClient(localResponse(s.hs, http.StatusServiceUnavailable, false, "", s.srv.unreachableMsg))
 		return false
 	}
 	if !s.attach(backend) {
@@ -361,7 +370,7 @@ func (s *session) respond(req requestHead, backend net.Conn, buf []byte, release
 			break
 		}
 		// An interim response (100 Continue): relay it and read on.
-		if err := s.writeClient(injectResponse(nil, buf[:hl], false)); err != nil {
+		if err := s.writeClient(injectResponse(nil, buf[:hl], false, s.hs)); err != nil {
 			s.setReason("client connection lost")
 			s.abort()
 			return false
@@ -375,7 +384,7 @@ func (s *session) respond(req requestHead, backend net.Conn, buf []byte, release
 	// The response head with the header set, and whatever came after it
 	// (a first WebSocket frame in the same packet as the 101), in one write.
 	rest := buf[hl:n]
-	out := append(injectResponse(make([]byte, 0, hl+len(corsBlock)+len(closeLine)+len(rest)), buf[:hl], !tunnel), rest...)
+	out := append(injectResponse(make([]byte, 0, hl+len(s.hs.block)+len(closeLine)+len(rest)), buf[:hl], !tunnel, s.hs), rest...)
 	releaseBuf()
 	if err := s.writeClient(out); err != nil {
 		s.setReason("client connection lost")
@@ -399,7 +408,7 @@ func (s *session) backendFailed(status int, reason string, err error) {
 	s.backendErr = err
 	s.status = status
 	s.setReason(reason)
-	s.writeClient(localResponse(status, false, "", http.StatusText(status)+": the CloudXR runtime did not answer as expected.\n"))
+	s.writeClient(localResponse(s.hs, status, false, "", http.StatusText(status)+": the CloudXR runtime did not answer as expected.\n"))
 }
 
 // attach records the backend connection, unless the session was killed.

@@ -60,7 +60,7 @@ func FuzzInjectResponse(f *testing.F) {
 		if _, err := parseResponseHead(head); err != nil {
 			return
 		}
-		out := injectResponse(nil, head, closing)
+		out := injectResponse(nil, head, closing, anyOrigin)
 		if _, err := parseResponseHead(out); err != nil {
 			t.Fatalf("injected head %q no longer parses: %v", out, err)
 		}

@@ -41,10 +41,8 @@ var (
 	}()
 	// hopByHop are replaced when the proxy makes a forwarded exchange end
 	// with the response ("Connection: close").
-	hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection"}
-	// closingNames is the drop list for a response that ends its connection.
-	closingNames = append(append([]string{}, corsNames...), hopByHop...)
-	closeLine    = []byte("Connection: close\r\n")
+	hopByHop  = []string{"Connection", "Keep-Alive", "Proxy-Connection"}
+	closeLine = []byte("Connection: close\r\n")
 )
 
 // rewriteHead appends to dst a copy of head (a request or response head
@@ -84,11 +82,11 @@ func dropped(name []byte, drop []string) bool {
 // injectResponse returns the backend's response head with the header set.
 // When closing, the response also says "Connection: close", because the
 // proxy ends the connection after it.
-func injectResponse(dst, head []byte, closing bool) []byte {
+func injectResponse(dst, head []byte, closing bool, hs *headerSet) []byte {
 	if closing {
-		return rewriteHead(dst, head, closingNames, corsBlock, closeLine)
+		return rewriteHead(dst, head, hs.closing, hs.block, closeLine)
 	}
-	return rewriteHead(dst, head, corsNames, corsBlock)
+	return rewriteHead(dst, head, hs.names, hs.block)
 }
 
 // closingRequest returns a forwarded request head that asks the backend to
@@ -99,7 +97,7 @@ func closingRequest(dst, head []byte) []byte {
 
 // localResponse builds a complete response written by the proxy itself,
 // with the header set. extra holds further header lines, each with CRLF.
-func localResponse(status int, keepAlive bool, extra, body string) []byte {
+func localResponse(hs *headerSet, status int, keepAlive bool, extra, body string) []byte {
 	var b bytes.Buffer
 	b.Grow(256 + len(body))
 	b.WriteString("HTTP/1.1 ")
@@ -112,7 +110,7 @@ func localResponse(status int, keepAlive bool, extra, body string) []byte {
 	if !keepAlive {
 		b.Write(closeLine)
 	}
-	b.Write(corsBlock)
+	b.Write(hs.block)
 	b.WriteString(extra)
 	b.WriteString("\r\n")
 	b.WriteString(body)
@@ -120,8 +118,8 @@ func localResponse(status int, keepAlive bool, extra, body string) []byte {
 }
 
 // preflight answers a CORS or Private Network Access preflight (OPTIONS).
-func preflight(keepAlive bool) []byte {
-	return localResponse(http.StatusOK, keepAlive, "Access-Control-Max-Age: "+preflightMaxAge+"\r\n", "OK")
+func preflight(hs *headerSet, keepAlive bool) []byte {
+	return localResponse(hs, http.StatusOK, keepAlive, "Access-Control-Max-Age: "+preflightMaxAge+"\r\n", "OK")
 }
 
 // plainHTTPResponse answers plain HTTP sent to the TLS port.

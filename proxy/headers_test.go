@@ -11,14 +11,14 @@ import (
 func TestInjectResponse(t *testing.T) {
 	head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"access-control-allow-origin: https://backend.example\r\nSec-WebSocket-Accept: abc\r\n\r\n"
-	out := string(injectResponse(nil, []byte(head), false))
+	out := string(injectResponse(nil, []byte(head), false, anyOrigin))
 	want := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: abc\r\n" +
 		string(corsBlock) + "\r\n"
 	if out != want {
 		t.Fatalf("got\n%q\nwant\n%q", out, want)
 	}
 
-	closing := string(injectResponse(nil, []byte("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n"), true))
+	closing := string(injectResponse(nil, []byte("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n"), true, anyOrigin))
 	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(closing)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func TestClosingRequest(t *testing.T) {
 
 func TestLocalResponse(t *testing.T) {
 	for _, keep := range []bool{true, false} {
-		b := preflight(keep)
+		b := preflight(anyOrigin, keep)
 		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -75,6 +75,6 @@ func BenchmarkInjectResponse(b *testing.B) {
 	dst := make([]byte, 0, 1024)
 	b.ReportAllocs()
 	for b.Loop() {
-		dst = injectResponse(dst[:0], head, false)
+		dst = injectResponse(dst[:0], head, false, anyOrigin)
 	}
 }

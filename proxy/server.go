@@ -44,6 +44,9 @@ type Options struct {
 
 	// Local, if set, answers the requests it owns instead of the backend.
 	Local Local
+	// AllowedOrigins, if set, is the ALLOWED_ORIGINS allow-list (see
+	// Origins); nil allows any origin.
+	AllowedOrigins *Origins
 	// Router, if set, picks the backend from each request's first path
 	// segment (see Router) instead of Backend.
 	Router *Router
@@ -187,7 +190,7 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) start(c *net.TCPConn) {
-	sess := &session{srv: s, conn: c, start: time.Now(), client: c.RemoteAddr().String()}
+	sess := &session{srv: s, conn: c, start: time.Now(), client: c.RemoteAddr().String(), hs: anyOrigin}
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)

@@ -63,7 +63,11 @@ type proc struct {
 
 func startProc(t *testing.T, env ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary)
+	return startProcCmd(t, exec.Command(binary), env...)
+}
+
+func startProcCmd(t *testing.T, cmd *exec.Cmd, env ...string) *proc {
+	t.Helper()
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=json", "LISTEN_ADDRESS=127.0.0.1", "PROXY_PORT=0",
 		"HEALTH_CHECK_INTERVAL=100", "ADMIN_ADDRESS=127.0.0.1:0"}, env...)
 	stderr, err := cmd.StderrPipe()
@@ -500,4 +504,60 @@ func TestRoutingByPathThroughTheBinary(t *testing.T) {
 	if got := (<-b.NextRequest()).Target; got != "/sign_in?peer_id=9" {
 		t.Errorf("backend got %q", got)
 	}
+}
+
+// Out of descriptors: the accept loop backs off and recovers when some are
+// freed, and the session already open is unharmed.
+func TestAcceptRecoversFromDescriptorExhaustion(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Fatal("prlimit (util-linux) is needed for this test")
+	}
+	b := backend(t)
+	dir := t.TempDir()
+	p := startProcCmd(t, exec.Command(prlimit, "--nofile=64:64", binary), "CERT_DIR="+dir,
+		fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1", "ADMIN_ADDRESS=",
+		"MAX_CONNECTIONS=1000", "HANDSHAKE_TIMEOUT=60s")
+	addr := p.addr()
+	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
+	open, err := wstest.Dial(addr, "/survivor", trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Conn.Close()
+
+	// Plain TCP connections that never start TLS each hold a descriptor
+	// in the proxy until the handshake timeout.
+	var fillers []net.Conn
+	defer func() {
+		for _, c := range fillers {
+			c.Close()
+		}
+	}()
+	for range 80 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		fillers = append(fillers, c)
+	}
+	l := p.waitLog("accept failed; retrying")
+	if !strings.Contains(fmt.Sprint(l["error"]), "too many open files") {
+		t.Errorf("accept error %v", l["error"])
+	}
+	if err := open.Echo("still here", 5*time.Second); err != nil {
+		t.Fatalf("open session harmed: %v", err)
+	}
+	for _, c := range fillers {
+		c.Close()
+	}
+	fillers = nil
+	waitFor(t, 15*time.Second, "a new session after descriptors are freed", func() bool {
+		c, err := wstest.Dial(addr, "/after", trust)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		return c.Echo("recovered", 5*time.Second) == nil
+	})
 }

@@ -9,6 +9,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v certutil >/dev/null || need+=(libnss3-tools)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v make >/dev/null || need+=(make)
+command -v prlimit >/dev/null || need+=(util-linux)
 ((${#need[@]})) || exit 0
 echo "installing test dependencies: ${need[*]}"
 sudo=()

@@ -228,9 +228,9 @@ func run(args []string) error {
 	}
 }
 
-// startAdmin opens the admin listener, unless addr is empty.
+// startAdmin opens the admin listener, unless addr is "off".
 func startAdmin(addr string, m *admin.Metrics, checker *health.Checker, log *zap.Logger) (*admin.Server, chan struct{}, error) {
-	if addr == "" {
+	if addr == "off" {
 		return nil, nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)

@@ -516,7 +516,7 @@ func TestAcceptRecoversFromDescriptorExhaustion(t *testing.T) {
 	b := backend(t)
 	dir := t.TempDir()
 	p := startProcCmd(t, exec.Command(prlimit, "--nofile=64:64", binary), "CERT_DIR="+dir,
-		fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1", "ADMIN_ADDRESS=",
+		fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1", "ADMIN_ADDRESS=off",
 		"MAX_CONNECTIONS=1000", "HANDSHAKE_TIMEOUT=60s")
 	addr := p.addr()
 	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))

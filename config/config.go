@@ -45,7 +45,7 @@ type Config struct {
 	RouteByPath bool     `env:"ROUTE_BY_PATH" envDefault:"false" help:"take the backend from the first path segment (/<host>[:port]/...), as CloudXR.js clients behind a proxy send it; BACKEND_PORT is the default port"`
 	RouteAllow  []string `env:"ROUTE_ALLOW" envSeparator:"," help:"with ROUTE_BY_PATH, the only targets that may be dialed: CIDRs, IPs, host names, *.domain"`
 
-	AdminAddress string `env:"ADMIN_ADDRESS" envDefault:"127.0.0.1:48323" help:"host:port of the admin listener (/healthz, /readyz, /metrics); empty turns it off"`
+	AdminAddress string `env:"ADMIN_ADDRESS" envDefault:"127.0.0.1:48323" help:"host:port of the admin listener (/healthz, /readyz, /metrics); off turns it off"`
 
 	MaxConnections int `env:"MAX_CONNECTIONS" envDefault:"0" help:"most client connections at once; 0 derives it from the open-file limit"`
 
@@ -124,9 +124,9 @@ func (c *Config) Validate() error {
 	if c.RouteByPath && len(c.RouteAllow) == 0 {
 		bad("ROUTE_ALLOW", "", "ROUTE_BY_PATH needs an allow-list of the runtimes it may dial (CIDRs, IPs, host names)")
 	}
-	if c.AdminAddress != "" {
+	if c.AdminAddress != "off" {
 		if _, port, err := net.SplitHostPort(c.AdminAddress); err != nil || port == "" {
-			bad("ADMIN_ADDRESS", c.AdminAddress, "want host:port, such as 127.0.0.1:48323, or empty to turn it off")
+			bad("ADMIN_ADDRESS", c.AdminAddress, "want host:port, such as 127.0.0.1:48323, or off")
 		}
 	}
 	if c.ShutdownGrace < 0 {

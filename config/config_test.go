@@ -77,6 +77,7 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"WEB_PATH=app", `invalid WEB_PATH="app"`},
 		{"WEB_PATH=/", `invalid WEB_PATH="/"`},
 		{"ADMIN_ADDRESS=48323", `invalid ADMIN_ADDRESS="48323"`},
+		{"ADMIN_ADDRESS=none", `invalid ADMIN_ADDRESS="none"`},
 		{"ROUTE_BY_PATH=true", `invalid ROUTE_ALLOW=""`},
 	}
 	for _, tc := range cases {

@@ -2,7 +2,7 @@
 # Installs what the tests need beyond Go, from Debian's packages, when it is
 # missing: chromium (the browser test) and certutil (an NSS database that
 # trusts the test CA), systemd-analyze (checks the unit `make install`
-# writes). Used by `make test` and so by CI.
+# writes), testssl (the TLS scan). Used by `make test` and so by CI.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
@@ -10,6 +10,7 @@ command -v certutil >/dev/null || need+=(libnss3-tools)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v make >/dev/null || need+=(make)
 command -v prlimit >/dev/null || need+=(util-linux)
+command -v testssl >/dev/null || need+=(testssl.sh)
 ((${#need[@]})) || exit 0
 echo "installing test dependencies: ${need[*]}"
 sudo=()

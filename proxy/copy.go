@@ -32,10 +32,11 @@ var errIdle = errors.New("idle timeout")
 
 // direction is one way of the pump.
 type direction struct {
-	s        *session
-	up       bool     // client to backend
-	src, dst net.Conn // src's read deadline is set on srcConn
-	srcConn  net.Conn
+	s       *session
+	up      bool // client to backend
+	dst     net.Conn
+	srcConn net.Conn        // the socket it reads; its read deadline governs the wait
+	rc      syscall.RawConn // srcConn's raw socket
 	// limit is how many bytes to copy; -1 copies until src ends.
 	limit int64
 	n     int64
@@ -69,12 +70,11 @@ type direction struct {
 // dump says which way a stuck session is stuck. Each returns nil when its
 // source ended cleanly (EOF) or its limit was reached.
 func (s *session) copyClientToBackend(d *direction) error {
+	if d.rc == nil {
+		return errNoRawConn
+	}
 	if d.cr == nil {
-		rc, err := s.pc.syscallConn()
-		if err != nil {
-			return err
-		}
-		d.cr = &clientReader{readerBase: readerBase{rc: rc, s: s, d: d}}
+		d.cr = &clientReader{readerBase: readerBase{rc: d.rc, s: s, d: d}}
 		d.cr.fillFn = d.cr.fill
 		d.cr.releaseFn = d.cr.release
 		s.pc.poll = true // from here on crypto/tls reads what fill stages
@@ -216,17 +216,19 @@ func (s *session) copyBackendToClient(d *direction) error {
 	if d.limit == 0 {
 		return nil
 	}
+	if d.rc == nil {
+		return errNoRawConn
+	}
 	if d.rr == nil {
-		rc, err := d.src.(syscall.Conn).SyscallConn()
-		if err != nil {
-			return err
-		}
-		d.rr = &rawReader{readerBase: readerBase{rc: rc, s: s, d: d}}
+		d.rr = &rawReader{readerBase: readerBase{rc: d.rc, s: s, d: d}}
 		d.rr.fillFn = d.rr.fill
 		d.rr.releaseFn = d.rr.release
 	}
 	return s.pumpFrom(&d.rr.readerBase)
 }
+
+// errNoRawConn ends a direction whose socket has no raw form (closed).
+var errNoRawConn = errors.New("socket unavailable")
 
 // errLimit ends a direction that has copied all it was to copy.
 var errLimit = errors.New("limit reached")
@@ -276,11 +278,8 @@ func (r *rawReader) release() {
 	}
 }
 
-// write sends b on, up to the direction's limit.
+// write sends b on; the readers cut b to the limit beforehand (capped).
 func (d *direction) write(b []byte) error {
-	if d.limit >= 0 && int64(len(b)) > d.limit {
-		b = b[:d.limit]
-	}
 	if _, err := d.dst.Write(b); err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"net"
-	"syscall"
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
@@ -56,9 +55,6 @@ func (c *pollConn) Read(p []byte) (int, error) {
 	}
 	return 0, errWouldBlock
 }
-
-// syscallConn exposes the socket for the client direction's own reads.
-func (c *pollConn) syscallConn() (syscall.RawConn, error) { return c.TCPConn.SyscallConn() }
 
 // readProxyHeader reads a PROXY protocol v1 or v2 header (required: the
 // policy is explicit) with go-proxyproto's parser. What the parser read

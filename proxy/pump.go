@@ -13,14 +13,15 @@ import (
 // parkAfter is how long a tunnel must be quiet before its directions park.
 const parkAfter = 3 * time.Second
 
-// newDirection makes one way of the pump.
-func (s *session) newDirection(up bool, src, dst, srcConn net.Conn, limit int64) *direction {
-	d := &direction{s: s, up: up, src: src, dst: dst, srcConn: srcConn, limit: limit, fd: -1}
-	if p := s.srv.parker; p != nil {
-		if sc, ok := srcConn.(interface {
-			SyscallConn() (syscall.RawConn, error)
-		}); ok {
-			if rc, err := sc.SyscallConn(); err == nil {
+// newDirection makes one way of the pump. srcConn is the socket the
+// direction reads (the client's for the way up, the backend's for the way
+// down); its raw form serves both the reader and the parker.
+func (s *session) newDirection(up bool, dst, srcConn net.Conn, limit int64) *direction {
+	d := &direction{s: s, up: up, dst: dst, srcConn: srcConn, limit: limit, fd: -1}
+	if sc, ok := srcConn.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			d.rc = rc
+			if p := s.srv.parker; p != nil {
 				rc.Control(func(fd uintptr) { d.fd = int(fd) })
 				d.key = p.key()
 			}
@@ -49,7 +50,7 @@ func (s *session) startUpstream(backend net.Conn) {
 	now := time.Now()
 	s.lastActive.Store(now.UnixNano())
 	s.tc.SetReadDeadline(now.Add(wait))
-	d := s.newDirection(true, s.tc, backend, s.conn, -1)
+	d := s.newDirection(true, backend, s.conn, -1)
 	s.tasks.Store(2)
 	go s.runDirection(d)
 }
@@ -74,7 +75,7 @@ func (s *session) relayDown(backend net.Conn, respLimit int64) {
 	} else if s.lingerUntil.Load() != 0 {
 		s.linger()
 	}
-	s.runDirection(s.newDirection(false, backend, s.tc, backend, respLimit))
+	s.runDirection(s.newDirection(false, s.tc, backend, respLimit))
 }
 
 // runDirection copies until the direction ends or parks.

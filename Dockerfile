@@ -5,6 +5,9 @@ ARG BUILDER_IMAGE=golang:1.26-bookworm
 
 FROM ${BUILDER_IMAGE} AS build
 ARG VERSION=dev
+# Passed through to `go mod download`, for a module mirror of your own (CI
+# uses the machine's module cache as a file:// proxy).
+ARG GOPROXY
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -17,6 +20,7 @@ ARG VERSION=dev
 LABEL org.opencontainers.image.title="cloudxr-wss-proxy" \
       org.opencontainers.image.description="TLS (wss://) front door for the CloudXR Runtime's WebSocket signaling" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="https://github.com/cloudxr-wss-proxy/cloudxr-wss-proxy" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/cloudxr-wss-proxy /cloudxr-wss-proxy
 COPY --from=build --chown=65532:65532 /out/certs /usr/local/etc/haproxy/certs

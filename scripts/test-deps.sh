@@ -2,7 +2,8 @@
 # Installs what the tests need beyond Go, from Debian's packages, when it is
 # missing: chromium (the browser test) and certutil (an NSS database that
 # trusts the test CA), systemd-analyze (checks the unit `make install`
-# writes), testssl (the TLS scan). Used by `make test` and so by CI.
+# writes), testssl (the TLS scan), podman, runc and busybox-static (the
+# container image test). Used by `make test` and so by CI.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
@@ -11,6 +12,11 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v make >/dev/null || need+=(make)
 command -v prlimit >/dev/null || need+=(util-linux)
 command -v testssl >/dev/null || need+=(testssl.sh)
+# The container test: rootful Podman with runc, and a static busybox for the
+# builder image assembled from this machine's Go (scripts/podman-builder.sh).
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+{ command -v busybox >/dev/null && ! ldd "$(command -v busybox)" >/dev/null 2>&1; } || need+=(busybox-static)
 ((${#need[@]})) || exit 0
 echo "installing test dependencies: ${need[*]}"
 sudo=()

@@ -1,0 +1,342 @@
+package main
+
+// The container image, built from the Dockerfile and run with rootful Podman
+// the way the HAProxy image's users run theirs (--network host, the same
+// variables, the certificate volume). No registry is reachable here, so the
+// builder stage is an image assembled from this machine's Go toolchain
+// (scripts/podman-builder.sh) and modules come from the local module cache.
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
+)
+
+const (
+	imageTag  = "localhost/cloudxr-wss-proxy:test"
+	certMount = "/usr/local/etc/haproxy/certs"
+)
+
+// podman runs podman with the runtime that works on this kind of machine
+// (crun fails on its cgroups) and returns combined output.
+func podman(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("podman", append([]string{"--runtime", "runc"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func mustPodman(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := podman(t, args...)
+	if err != nil {
+		t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// buildImage builds the Dockerfile as CI can: the builder image from the
+// local toolchain, modules through a file:// proxy over the module cache.
+func buildImage(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"podman", "runc", "busybox"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed for the container test (apt-get install podman runc busybox-static; make test-deps does it)", tool)
+		}
+	}
+	out, err := exec.Command("scripts/podman-builder.sh").Output()
+	if err != nil {
+		t.Fatalf("assembling the builder image: %v", err)
+	}
+	builder := strings.TrimSpace(string(out))
+	modcache, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	download := filepath.Join(strings.TrimSpace(string(modcache)), "cache", "download")
+	mustPodman(t, "build", "--format", "docker", "--isolation", "chroot",
+		"--build-arg", "BUILDER_IMAGE="+builder,
+		"--build-arg", "GOPROXY=file:///modproxy",
+		"--build-arg", "VERSION=v0.0.0-test",
+		"-v", download+":/modproxy:ro",
+		"-t", imageTag, ".")
+}
+
+// container is one `podman run -d` of the image.
+type container struct {
+	t    *testing.T
+	name string
+}
+
+func runContainer(t *testing.T, name string, args ...string) *container {
+	t.Helper()
+	podman(t, "rm", "-f", name)
+	run := append([]string{"run", "-d", "--name", name,
+		"--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096", "--network", "host"}, args...)
+	mustPodman(t, append(run, imageTag)...)
+	c := &container{t: t, name: name}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := podman(t, "logs", name)
+			t.Logf("podman logs %s:\n%s", name, out)
+		}
+		podman(t, "rm", "-f", name)
+	})
+	return c
+}
+
+// logs returns the container's JSON log lines.
+func (c *container) logs() []map[string]any {
+	out, _ := exec.Command("podman", "logs", c.name).CombinedOutput()
+	var lines []map[string]any
+	for _, l := range strings.Split(string(out), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil {
+			lines = append(lines, m)
+		}
+	}
+	return lines
+}
+
+// waitLog polls `podman logs` for a line with message msg.
+func (c *container) waitLog(msg string) map[string]any {
+	c.t.Helper()
+	var found map[string]any
+	waitFor(c.t, 20*time.Second, "log line "+msg, func() bool {
+		for _, l := range c.logs() {
+			if l["msg"] == msg {
+				found = l
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func (c *container) logged(msg string) bool {
+	for _, l := range c.logs() {
+		if l["msg"] == msg {
+			return true
+		}
+	}
+	return false
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// servedLeaf dials addr trusting pool and returns the served certificate.
+func servedLeaf(t *testing.T, addr string, cfg *tls.Config) *x509.Certificate {
+	t.Helper()
+	var leaf *x509.Certificate
+	waitFor(t, 20*time.Second, "a TLS handshake with "+addr, func() bool {
+		conn, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return false
+		}
+		leaf = conn.ConnectionState().PeerCertificates[0]
+		conn.Close()
+		return true
+	})
+	return leaf
+}
+
+func TestContainerImage(t *testing.T) {
+	buildImage(t)
+
+	var img []struct {
+		Config struct {
+			User         string
+			Env          []string
+			ExposedPorts map[string]any
+			Volumes      map[string]any
+			Labels       map[string]string
+			Entrypoint   []string
+		}
+		Healthcheck struct{ Test []string } // podman lists it beside Config
+	}
+	if err := json.Unmarshal([]byte(mustPodman(t, "image", "inspect", imageTag)), &img); err != nil || len(img) != 1 {
+		t.Fatalf("image inspect: %v", err)
+	}
+	cfg := img[0].Config
+	if cfg.User != "65532:65532" {
+		t.Errorf("image runs as %q, want the non-root 65532:65532", cfg.User)
+	}
+	if _, ok := cfg.ExposedPorts["48322/tcp"]; !ok {
+		t.Errorf("48322/tcp not exposed: %v", cfg.ExposedPorts)
+	}
+	if _, ok := cfg.Volumes[certMount]; !ok {
+		t.Errorf("%s not a volume: %v", certMount, cfg.Volumes)
+	}
+	if !strings.Contains(strings.Join(cfg.Env, " "), "CERT_DIR="+certMount) {
+		t.Errorf("CERT_DIR not set in the image: %v", cfg.Env)
+	}
+	if cfg.Labels["org.opencontainers.image.version"] != "v0.0.0-test" || cfg.Labels["org.opencontainers.image.source"] == "" {
+		t.Errorf("OCI labels: %v", cfg.Labels)
+	}
+	if strings.Join(img[0].Healthcheck.Test, " ") != "CMD /cloudxr-wss-proxy healthcheck" {
+		t.Errorf("HEALTHCHECK: %v", img[0].Healthcheck.Test)
+	}
+
+	b := backend(t)
+	port := freePort(t)
+	volume := fmt.Sprintf("cxp-test-certs-%d", os.Getpid())
+	podman(t, "volume", "rm", "-f", volume)
+	t.Cleanup(func() { podman(t, "volume", "rm", "-f", volume) })
+	// The HAProxy image's README command, with free ports for the test.
+	env := []string{"-e", "BACKEND_HOST=localhost", "-e", fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
+		"-e", fmt.Sprintf("PROXY_PORT=%d", port), "-e", fmt.Sprintf("ADMIN_ADDRESS=127.0.0.1:%d", freePort(t))}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+
+	var firstFP string
+	t.Run("echo with the generated certificate", func(t *testing.T) {
+		c := runContainer(t, "cxp-test-gen", append(env, "-v", volume+":"+certMount)...)
+		gen := c.waitLog("generated a certificate")
+		c.waitLog("listening")
+		mount := strings.TrimSpace(mustPodman(t, "volume", "inspect", volume, "--format", "{{.Mountpoint}}"))
+		trust := trustPEM(t, filepath.Join(mount, "ca.crt"))
+		firstFP = certs.Fingerprint(servedLeaf(t, addr, trust))
+		if firstFP != gen["sha256"] {
+			t.Fatalf("served %s, log says %v", firstFP, gen["sha256"])
+		}
+		var ws *wstest.Client
+		waitFor(t, 20*time.Second, "the backend marked up", func() bool {
+			var err error
+			ws, err = wstest.Dial(addr, "/sign_in?peer_id=1", trust)
+			return err == nil
+		})
+		if err := ws.Echo("through the container", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		ws.Close()
+		// `podman logs` shows the session in the JSON access log.
+		end := c.waitLog("session ended")
+		if end["path"] != "/sign_in?peer_id=1" || end["status"] != float64(101) {
+			t.Errorf("session log line: %v", end)
+		}
+
+		// The image's HEALTHCHECK, as the engine runs it.
+		if out, err := podman(t, "healthcheck", "run", c.name); err != nil {
+			t.Errorf("HEALTHCHECK failed: %v %s", err, out)
+		}
+		var state []struct{ State struct{ Health struct{ Status string } } }
+		json.Unmarshal([]byte(mustPodman(t, "inspect", c.name)), &state)
+		if len(state) != 1 || state[0].State.Health.Status != "healthy" {
+			t.Errorf("health status after the check: %+v", state)
+		}
+
+		// podman stop sends SIGTERM: a graceful exit 0 well within its 10 s.
+		start := time.Now()
+		mustPodman(t, "stop", "-t", "10", c.name)
+		if took := time.Since(start); took > 9*time.Second {
+			t.Errorf("podman stop took %v: SIGTERM not handled", took)
+		}
+		if code := strings.TrimSpace(mustPodman(t, "inspect", c.name, "--format", "{{.State.ExitCode}}")); code != "0" {
+			t.Errorf("exit code %s after podman stop", code)
+		}
+		if !c.logged("stopped") {
+			t.Error("no \"stopped\" line after podman stop")
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("named volume survives re-creation", func(t *testing.T) {
+		c := runContainer(t, "cxp-test-gen", append(env, "-v", volume+":"+certMount)...)
+		reused := c.waitLog("reusing the certificate generated earlier")
+		if reused["sha256"] != firstFP {
+			t.Errorf("re-created container serves %v, first one generated %s", reused["sha256"], firstFP)
+		}
+		mount := strings.TrimSpace(mustPodman(t, "volume", "inspect", volume, "--format", "{{.Mountpoint}}"))
+		if got := certs.Fingerprint(servedLeaf(t, addr, trustPEM(t, filepath.Join(mount, "ca.crt")))); got != firstFP {
+			t.Errorf("served %s after re-creation, want %s", got, firstFP)
+		}
+		if c.logged("generated a certificate") || c.logged("created a local CA; trust it once on each headset (see https://<host>:<port>/)") {
+			t.Error("a new certificate or CA was generated although the volume kept the old one")
+		}
+	})
+
+	t.Run("read-only server.pem", func(t *testing.T) {
+		pemPath, der := writeUserPEM(t)
+		before, _ := os.ReadFile(pemPath)
+		c := runContainer(t, "cxp-test-user", append(env, "-v", pemPath+":"+certMount+"/server.pem:ro")...)
+		c.waitLog("loaded your certificate; it is only read, never changed")
+		leafCert, _ := x509.ParseCertificate(der)
+		pool := x509.NewCertPool()
+		pool.AddCert(leafCert)
+		if got := servedLeaf(t, addr, &tls.Config{RootCAs: pool, ServerName: "localhost"}); !bytes.Equal(got.Raw, der) {
+			t.Error("the mounted server.pem is not what is served")
+		}
+		// And the portal says so to a browser (no CA download for a user certificate).
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+		resp, err := hc.Get("https://" + addr + "/status.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st map[string]any
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if cert, _ := st["certificate"].(map[string]any); cert == nil || cert["source"] == "generated" {
+			t.Errorf("status.json certificate: %v", st["certificate"])
+		}
+		mustPodman(t, "stop", "-t", "10", c.name)
+		if after, _ := os.ReadFile(pemPath); !bytes.Equal(after, before) {
+			t.Error("the mounted server.pem changed")
+		}
+	})
+}
+
+// writeUserPEM writes a self-signed ECDSA server.pem for localhost, readable
+// by the image's user, and returns its path and the certificate.
+func writeUserPEM(t *testing.T) (string, []byte) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "lab certificate"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})...)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	path := filepath.Join(dir, "server.pem")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, der
+}

@@ -246,7 +246,9 @@ func TestContainerImage(t *testing.T) {
 		if out, err := podman(t, "healthcheck", "run", c.name); err != nil {
 			t.Errorf("HEALTHCHECK failed: %v %s", err, out)
 		}
-		var state []struct{ State struct{ Health struct{ Status string } } }
+		var state []struct {
+			State struct{ Health struct{ Status string } }
+		}
 		json.Unmarshal([]byte(mustPodman(t, "inspect", c.name)), &state)
 		if len(state) != 1 || state[0].State.Health.Status != "healthy" {
 			t.Errorf("health status after the check: %+v", state)

@@ -92,11 +92,13 @@ func TestAdminProbesAndMetrics(t *testing.T) {
 		}
 		return total == n
 	})
+	up := fmt.Sprintf(`cloudxr_wss_proxy_backend_up{backend="%s"}`, b.Addr())
+	down := fmt.Sprintf(`cloudxr_wss_proxy_backend_transitions_total{backend="%s",to="down"}`, b.Addr())
 	for series, want := range map[string]float64{
 		`cloudxr_wss_proxy_tls_handshakes_total`:                                                  n,
 		`cloudxr_wss_proxy_tls_handshake_failures_total{class="client rejected our certificate"}`: 1,
-		`cloudxr_wss_proxy_backend_up`:                                                            1,
-		`cloudxr_wss_proxy_session_duration_seconds_count`:                                        n,
+		up: 1,
+		`cloudxr_wss_proxy_session_duration_seconds_count`: n,
 	} {
 		if m[series] != want {
 			t.Errorf("%s = %v, want %v", series, m[series], want)
@@ -122,8 +124,8 @@ func TestAdminProbesAndMetrics(t *testing.T) {
 		code, body := httpStatus(t, base+"/readyz")
 		return code == 503 && strings.Contains(body, "backend down")
 	})
-	if m := scrape(t, base); m["cloudxr_wss_proxy_backend_up"] != 0 || m[`cloudxr_wss_proxy_backend_transitions_total{to="down"}`] != 1 {
-		t.Errorf("after the backend went: up %v, transitions down %v", m["cloudxr_wss_proxy_backend_up"], m[`cloudxr_wss_proxy_backend_transitions_total{to="down"}`])
+	if m := scrape(t, base); m[up] != 0 || m[down] != 1 {
+		t.Errorf("after the backend went: up %v, transitions down %v", m[up], m[down])
 	}
 }
 

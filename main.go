@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -80,6 +81,14 @@ func run(args []string) error {
 			return usageError{fmt.Errorf("invalid ROUTE_ALLOW: %w", err)}
 		}
 	}
+	routeChecks := make([]string, 0, len(cfg.RouteCheck))
+	for _, spec := range cfg.RouteCheck {
+		addr, err := router.Target(spec)
+		if err != nil {
+			return usageError{fmt.Errorf("invalid ROUTE_CHECK: %w", err)}
+		}
+		routeChecks = append(routeChecks, addr)
+	}
 	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return usageError{err}
@@ -119,21 +128,30 @@ func run(args []string) error {
 		ParkedDirections:  func() float64 { return float64(srv.ParkedDirections()) },
 		CertificateExpiry: func() float64 { return float64(certMgr.Current().Leaf().NotAfter.Unix()) },
 	})
-	checker := health.New(health.Options{
-		Addr:     cfg.BackendAddr(),
-		Interval: cfg.HealthCheckInterval.D(),
-		Timeout:  min(cfg.ConnectTimeout.D(), cfg.HealthCheckInterval.D()),
-		Rise:     cfg.HealthCheckRise,
-		Fall:     cfg.HealthCheckFall,
-		Logger:   log,
-		OnChange: func(s health.State, reason string) {
-			metrics.BackendState(s.String())
-			srv.BackendChanged(s, reason)
-		},
-		OnCheck: metrics.HealthCheck,
-	})
-	if router != nil {
-		checker = nil // each routed runtime is checked on use
+	newChecker := func(addr string) *health.Checker {
+		return health.New(health.Options{
+			Addr:     addr,
+			Interval: cfg.HealthCheckInterval.D(),
+			Timeout:  min(cfg.ConnectTimeout.D(), cfg.HealthCheckInterval.D()),
+			Rise:     cfg.HealthCheckRise,
+			Fall:     cfg.HealthCheckFall,
+			Logger:   log,
+			OnChange: func(s health.State, reason string) {
+				metrics.BackendState(addr, s.String())
+				srv.BackendChanged(addr, s, reason)
+			},
+			OnCheck: metrics.HealthCheck,
+		})
+	}
+	// One backend, checked; or, routing by path, the runtimes on
+	// ROUTE_CHECK checked and every other one checked on use.
+	var checker *health.Checker
+	if router == nil {
+		checker = newChecker(cfg.BackendAddr())
+	}
+	routeHealth := make(map[string]*health.Checker, len(routeChecks))
+	for _, addr := range routeChecks {
+		routeHealth[addr] = newChecker(addr)
 	}
 	started := time.Now()
 	site, err := portal.New(portal.Options{
@@ -144,6 +162,14 @@ func run(args []string) error {
 			}
 			st, since := checker.State()
 			return portal.Backend{Address: cfg.BackendAddr(), Up: st == health.Up, State: st.String(), Since: since}
+		},
+		Routes: func() []portal.Backend {
+			var out []portal.Backend
+			for _, addr := range routeChecks {
+				st, since := routeHealth[addr].State()
+				out = append(out, portal.Backend{Address: addr, Up: st == health.Up, State: st.String(), Since: since})
+			}
+			return out
 		},
 		Certificate: certMgr.Current,
 		WebRoot:     cfg.WebRoot,
@@ -160,6 +186,7 @@ func run(args []string) error {
 		TLSSessionTickets: cfg.TLSSessionTickets,
 		TLSPostQuantum:    cfg.TLSPostQuantum,
 		Health:            checker,
+		RouteHealth:       routeHealth,
 		Router:            router,
 		AllowedOrigins:    origins,
 		ConnectTimeout:    cfg.ConnectTimeout.D(),
@@ -179,18 +206,18 @@ func run(args []string) error {
 	}
 
 	ctx, stopChecks := context.WithCancel(context.Background())
-	checksDone := make(chan struct{})
-	go func() {
-		defer close(checksDone)
-		if checker != nil {
-			checker.Run(ctx)
-		}
-	}()
+	var checks sync.WaitGroup
+	if checker != nil {
+		checks.Go(func() { checker.Run(ctx) })
+	}
+	for _, c := range routeHealth {
+		checks.Go(func() { c.Run(ctx) })
+	}
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); certMgr.Watch(ctx, cfg.CertWatch.D()) }()
 	stopBackground := func() {
 		stopChecks()
-		<-checksDone
+		checks.Wait()
 		<-watchDone
 		if adminSrv != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -272,16 +272,105 @@ func TestUserCertificateReadOnly(t *testing.T) {
 	}
 }
 
+// Routed runtimes on ROUTE_CHECK are checked like the default backend: the
+// status page lists them, a marked-down one gets 503 at once and its
+// sessions are closed, while an unchecked runtime that is not there is 502.
+func TestRoutedBackendsChecked(t *testing.T) {
+	b := backend(t)
+	gone := freePort(t)
+	unchecked := freePort(t)
+	dir := t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir, "ROUTE_BY_PATH=true", "ROUTE_ALLOW=127.0.0.0/8", "BACKEND_PORT=1",
+		"HEALTH_CHECK_FALL=1", fmt.Sprintf("ROUTE_CHECK=127.0.0.1:%d, 127.0.0.1:%d", b.Port(), gone))
+	addr := p.addr()
+	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: trust}}
+	states := func() map[string]string {
+		resp, err := hc.Get("https://" + addr + "/status.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st struct {
+			Routed []struct{ Address, State string } `json:"routed_backends"`
+		}
+		json.NewDecoder(resp.Body).Decode(&st)
+		m := map[string]string{}
+		for _, r := range st.Routed {
+			m[r.Address] = r.State
+		}
+		return m
+	}
+	live, dead := b.Addr(), fmt.Sprintf("127.0.0.1:%d", gone)
+	waitFor(t, 10*time.Second, "both routed runtimes checked", func() bool {
+		m := states()
+		return m[live] == "up" && m[dead] == "down"
+	})
+	metrics := scrape(t, "http://"+p.waitLog("admin listener")["address"].(string))
+	if metrics[fmt.Sprintf(`cloudxr_wss_proxy_backend_up{backend="%s"}`, live)] != 1 ||
+		metrics[fmt.Sprintf(`cloudxr_wss_proxy_backend_up{backend="%s"}`, dead)] != 0 {
+		t.Errorf("backend_up per routed runtime: %v", metrics)
+	}
+
+	status := func(target string) int {
+		conn, err := tls.Dial("tcp", addr, trust)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, wstest.UpgradeRequest("localhost", target))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("Access-Control-Allow-Private-Network") != "true" {
+			t.Errorf("%s: %d without the header set", target, resp.StatusCode)
+		}
+		return resp.StatusCode
+	}
+	if got := status("/" + dead + "/sign_in"); got != http.StatusServiceUnavailable {
+		t.Errorf("checked runtime marked down: %d, want 503", got)
+	}
+	if got := status(fmt.Sprintf("/127.0.0.1:%d/sign_in", unchecked)); got != http.StatusBadGateway {
+		t.Errorf("unchecked runtime not there: %d, want 502", got)
+	}
+
+	// A session to the live runtime ends when its checks mark it down,
+	// though its own connection is still open.
+	c, err := wstest.Dial(addr, "/"+live+"/sign_in", trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Echo("before", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b.StopListening()
+	closed := p.waitLog("backend marked down: closing its sessions")
+	if closed["backend"] != live || closed["sessions"] != float64(1) {
+		t.Errorf("closing line: %v", closed)
+	}
+	if err := c.Echo("after", 5*time.Second); err == nil {
+		t.Error("the session outlived its runtime's mark-down")
+	}
+}
+
 func TestInvalidConfiguration(t *testing.T) {
 	cases := []struct{ env, want string }{
 		{"BACKEND_PORT=abc", `BACKEND_PORT="abc"`},
 		{"PROXY_PORT=70000", `PROXY_PORT="70000"`},
 		{"HEALTH_CHECK_RISE=0", `HEALTH_CHECK_RISE="0"`},
 		{"HEALTH_CHECK_INTERVAL=2 weeks", `HEALTH_CHECK_INTERVAL="2 weeks"`},
+		{"ROUTE_CHECK=10.0.3.17", `ROUTE_CHECK="10.0.3.17"`},
+		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.3.0/24;ROUTE_CHECK=10.0.3.17,10.0.4.1", "invalid ROUTE_CHECK: 10.0.4.1 is not on the routing allow-list"},
+		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.3.0/24;ROUTE_CHECK=10.0.3.17:http", `invalid ROUTE_CHECK: bad port in "10.0.3.17:http"`},
 	}
 	for _, tc := range cases {
 		cmd := exec.Command(binary)
-		cmd.Env = []string{tc.env, "CERT_DIR=" + t.TempDir()}
+		// Several variables are separated by ";".
+		cmd.Env = append(strings.Split(tc.env, ";"), "CERT_DIR="+t.TempDir())
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()

@@ -20,7 +20,7 @@ type Metrics struct {
 	bytes             *prometheus.CounterVec
 	duration          prometheus.Histogram
 	refused           prometheus.Counter
-	backendUp         prometheus.Gauge
+	backendUp         *prometheus.GaugeVec
 	transitions       *prometheus.CounterVec
 	checkDuration     *prometheus.HistogramVec
 }
@@ -53,10 +53,10 @@ func NewMetrics(version string, g Gauges) *Metrics {
 		Buckets: []float64{0.01, 0.1, 1, 10, 60, 300, 900, 1800, 3600, 7200, 14400}})
 	m.refused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_refused_total",
 		Help: "Connections refused because MAX_CONNECTIONS was reached."})
-	m.backendUp = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "backend_up",
-		Help: "1 when the health checks consider the CloudXR runtime up."})
+	m.backendUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "backend_up",
+		Help: "1 when the health checks consider the CloudXR runtime up; one series per checked backend."}, []string{"backend"})
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "backend_transitions_total",
-		Help: "Backend state changes, by the state entered."}, []string{"to"})
+		Help: "Backend state changes, by backend and the state entered."}, []string{"backend", "to"})
 	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "health_check_duration_seconds",
 		Help: "Duration of backend TCP connect checks.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"result"})
 	for _, c := range []prometheus.Collector{m.handshakes, m.handshakeFailures, m.sessions, m.bytes, m.duration,
@@ -100,13 +100,13 @@ func (m *Metrics) SessionEnded(outcome string, up, down int64, took time.Duratio
 // ConnectionRefused implements proxy.Observer.
 func (m *Metrics) ConnectionRefused() { m.refused.Inc() }
 
-// BackendState records a health state change ("up", "down").
-func (m *Metrics) BackendState(state string) {
-	m.transitions.WithLabelValues(state).Inc()
+// BackendState records a checked backend's state change ("up", "down").
+func (m *Metrics) BackendState(backend, state string) {
+	m.transitions.WithLabelValues(backend, state).Inc()
 	if state == "up" {
-		m.backendUp.Set(1)
+		m.backendUp.WithLabelValues(backend).Set(1)
 	} else {
-		m.backendUp.Set(0)
+		m.backendUp.WithLabelValues(backend).Set(0)
 	}
 }
 

@@ -44,6 +44,7 @@ type Config struct {
 
 	RouteByPath bool     `env:"ROUTE_BY_PATH" envDefault:"false" help:"take the backend from the first path segment (/<host>[:port]/...), as CloudXR.js clients behind a proxy send it; BACKEND_PORT is the default port"`
 	RouteAllow  []string `env:"ROUTE_ALLOW" envSeparator:"," help:"with ROUTE_BY_PATH, the only targets that may be dialed: CIDRs, IPs, host names, *.domain"`
+	RouteCheck  []string `env:"ROUTE_CHECK" envSeparator:"," help:"with ROUTE_BY_PATH, runtimes (host[:port], each on ROUTE_ALLOW) health-checked like the default backend: 503 at once while down, sessions closed when marked down"`
 
 	AdminAddress string `env:"ADMIN_ADDRESS" envDefault:"127.0.0.1:48323" help:"host:port of the admin listener (/healthz, /readyz, /metrics); off turns it off"`
 
@@ -123,6 +124,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RouteByPath && len(c.RouteAllow) == 0 {
 		bad("ROUTE_ALLOW", "", "ROUTE_BY_PATH needs an allow-list of the runtimes it may dial (CIDRs, IPs, host names)")
+	}
+	if !c.RouteByPath && len(c.RouteCheck) > 0 {
+		bad("ROUTE_CHECK", strings.Join(c.RouteCheck, ","), "lists routed runtimes to check; set ROUTE_BY_PATH=true, or use BACKEND_HOST for a single runtime")
 	}
 	if c.AdminAddress != "off" {
 		if _, port, err := net.SplitHostPort(c.AdminAddress); err != nil || port == "" {

@@ -64,6 +64,7 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 	}
 	cfg.CertHostnames = tidyList(cfg.CertHostnames)
 	cfg.RouteAllow = tidyList(cfg.RouteAllow)
+	cfg.RouteCheck = tidyList(cfg.RouteCheck)
 	cfg.AllowedOrigins = tidyList(cfg.AllowedOrigins)
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -39,6 +39,8 @@ type Options struct {
 	Version string
 	// Backend reports the runtime's health now.
 	Backend func() Backend
+	// Routes, if set, reports the routed runtimes that are health-checked.
+	Routes func() []Backend
 	// Certificate returns the certificate in service.
 	Certificate func() *certs.Served
 	// WebRoot, if set, is served under WebPath (which ends in "/").
@@ -100,6 +102,8 @@ type Status struct {
 	Backend     BackendStatus   `json:"backend"`
 	Certificate CertificateInfo `json:"certificate"`
 	TrustAnchor AnchorInfo      `json:"trust_anchor"`
+	// RoutedBackends are the checked runtimes when routing by path.
+	RoutedBackends []BackendStatus `json:"routed_backends,omitempty"`
 }
 
 // BackendStatus is the runtime's reachability.
@@ -145,6 +149,11 @@ func (p *Portal) snapshot() Status {
 	}
 	if s.Managed {
 		st.Certificate.Mode = string(s.Mode)
+	}
+	if p.opts.Routes != nil {
+		for _, r := range p.opts.Routes() {
+			st.RoutedBackends = append(st.RoutedBackends, BackendStatus{Address: r.Address, Up: r.Up, State: r.State, Since: r.Since.UTC()})
+		}
 	}
 	st.Certificate.IPAddresses = []string{}
 	for _, ip := range leaf.IPAddresses {

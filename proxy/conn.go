@@ -293,15 +293,11 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf fun
 		backend net.Conn
 		err     error
 	)
-	if s.target != "" {
-		backend, err = s.srv.dialTarget(s.srv.ctx, s.target)
-	} else {
-		backend, err = s.srv.dialBackend(s.srv.ctx)
-	}
+	backend, err = s.srv.dial(s.srv.ctx, s.target)
 	if err != nil {
 		s.backendErr = err
-		if s.target != "" {
-			// A routed runtime is checked on use: not there is 502.
+		if s.target != "" && !errors.Is(err, errBackendDown) {
+			// A routed runtime checked on use: not there is 502.
 			s.backendFailed(http.StatusBadGateway, "backend unreachable", err)
 			return false
 		}

@@ -474,7 +474,7 @@ func TestBackendMarkedDownClosesSessions(t *testing.T) {
 	var srv *Server
 	checker := health.New(health.Options{
 		Addr: b.Addr(), Interval: 50 * time.Millisecond, Timeout: time.Second, Rise: 2, Fall: 2,
-		OnChange: func(s health.State, reason string) { srv.BackendChanged(s, reason) },
+		OnChange: func(s health.State, reason string) { srv.BackendChanged(b.Addr(), s, reason) },
 	})
 	e := startWith(t, b, b.Addr(), func(o *Options) { o.Health = checker })
 	srv = e.srv

@@ -75,23 +75,40 @@ func (r *Router) Route(target string) (addr, rest string, err error) {
 	if s, err := url.PathUnescape(seg); err == nil {
 		seg = s // browsers may send an IPv6 literal's brackets encoded
 	}
-	host, port := seg, r.defaultPort
-	if h, p, err := net.SplitHostPort(seg); err == nil {
-		host, port = h, p
-	} else if strings.HasPrefix(seg, "[") && strings.HasSuffix(seg, "]") {
-		host = seg[1 : len(seg)-1]
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", "", &routeError{http.StatusBadRequest, fmt.Sprintf("bad port in %q", seg)}
-	}
-	if !r.allowed(host) {
-		return "", "", &routeError{http.StatusForbidden, fmt.Sprintf("%s is not on the routing allow-list", host)}
+	addr, err = r.Target(seg)
+	if err != nil {
+		return "", "", err
 	}
 	rest = "/" + tail
 	if hasQuery {
 		rest += "?" + query
 	}
-	return net.JoinHostPort(host, port), rest, nil
+	return addr, rest, nil
+}
+
+// Target checks one runtime, "host", "host:port" or "[IPv6]:port", against
+// the allow-list and returns its address in the one form sessions, health
+// checks and logs use: lower-case names, canonical IPs, the default port
+// when none is given.
+func (r *Router) Target(spec string) (string, error) {
+	host, port := spec, r.defaultPort
+	if h, p, err := net.SplitHostPort(spec); err == nil {
+		host, port = h, p
+	} else if strings.HasPrefix(spec, "[") && strings.HasSuffix(spec, "]") {
+		host = spec[1 : len(spec)-1]
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", &routeError{http.StatusBadRequest, fmt.Sprintf("bad port in %q", spec)}
+	}
+	if !r.allowed(host) {
+		return "", &routeError{http.StatusForbidden, fmt.Sprintf("%s is not on the routing allow-list", host)}
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+	} else {
+		host = strings.TrimSuffix(strings.ToLower(host), ".")
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 func (r *Router) allowed(host string) bool {

@@ -34,7 +34,8 @@ func TestRoute(t *testing.T) {
 		{"/[fd00:cafe::17]:49200/sign_in", "[fd00:cafe::17]:49200", "/sign_in", 0},
 		{"/%5Bfd00:cafe::17%5D/sign_in", "[fd00:cafe::17]:49100", "/sign_in", 0},
 		{"/[fd00:beef::17]/sign_in", "", "", 403},
-		{"/RUNTIME-1.cloudxr.svc/sign_in", "RUNTIME-1.cloudxr.svc:49100", "/sign_in", 0},
+		{"/[FD00:CAFE:0:0::17]/x", "[fd00:cafe::17]:49100", "/x", 0}, // one spelling for checks and logs
+		{"/RUNTIME-1.cloudxr.svc/sign_in", "runtime-1.cloudxr.svc:49100", "/sign_in", 0},
 		{"/runtime-2.cloudxr.svc/sign_in", "", "", 403},
 		{"/node7.gpu.lab/sign_in", "node7.gpu.lab:49100", "/sign_in", 0},
 		{"/gpu.lab/sign_in", "", "", 403}, // the wildcard is for names under it

@@ -5,6 +5,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -35,6 +36,10 @@ type Options struct {
 	// Health, if set, gates and speeds up backend dials; nil dials always
 	// with ConnectTimeout.
 	Health *health.Checker
+	// RouteHealth holds checkers for routed runtimes listed in ROUTE_CHECK,
+	// by the address Router.Target gives; a routed runtime without one is
+	// checked on use only.
+	RouteHealth map[string]*health.Checker
 
 	ConnectTimeout   time.Duration
 	TunnelTimeout    time.Duration
@@ -248,7 +253,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		n := s.killAll("shutdown", false)
+		n := s.killAll("shutdown", nil)
 		s.log.Info("shutdown grace period over: closing sessions", zap.Int("sessions", n))
 		err = ctx.Err()
 	}
@@ -302,25 +307,29 @@ func (s *Server) sweepLoop() {
 	}
 }
 
-// BackendChanged is the health checker's callback: when the backend is
-// marked down, sessions connected to it are closed (HAProxy's
-// "on-marked-down shutdown-sessions"), since the runtime behind them is gone.
-func (s *Server) BackendChanged(st health.State, reason string) {
+// BackendChanged is a health checker's callback: when a backend is marked
+// down, sessions connected to it are closed (HAProxy's "on-marked-down
+// shutdown-sessions"), since the runtime behind them is gone. addr is the
+// default backend or a routed runtime's address.
+func (s *Server) BackendChanged(addr string, st health.State, reason string) {
 	if st != health.Down {
 		return
 	}
-	if n := s.killAll("backend down", true); n > 0 {
-		s.log.Warn("backend marked down: closing its sessions", zap.String("backend", s.opts.Backend), zap.String("reason", reason), zap.Int("sessions", n))
+	n := s.killAll("backend down", func(sess *session) bool {
+		return sess.forwarding && cmp.Or(sess.target, s.opts.Backend) == addr
+	})
+	if n > 0 {
+		s.log.Warn("backend marked down: closing its sessions", zap.String("backend", addr), zap.String("reason", reason), zap.Int("sessions", n))
 	}
 }
 
-// killAll ends every session, or only those connected to the backend.
-func (s *Server) killAll(reason string, forwardingOnly bool) int {
+// killAll ends every session that match selects (nil: all).
+func (s *Server) killAll(reason string, match func(*session) bool) int {
 	s.mu.Lock()
 	var victims []*session
 	for sess := range s.sessions {
 		sess.mu.Lock()
-		if !forwardingOnly || sess.forwarding {
+		if match == nil || match(sess) {
 			victims = append(victims, sess)
 		}
 		sess.mu.Unlock()
@@ -332,24 +341,22 @@ func (s *Server) killAll(reason string, forwardingOnly bool) int {
 	return len(victims)
 }
 
-// dialTarget connects to a routed runtime.
-func (s *Server) dialTarget(ctx context.Context, addr string) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.ConnectTimeout)
-	defer cancel()
-	c, err := backendDialer.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dialing routed backend: %w", err)
-	}
-	return c, nil
-}
+// errBackendDown is a failed dial to a backend its checks had marked down:
+// answered 503 (known down) rather than 502.
+var errBackendDown = errors.New("backend marked down")
 
-// dialBackend connects to the runtime. While the backend is marked down a
-// dial is still tried, with a short timeout: a restarted runtime is then
-// usable at once instead of after HEALTH_CHECK_RISE checks.
-func (s *Server) dialBackend(ctx context.Context) (net.Conn, error) {
+// dial connects to the default backend (addr "") or a routed runtime. While
+// the checks have it marked down a dial is still tried, with a short
+// timeout: a restarted runtime is then usable at once instead of after
+// HEALTH_CHECK_RISE checks.
+func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
+	addr, h := s.opts.Backend, s.opts.Health
+	if target != "" {
+		addr, h = target, s.opts.RouteHealth[target]
+	}
 	timeout := s.opts.ConnectTimeout
 	wasUp := true
-	if h := s.opts.Health; h != nil {
+	if h != nil {
 		if st, _ := h.State(); st != health.Up {
 			wasUp = false
 			timeout = min(timeout, downDialTimeout)
@@ -357,12 +364,15 @@ func (s *Server) dialBackend(ctx context.Context) (net.Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := backendDialer.DialContext(ctx, "tcp", s.opts.Backend)
+	c, err := backendDialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
+		if !wasUp {
+			return nil, fmt.Errorf("dialing backend: %w: %w", errBackendDown, err)
+		}
 		return nil, fmt.Errorf("dialing backend: %w", err)
 	}
 	if !wasUp {
-		s.opts.Health.Observe()
+		h.Observe()
 	}
 	return c, nil
 }

@@ -14,13 +14,16 @@ import (
 	"strings"
 	"testing"
 
+	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/admin"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/proxy"
 )
 
 type kustomization struct {
@@ -30,6 +33,9 @@ type kustomization struct {
 		Pairs map[string]string `json:"pairs"`
 	} `json:"labels"`
 	Resources []string `json:"resources"`
+	Patches   []struct {
+		Path string `json:"path"`
+	} `json:"patches"`
 }
 
 func strict(t *testing.T, file string, into any) {
@@ -179,5 +185,126 @@ func TestManifests(t *testing.T) {
 	}
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources %+v", c.Resources)
+	}
+}
+
+// base decodes the base Deployment and ConfigMap.
+func base(t *testing.T) (appsv1.Deployment, corev1.ConfigMap) {
+	t.Helper()
+	var (
+		dep appsv1.Deployment
+		cm  corev1.ConfigMap
+	)
+	strict(t, "deployment.yaml", &dep)
+	strict(t, "configmap.yaml", &cm)
+	return dep, cm
+}
+
+// The routing overlay patches the base ConfigMap into a valid routing
+// configuration whose checked runtimes are on its allow-list, and its
+// NetworkPolicy lets the proxy's pods reach those runtimes and no further.
+func TestRoutingOverlay(t *testing.T) {
+	dep, cm := base(t)
+	var k kustomization
+	strict(t, "routing/kustomization.yaml", &k)
+	if !slices.Contains(k.Resources, "../") || len(k.Patches) != 1 {
+		t.Fatalf("the overlay does not build on the base with one patch: %+v", k)
+	}
+	var patch corev1.ConfigMap
+	strict(t, filepath.Join("routing", k.Patches[0].Path), &patch)
+	if patch.Name != cm.Name || patch.Kind != "ConfigMap" {
+		t.Fatalf("the patch targets %s %s, want ConfigMap %s", patch.Kind, patch.Name, cm.Name)
+	}
+	var environ []string
+	for key, v := range cm.Data {
+		if _, patched := patch.Data[key]; !patched {
+			environ = append(environ, key+"="+v)
+		}
+	}
+	for key, v := range patch.Data {
+		environ = append(environ, key+"="+v)
+	}
+	cfg, err := config.Load(nil, environ, nil, "test")
+	if err != nil {
+		t.Fatalf("the patched ConfigMap is not a valid configuration: %v", err)
+	}
+	if !cfg.RouteByPath || len(cfg.RouteCheck) == 0 {
+		t.Fatalf("routing not configured: by path %v, checks %v", cfg.RouteByPath, cfg.RouteCheck)
+	}
+	router, err := proxy.NewRouter(cfg.RouteAllow, int(cfg.BackendPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cfg.RouteCheck {
+		if _, err := router.Target(c); err != nil {
+			t.Errorf("ROUTE_CHECK %s: %v", c, err)
+		}
+	}
+
+	var np networkingv1.NetworkPolicy
+	for _, r := range k.Resources {
+		if r != "../" {
+			strict(t, filepath.Join("routing", r), &np)
+		}
+	}
+	for key, v := range np.Spec.PodSelector.MatchLabels {
+		if dep.Spec.Template.Labels[key] != v {
+			t.Errorf("the NetworkPolicy selects %s=%s, not the proxy's pods", key, v)
+		}
+	}
+	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
+		t.Error("the NetworkPolicy does not restrict egress")
+	}
+	cidrs := map[string]bool{}
+	runtimePort := false
+	for _, e := range np.Spec.Egress {
+		for _, p := range e.Ports {
+			runtimePort = runtimePort || p.Port.IntValue() == int(cfg.BackendPort)
+		}
+		for _, to := range e.To {
+			if to.IPBlock != nil {
+				cidrs[to.IPBlock.CIDR] = true
+			}
+		}
+	}
+	if !runtimePort {
+		t.Errorf("egress to the runtimes' port %d not allowed", cfg.BackendPort)
+	}
+	for _, a := range cfg.RouteAllow {
+		if strings.Contains(a, "/") && !cidrs[a] {
+			t.Errorf("ROUTE_ALLOW has %s but the NetworkPolicy does not", a)
+		}
+	}
+}
+
+// The cert-manager example writes the Secret the Deployment mounts, with a
+// key and usages a TLS server certificate needs.
+func TestCertManagerCertificate(t *testing.T) {
+	dep, _ := base(t)
+	var crt cmv1.Certificate
+	strict(t, "cert-manager/certificate.yaml", &crt)
+	var secret string
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			secret = v.Secret.SecretName
+		}
+	}
+	if crt.Spec.SecretName != secret {
+		t.Errorf("the Certificate writes Secret %q, the Deployment mounts %q", crt.Spec.SecretName, secret)
+	}
+	if len(crt.Spec.DNSNames)+len(crt.Spec.IPAddresses) == 0 {
+		t.Error("the Certificate names no host")
+	}
+	if !slices.Contains(crt.Spec.Usages, cmv1.UsageServerAuth) {
+		t.Errorf("usages %v lack server auth", crt.Spec.Usages)
+	}
+	if pk := crt.Spec.PrivateKey; pk == nil || pk.Algorithm != cmv1.ECDSAKeyAlgorithm {
+		t.Errorf("private key %+v: want ECDSA, the cheapest handshake", pk)
+	}
+	if crt.Spec.Duration == nil || crt.Spec.RenewBefore == nil || crt.Spec.RenewBefore.Duration >= crt.Spec.Duration.Duration {
+		t.Errorf("duration %v, renewBefore %v", crt.Spec.Duration, crt.Spec.RenewBefore)
+	}
+	if crt.Spec.IssuerRef.Name == "" {
+		t.Error("no issuerRef")
 	}
 }

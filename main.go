@@ -117,7 +117,7 @@ func run(args []string) error {
 		return usageError{err}
 	}
 
-	ln, err := proxy.Listen("tcp", cfg.ListenAddr())
+	ln, err := proxy.Listen("tcp", cfg.ListenAddr(), cfg.ClientKeepalive.D())
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 )
 
 // Config holds every setting. Each field is an environment variable (the
@@ -38,6 +39,7 @@ type Config struct {
 	HandshakeTimeout Duration `env:"HANDSHAKE_TIMEOUT" envDefault:"10s" help:"limit on a client's TLS handshake"`
 	HeadTimeout      Duration `env:"HEAD_TIMEOUT" envDefault:"10s" help:"limit on reading a request head, and on an idle keep-alive connection"`
 	ResponseTimeout  Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s" help:"limit on the backend's answer to a forwarded request head (then 504)"`
+	ClientKeepalive  Duration `env:"CLIENT_KEEPALIVE" envDefault:"30s" help:"a client gone without closing (headset off, Wi-Fi lost) is dropped after this idle time plus three unanswered TCP keepalive probes a third of it apart; unacknowledged data waits at most twice this"`
 	ShutdownGrace    Duration `env:"SHUTDOWN_GRACE" envDefault:"8s" help:"on SIGTERM/SIGINT, time open sessions get to finish before they are closed"`
 
 	AllowedOrigins []string `env:"ALLOWED_ORIGINS" envSeparator:"," help:"only pages from these origins (https://app.example, https://*.lab.example) may open the WebSocket; CORS answers then name the origin"`
@@ -132,6 +134,9 @@ func (c *Config) Validate() error {
 		if _, port, err := net.SplitHostPort(c.AdminAddress); err != nil || port == "" {
 			bad("ADMIN_ADDRESS", c.AdminAddress, "want host:port, such as 127.0.0.1:48323, or off")
 		}
+	}
+	if c.ClientKeepalive.D() < time.Second || c.ClientKeepalive.D() > 2*time.Hour {
+		bad("CLIENT_KEEPALIVE", c.ClientKeepalive, "want 1s to 2h")
 	}
 	if c.ShutdownGrace < 0 {
 		bad("SHUTDOWN_GRACE", c.ShutdownGrace, "must not be negative")

@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 		CertDir: "/usr/local/etc/haproxy/certs", CertMode: "local-ca", CertWatch: Duration(5 * time.Second), WebPath: "/app/",
 		ConnectTimeout: Duration(5 * time.Second), TunnelTimeout: Duration(3600 * time.Second),
 		HandshakeTimeout: Duration(10 * time.Second), HeadTimeout: Duration(10 * time.Second),
-		ResponseTimeout: Duration(30 * time.Second), ShutdownGrace: Duration(8 * time.Second),
+		ResponseTimeout: Duration(30 * time.Second), ShutdownGrace: Duration(8 * time.Second), ClientKeepalive: Duration(30 * time.Second),
 		LogLevel: "info", LogFormat: "auto", TLSPostQuantum: true, AdminAddress: "127.0.0.1:48323",
 	}
 	if c.BackendAddr() != "localhost:49100" || c.ListenAddr() != ":48322" {

@@ -83,7 +83,7 @@ func startWith(t testing.TB, b *wstest.Backend, backendAddr string, tweak ...fun
 		f(&o)
 	}
 	srv := New(o)
-	ln, err := Listen("tcp", "127.0.0.1:0")
+	ln, err := Listen("tcp", "127.0.0.1:0", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

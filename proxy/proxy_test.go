@@ -677,7 +677,7 @@ func TestTLSPolicy(t *testing.T) {
 // Accepted sockets inherit the listener's keepalive and user timeout, which
 // is what lets the proxy skip setting them per connection.
 func TestAcceptedSocketsInheritOptions(t *testing.T) {
-	ln, err := Listen("tcp", "127.0.0.1:0")
+	ln, err := Listen("tcp", "127.0.0.1:0", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -700,10 +700,10 @@ func TestAcceptedSocketsInheritOptions(t *testing.T) {
 			want       int
 		}{
 			{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
-			{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(keepIdle / time.Second)},
-			{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(keepIntvl / time.Second)},
-			{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount},
-			{"TCP_USER_TIMEOUT", unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(userTimeout / time.Millisecond)},
+			{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 30},
+			{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 10},
+			{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 3},
+			{"TCP_USER_TIMEOUT", unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 60000},
 			{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
 		} {
 			got, err := unix.GetsockoptInt(int(fd), o.level, o.opt)

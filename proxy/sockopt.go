@@ -9,27 +9,38 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// DefaultKeepalive is CLIENT_KEEPALIVE's default.
+const DefaultKeepalive = 30 * time.Second
+
 // Dead-peer detection. Signaling sessions sit quiet for hours while media
-// flows elsewhere, so idleness is no sign of death; TCP keepalive is. A
-// client that vanished (no FIN, no reset) is found within about a minute,
-// and TCP_USER_TIMEOUT bounds how long unacknowledged data may wait.
-const (
-	keepIdle    = 30 * time.Second
-	keepIntvl   = 10 * time.Second
-	keepCount   = 3
-	userTimeout = 60 * time.Second
-)
+// flows elsewhere, so idleness is no sign of death; TCP keepalive is. With
+// keepalive k, a client that vanished (no FIN, no reset) is found after k
+// idle plus three unanswered probes k/3 apart (a minute by default), and
+// TCP_USER_TIMEOUT (2k) bounds how long unacknowledged data may wait.
+type deadPeer struct {
+	idle, interval, userTimeout time.Duration
+	count                       int
+}
+
+func deadPeerFor(k time.Duration) deadPeer {
+	if k <= 0 {
+		k = DefaultKeepalive
+	}
+	return deadPeer{idle: k, interval: max(k/3, time.Second), count: 3, userTimeout: 2 * k}
+}
 
 // Listen opens the TCP listener with the client-side socket options set
 // on the listening socket itself: Linux copies them to every accepted
 // socket, which saves five system calls per connection. (Go's own
 // per-connection keepalive is switched off for the same reason.)
-func Listen(network, addr string) (net.Listener, error) {
+// keepalive is CLIENT_KEEPALIVE; 0 means DefaultKeepalive.
+func Listen(network, addr string, keepalive time.Duration) (net.Listener, error) {
+	dp := deadPeerFor(keepalive)
 	lc := net.ListenConfig{
 		KeepAlive: -1,
 		Control: func(_, _ string, rc syscall.RawConn) error {
 			var serr error
-			if err := rc.Control(func(fd uintptr) { serr = setClientOptions(int(fd)) }); err != nil {
+			if err := rc.Control(func(fd uintptr) { serr = setClientOptions(int(fd), dp) }); err != nil {
 				return err
 			}
 			return serr
@@ -38,13 +49,13 @@ func Listen(network, addr string) (net.Listener, error) {
 	return lc.Listen(context.Background(), network, addr)
 }
 
-func setClientOptions(fd int) error {
+func setClientOptions(fd int, dp deadPeer) error {
 	for _, o := range []struct{ level, name, value int }{
 		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(keepIdle / time.Second)},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(keepIntvl / time.Second)},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount},
-		{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(userTimeout / time.Millisecond)},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(dp.idle / time.Second)},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(dp.interval / time.Second)},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, dp.count},
+		{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(dp.userTimeout / time.Millisecond)},
 	} {
 		if err := unix.SetsockoptInt(fd, o.level, o.name, o.value); err != nil {
 			return err

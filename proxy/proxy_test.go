@@ -319,38 +319,6 @@ func TestPlainHTTPOnTLSPort(t *testing.T) {
 	}
 }
 
-func TestBadHeads(t *testing.T) {
-	e := start(t)
-	cases := []struct {
-		name, head string
-		status     int
-	}{
-		{"too large", "GET / HTTP/1.1\r\nHost: x\r\nX: " + strings.Repeat("a", maxHeadSize) + "\r\n\r\n", 431},
-		{"malformed", "GET /\r\n\r\n", 400},
-		{"bare LF", "GET / HTTP/1.1\nHost: x\n\n\r\n\r\n", 400},
-		{"CL and TE", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
-		{"CONNECT", "CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n", 501},
-		{"upgrade without connection", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", 400},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c := e.dial()
-			go io.WriteString(c, tc.head) // may be refused before all is written
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode != tc.status {
-				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
-			}
-			wantCORS(t, resp.Header)
-		})
-	}
-	if n := len(e.backend.Requests()); n != 0 {
-		t.Errorf("backend saw %d requests", n)
-	}
-}
-
 func TestSlowHeadCutOff(t *testing.T) {
 	e := start(t, func(o *Options) { o.HeadTimeout = 300 * time.Millisecond })
 	c := e.dial()

@@ -116,6 +116,9 @@ func parseRequestHead(head []byte) (requestHead, error) {
 		return r, badHead("both Content-Length and Transfer-Encoding")
 	case te > 1:
 		return r, badHead("more than one Transfer-Encoding field")
+	case te > 0 && r.proto == "HTTP/1.0":
+		// RFC 9112 section 6.1: its framing cannot be trusted.
+		return r, badHead("Transfer-Encoding in an HTTP/1.0 request")
 	}
 	r.hasBody = te > 0 || contentLength > 0
 	r.close = connClose || (r.proto == "HTTP/1.0" && !ka)
@@ -160,6 +163,10 @@ func (r *requestHead) parseRequestLine(line []byte) error {
 	switch {
 	case r.method == "CONNECT":
 		return notImplemented("CONNECT is not supported")
+	case r.method == "TRACE" || r.method == "TRACK":
+		// A request echoed back would show a script the cookies and
+		// headers it cannot read itself (cross-site tracing).
+		return notImplemented(r.method + " is not supported")
 	case t[0] == '/':
 	case len(t) == 1 && t[0] == '*' && r.method == "OPTIONS":
 	default:

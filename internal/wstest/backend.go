@@ -36,6 +36,7 @@ type Backend struct {
 	ln       net.Listener
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
+	accepted int
 	requests []Request
 	wg       sync.WaitGroup
 	reqCh    chan Request
@@ -100,6 +101,13 @@ func (b *Backend) OpenConns() int {
 	return len(b.conns)
 }
 
+// Accepted is the number of connections the backend has accepted so far.
+func (b *Backend) Accepted() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.accepted
+}
+
 func (b *Backend) acceptLoop() {
 	defer b.wg.Done()
 	for {
@@ -109,6 +117,7 @@ func (b *Backend) acceptLoop() {
 		}
 		b.mu.Lock()
 		b.conns[c] = struct{}{}
+		b.accepted++
 		b.wg.Add(1)
 		b.mu.Unlock()
 		go func() {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/procstat"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
@@ -94,7 +95,7 @@ func closeAll(cls []*wstest.Client) {
 
 // during runs f in n goroutines until d has passed, measuring pid's CPU.
 func during(pid, n int, d time.Duration, f func(stop <-chan struct{}, id int) error) (measured, error) {
-	cpu0, err := cpuTime(pid)
+	cpu0, err := procstat.CPUTime(pid)
 	if err != nil {
 		return measured{}, err
 	}
@@ -120,7 +121,7 @@ func during(pid, n int, d time.Duration, f func(stop <-chan struct{}, id int) er
 	close(stop)
 	wg.Wait()
 	wall := time.Since(start)
-	cpu1, err := cpuTime(pid)
+	cpu1, err := procstat.CPUTime(pid)
 	if err != nil {
 		return measured{}, err
 	}
@@ -252,7 +253,7 @@ func runBulk(p *proxy, sessions int, d time.Duration) (measured, error) {
 // idle: n sessions opened and held; the proxy's memory per session; after
 // holding them quiet for hold, every session must still echo.
 func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
-	before, err := rss(p.pid())
+	before, err := procstat.RSS(p.pid())
 	if err != nil {
 		return measured{}, err
 	}
@@ -287,7 +288,7 @@ func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
 	wg.Wait()
 	m := measured{held: n - int(failed.Load())}
 	time.Sleep(hold) // quiet sessions are the scenario, not a wait for state
-	after, err := rss(p.pid())
+	after, err := procstat.RSS(p.pid())
 	if err != nil {
 		return m, err
 	}

@@ -70,8 +70,11 @@ func (s *session) setReason(r string) {
 // kill ends the session from another goroutine (shutdown, backend down).
 func (s *session) kill(reason string) {
 	s.setReason(reason)
-	s.abort()
+	s.halt() // the client is fine: it gets a goodbye, not a reset
 }
+
+// haltWriteGrace bounds a write to the client that a halt lets finish.
+const haltWriteGrace = 2 * time.Second
 
 // abort halts the session and skips the graceful close.
 func (s *session) abort() {
@@ -84,7 +87,16 @@ func (s *session) abort() {
 func (s *session) halt() {
 	s.halted.Store(true)
 	past := time.Unix(1, 0)
-	s.conn.SetDeadline(past)
+	if s.aborted.Load() {
+		s.conn.SetDeadline(past)
+	} else {
+		// A goodbye follows: a record being written to the client may
+		// finish (within haltWriteGrace), or the close_notify after it
+		// would land inside a torn record and the client would see a bad
+		// record MAC instead of a clean end.
+		s.conn.SetReadDeadline(past)
+		s.conn.SetWriteDeadline(time.Now().Add(haltWriteGrace))
+	}
 	s.mu.Lock()
 	if s.backend != nil {
 		s.backend.SetDeadline(past)

@@ -196,9 +196,15 @@ func (s *session) directionEnded(d *direction, up bool, err error) {
 		s.setReason("backend closed")
 	}
 	switch {
-	case err != nil:
-		// A broken side breaks the session: stop the other direction.
+	case err != nil && up == d.readErr:
+		// The client's side broke: stop the other direction; there is no
+		// one to say goodbye to.
 		s.abort()
+	case err != nil:
+		// The backend's side broke: stop the other direction, and still
+		// give the client a goodbye (close_notify, FIN, a short drain)
+		// rather than a reset that could destroy what it has not read.
+		s.halt()
 	case up:
 		s.clientDone.Store(true)
 		// Pass the end on, unless the other direction has ended too: then

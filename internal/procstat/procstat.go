@@ -1,4 +1,7 @@
-package main
+// Package procstat reads a process's CPU time, resident memory and open
+// descriptors from /proc, for the bench, the soak and the tests that check
+// the proxy returns to its baseline.
+package procstat
 
 import (
 	"bytes"
@@ -13,8 +16,8 @@ import (
 // /proc/PID/stat; 100 on every Linux this runs on.
 const clockTick = 10 * time.Millisecond
 
-// cpuTime is the process's user+system time over all its threads.
-func cpuTime(pid int) (time.Duration, error) {
+// CPUTime is the process's user+system time over all its threads.
+func CPUTime(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -32,8 +35,8 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * clockTick, nil
 }
 
-// rss is the process's resident memory in bytes.
-func rss(pid int) (int64, error) {
+// RSS is the process's resident memory in bytes.
+func RSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -45,4 +48,10 @@ func rss(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for %d", pid)
+}
+
+// FDs is the number of descriptors the process has open.
+func FDs(pid int) (int, error) {
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(entries), err
 }

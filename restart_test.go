@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/soak"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
+)
+
+// flappingBackend is the test runtime, stopped and started again in turn:
+// each Toggle either kills it (listener and every connection) or brings it
+// back on the same address.
+type flappingBackend struct {
+	mu   sync.Mutex
+	addr string
+	cur  *wstest.Backend // nil while stopped
+}
+
+func (f *flappingBackend) Toggle() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cur != nil {
+		f.cur.Close()
+		f.cur = nil
+		return nil
+	}
+	b, err := wstest.StartBackend(f.addr)
+	if err != nil {
+		return err
+	}
+	f.cur = b
+	return nil
+}
+
+func (f *flappingBackend) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cur != nil {
+		f.cur.Close()
+	}
+}
+
+// The backend is killed and restarted over and over while 200 clients
+// cycle sessions for a minute: every session completes with every byte
+// echoed intact, or ends cleanly (a close, a 503 or 502); none is stuck;
+// and afterwards the proxy is back to the goroutines, descriptors and
+// memory it had before.
+func TestBackendRestartsUnderLoad(t *testing.T) {
+	b := backend(t)
+	fb := &flappingBackend{addr: b.Addr(), cur: b}
+	t.Cleanup(fb.Close)
+	dir := t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", b.Port()))
+	addr := p.addr()
+	admin := p.waitLog("admin listener")["address"].(string)
+	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
+	pid := p.cmd.Process.Pid
+
+	// One session first, so that what starts on first use is running.
+	c, err := wstest.Dial(addr, "/warm-up", trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Echo("warm", 5*time.Second)
+	c.Close()
+	var before soak.Snapshot
+	waitFor(t, 10*time.Second, "the warm-up session to end", func() bool {
+		before, err = soak.Take(pid, admin)
+		return err == nil && before.OpenSessions == 0
+	})
+
+	res := soak.Run(soak.Options{
+		Addr: addr, TLS: trust, Workers: 200, Duration: time.Minute,
+		Messages: 4, MaxMessage: 16 << 10, Stall: 10 * time.Second,
+		Restart: fb.Toggle, RestartEvery: time.Second,
+	})
+	t.Logf("soak:\n%s", res.Report())
+	if n := res.Unexpected(); n > 0 {
+		t.Errorf("%d sessions failed in a way a backend restart must not cause", n)
+	}
+	if res.Classes[soak.Completed] < 1000 || res.Restarts < 50 || len(res.RestartErrors) > 0 {
+		t.Errorf("not the load intended: %d completed, %d restarts, errors %v", res.Classes[soak.Completed], res.Restarts, res.RestartErrors)
+	}
+	if res.Classes[soak.Refused503] == 0 || res.Classes[soak.ClosedCleanly] == 0 {
+		t.Errorf("restarts never hit a session: %v", res.Classes)
+	}
+
+	// Back to the baseline once the last sessions are gone.
+	var after soak.Snapshot
+	ok := false
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok && time.Now().Before(deadline) {
+		after, err = soak.Take(pid, admin)
+		ok = err == nil && after.OpenSessions == 0 && after.Goroutines <= before.Goroutines &&
+			after.FDs <= before.FDs && after.RSS <= before.RSS+8<<20
+		if !ok {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("before: %v\nafter:  %v", before, after)
+	if !ok {
+		t.Errorf("the proxy did not return to its baseline: before %v, after %v (%v)", before, after, err)
+	}
+}

@@ -10,7 +10,7 @@ DESTDIR    ?=
 PROXY_PORT ?= 48322
 UNITDIR    := $(PREFIX)/lib/systemd/system
 
-.PHONY: build run test test-deps lint fuzz bench install clean
+.PHONY: build run test test-deps lint fuzz bench soak install clean
 
 build: ## a static binary in ./cloudxr-wss-proxy
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) .
@@ -37,6 +37,9 @@ lint: ## formatting, vet and staticcheck (configured in staticcheck.conf)
 bench: ## ours against HAProxy, side by side; writes bench/results/ (installs haproxy if missing)
 	@./scripts/bench-deps.sh
 	go run ./bench -out bench/results
+
+soak: ## thousands of sessions for DURATION (default 10m) while the backend restarts; prints outcomes and the proxy's footprint
+	go run ./bench/soak -duration $(or $(DURATION),10m) $(SOAKFLAGS)
 
 fuzz: ## run each fuzzer for FUZZTIME (default 1m)
 	go test -run XXX -fuzz FuzzParseRequestHead -fuzztime $(or $(FUZZTIME),1m) ./proxy

@@ -213,7 +213,7 @@ func (r *Result) Report() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "sessions started   %d in %v (%.0f/s)\n", r.Sessions, r.Elapsed.Round(time.Second), float64(r.Sessions)/r.Elapsed.Seconds())
 	fmt.Fprintf(&b, "bytes verified     %d (%.1f MiB)\n", r.BytesVerified, float64(r.BytesVerified)/(1<<20))
-	fmt.Fprintf(&b, "backend restarts   %d\n", r.Restarts)
+	fmt.Fprintf(&b, "backend stops and starts %d\n", r.Restarts)
 	classes := make([]string, 0, len(r.Classes))
 	for c := range r.Classes {
 		classes = append(classes, c)

@@ -1,0 +1,294 @@
+// Command soak runs thousands of sessions through the proxy for a long time
+// while the backend is killed and restarted, verifies every echoed byte,
+// and prints sessions, bytes verified, outcomes by class, the proxy's own
+// warnings and errors by message, and its goroutines, descriptors and memory
+// at the start and the end. It exits 1 when a session failed in a way a
+// restart must not cause or the proxy did not return to its baseline.
+//
+//	go run ./bench/soak -duration 10m      (make soak DURATION=10m)
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/soak"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "soak:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		duration = flag.Duration("duration", 10*time.Minute, "how long to run")
+		workers  = flag.Int("workers", 1000, "sessions open at once, each worker opening one after another")
+		restart  = flag.Duration("restart-every", 10*time.Second, "stop the backend, and start it again, this often (0: never)")
+		messages = flag.Int("messages", 4, "echoed messages per session")
+		maxMsg   = flag.Int("max-message", 16<<10, "largest message, bytes (sizes are random from 1)")
+	)
+	flag.Parse()
+
+	work, err := os.MkdirTemp("", "cxp-soak")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "cloudxr-wss-proxy")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building the proxy: %w", err)
+	}
+
+	be := &backend{}
+	if err := be.start("127.0.0.1:0"); err != nil {
+		return err
+	}
+	defer be.stop()
+
+	p, err := startProxy(bin, work, be.addr)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	trust, err := trustCA(filepath.Join(work, "certs", "ca.crt"))
+	if err != nil {
+		return err
+	}
+
+	// One session first, so that what starts on first use is running.
+	if c, err := wstest.Dial(p.addr, "/warm-up", trust); err != nil {
+		return fmt.Errorf("warm-up session: %w", err)
+	} else {
+		c.Echo("warm", 5*time.Second)
+		c.Close()
+	}
+	before, err := settle(p, func(s soak.Snapshot) bool { return s.OpenSessions == 0 })
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("soak: %d workers for %v, backend restarted every %v, %d messages of up to %d bytes per session\n",
+		*workers, *duration, *restart, *messages, *maxMsg)
+	fmt.Printf("machine: %d CPUs, %s\n", runtime.NumCPU(), runtime.Version())
+	fmt.Printf("proxy at start: %v\n", before)
+	o := soak.Options{
+		Addr: p.addr, TLS: trust, Workers: *workers, Duration: *duration,
+		Messages: *messages, MaxMessage: *maxMsg, Stall: 10 * time.Second,
+	}
+	if *restart > 0 {
+		o.Restart, o.RestartEvery = be.toggle, *restart/2
+	}
+	var peak soak.Snapshot
+	stopPeak := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stopPeak:
+				return
+			case <-time.After(time.Second):
+			}
+			if s, err := soak.Take(p.pid(), p.admin); err == nil {
+				peak.Goroutines, peak.FDs = max(peak.Goroutines, s.Goroutines), max(peak.FDs, s.FDs)
+				peak.RSS, peak.OpenSessions = max(peak.RSS, s.RSS), max(peak.OpenSessions, s.OpenSessions)
+			}
+		}
+	}()
+	res := soak.Run(o)
+	close(stopPeak)
+	be.ensureRunning()
+	fmt.Print(res.Report())
+	fmt.Printf("proxy at peak:  %v\n", peak)
+
+	after, err := settle(p, func(s soak.Snapshot) bool {
+		return s.OpenSessions == 0 && s.Goroutines <= before.Goroutines && s.FDs <= before.FDs && s.RSS <= before.RSS+8<<20
+	})
+	fmt.Printf("proxy at end:   %v\n", after)
+	fmt.Print(p.logSummary())
+	switch {
+	case res.Unexpected() > 0:
+		return fmt.Errorf("%d sessions failed in a way a backend restart must not cause", res.Unexpected())
+	case err != nil:
+		return fmt.Errorf("the proxy did not return to its baseline within 30 s: %w", err)
+	}
+	fmt.Println("result: every session completed intact or ended cleanly; the proxy returned to its baseline")
+	return nil
+}
+
+// settle waits up to 30 s for the proxy's snapshot to satisfy ok.
+func settle(p *proxyProc, ok func(soak.Snapshot) bool) (soak.Snapshot, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := soak.Take(p.pid(), p.admin)
+		if err == nil && ok(s) {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = errors.New("not settled")
+			}
+			return s, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// backend is the stand-in runtime, stopped and started in turn.
+type backend struct {
+	mu   sync.Mutex
+	addr string
+	cur  *wstest.Backend
+}
+
+func (b *backend) start(addr string) error {
+	wb, err := wstest.StartBackend(addr)
+	if err != nil {
+		return err
+	}
+	b.cur, b.addr = wb, wb.Addr()
+	return nil
+}
+
+func (b *backend) toggle() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cur != nil {
+		b.cur.Close()
+		b.cur = nil
+		return nil
+	}
+	return b.start(b.addr)
+}
+
+func (b *backend) ensureRunning() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cur == nil {
+		b.start(b.addr)
+	}
+}
+
+func (b *backend) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cur != nil {
+		b.cur.Close()
+	}
+}
+
+// proxyProc is the proxy binary, its log read as it comes.
+type proxyProc struct {
+	cmd         *exec.Cmd
+	addr, admin string
+	mu          sync.Mutex
+	warnings    map[string]int // "level: message" → count
+	done        chan struct{}
+}
+
+func (p *proxyProc) pid() int { return p.cmd.Process.Pid }
+
+func startProxy(bin, work, backendAddr string) (*proxyProc, error) {
+	host, port, _ := net.SplitHostPort(backendAddr)
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "BACKEND_HOST="+host, "BACKEND_PORT="+port,
+		"LISTEN_ADDRESS=127.0.0.1", "PROXY_PORT=0", "ADMIN_ADDRESS=127.0.0.1:0",
+		"CERT_DIR="+filepath.Join(work, "certs"), "LOG_FORMAT=json", "HEALTH_CHECK_INTERVAL=500ms")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proxyProc{cmd: cmd, warnings: map[string]int{}, done: make(chan struct{})}
+	ready := make(chan struct{})
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		signalled := false
+		for sc.Scan() {
+			var l struct{ Level, Msg, Address string }
+			if json.Unmarshal(sc.Bytes(), &l) != nil {
+				continue
+			}
+			p.mu.Lock()
+			switch {
+			case l.Msg == "listening":
+				p.addr = l.Address
+			case l.Msg == "admin listener":
+				p.admin = l.Address
+			case l.Level == "warn" || l.Level == "error":
+				p.warnings[l.Level+": "+l.Msg]++
+			}
+			if !signalled && p.addr != "" && p.admin != "" {
+				signalled = true
+				close(ready)
+			}
+			p.mu.Unlock()
+		}
+	}()
+	select {
+	case <-ready:
+		return p, nil
+	case <-p.done:
+		cmd.Wait()
+		return nil, errors.New("the proxy exited at start")
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		return nil, errors.New("the proxy did not start listening")
+	}
+}
+
+func (p *proxyProc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	p.cmd.Wait()
+}
+
+// logSummary lists the proxy's warnings and errors by message.
+func (p *proxyProc) logSummary() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keys := make([]string, 0, len(p.warnings))
+	for k := range p.warnings {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	s := "proxy log, warnings and errors by message:\n"
+	for _, k := range keys {
+		s += fmt.Sprintf("  %-70s %8d\n", k, p.warnings[k])
+	}
+	return s
+}
+
+func trustCA(path string) (*tls.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("no certificate in %s", path)
+	}
+	return &tls.Config{RootCAs: pool, ServerName: "localhost"}, nil
+}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Router picks the backend from the first path segment, as CloudXR.js
@@ -109,6 +110,32 @@ func (r *Router) Target(spec string) (string, error) {
 		host = strings.TrimSuffix(strings.ToLower(host), ".")
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// checkResolved is the routed dialer's Control: it sees each address a
+// target resolved to, just before the connect. A host name on the
+// allow-list may resolve anywhere except to loopback, link-local (where
+// cloud metadata services answer), unspecified or multicast addresses that
+// are not themselves on the list: whoever runs DNS for an allowed name must
+// not be able to point the proxy back at its own host.
+func (r *Router) checkResolved(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return fmt.Errorf("not dialing %q: not an IP address", address)
+	}
+	if !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && !ip.IsUnspecified() && !ip.IsMulticast() {
+		return nil
+	}
+	for _, n := range r.nets {
+		if n.Contains(ip) {
+			return nil
+		}
+	}
+	return fmt.Errorf("not dialing %s: loopback, link-local, unspecified and multicast addresses must be on ROUTE_ALLOW as addresses", ip)
 }
 
 func (r *Router) allowed(host string) bool {

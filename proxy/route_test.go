@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,6 +132,49 @@ func TestRoutingEndToEnd(t *testing.T) {
 	}
 	if l := e.sessionLog("status", int64(403)); l["reason"] != "route refused" {
 		t.Errorf("log %v", l)
+	}
+}
+
+// A host name on the allow-list that resolves to loopback (or link-local,
+// where cloud metadata services answer) is not dialed unless that address
+// is listed too: DNS for an allowed name cannot point the proxy at itself.
+func TestRoutedNameResolvingToLoopback(t *testing.T) {
+	b := backendOn(t)
+	for _, tc := range []struct {
+		allow  []string
+		status int
+	}{
+		{[]string{"localhost"}, http.StatusBadGateway},
+		{[]string{"localhost", "127.0.0.0/8"}, http.StatusSwitchingProtocols},
+	} {
+		router, err := NewRouter(tc.allow, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := startWith(t, nil, "unused:1", func(o *Options) { o.Router = router })
+		cl, _ := wstest.Upgrade(e.dial(), "localhost", fmt.Sprintf("/localhost:%d/sign_in", b.Port()))
+		if cl == nil || cl.Response.StatusCode != tc.status {
+			t.Fatalf("allow %v: %v, want %d", tc.allow, cl, tc.status)
+		}
+		if tc.status == http.StatusBadGateway {
+			io.Copy(io.Discard, cl.Response.Body)
+			if n := b.Accepted(); n != 0 {
+				t.Fatalf("allow %v: the loopback backend was connected to", tc.allow)
+			}
+			if l := e.sessionLog("status", int64(502)); !strings.Contains(fmt.Sprint(l["backend_error"]), "must be on ROUTE_ALLOW") {
+				t.Errorf("log %v", l)
+			}
+		}
+	}
+	for _, addr := range []string{"169.254.169.254:80", "[fe80::1]:80", "0.0.0.0:80", "224.0.0.1:80", "[::1]:80"} {
+		r, _ := NewRouter([]string{"metadata.example"}, 1)
+		if err := r.checkResolved("tcp", addr, nil); err == nil {
+			t.Errorf("%s dialable through a name", addr)
+		}
+	}
+	r, _ := NewRouter([]string{"runtime.example"}, 1)
+	if err := r.checkResolved("tcp", "10.0.3.17:49100", nil); err != nil {
+		t.Errorf("a private address refused: %v", err)
 	}
 }
 

@@ -86,6 +86,9 @@ type Server struct {
 	// floods from scanners and misconfigured clients.
 	hsLog          *zap.Logger
 	unreachableMsg string
+	// routedDialer connects to routed runtimes, checking where their
+	// names resolved to (Router.checkResolved).
+	routedDialer net.Dialer
 
 	// ctx is cancelled when the server stops for good.
 	ctx    context.Context
@@ -134,6 +137,10 @@ func New(o Options) *Server {
 	}
 	if srv.parkAfter == 0 {
 		srv.parkAfter = parkAfter
+	}
+	srv.routedDialer = backendDialer
+	if o.Router != nil {
+		srv.routedDialer.Control = o.Router.checkResolved
 	}
 	if srv.parkAfter > 0 {
 		p, err := newParker()
@@ -364,7 +371,11 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := backendDialer.DialContext(ctx, "tcp", addr)
+	d := &backendDialer
+	if target != "" {
+		d = &s.routedDialer
+	}
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if !wasUp {
 			return nil, fmt.Errorf("dialing backend: %w: %w", errBackendDown, err)

@@ -1,0 +1,98 @@
+package admin
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// The admin listener on a real socket: probes follow the readiness
+// function, metrics carry what the proxy reported, and Shutdown ends it.
+func TestServer(t *testing.T) {
+	var open atomic.Int64
+	m := NewMetrics("v1.2.3 (go1.26)", Gauges{OpenSessions: func() float64 { return float64(open.Load()) }})
+	var ready atomic.Bool
+	s := NewServer(m, func() (bool, string) {
+		if !ready.Load() {
+			return false, "backend down"
+		}
+		return true, ""
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+
+	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz %d %q", code, body)
+	}
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "backend down") {
+		t.Errorf("/readyz while not ready: %d %q", code, body)
+	}
+	ready.Store(true)
+	if code, _ := get(t, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz when ready: %d", code)
+	}
+
+	open.Store(2)
+	m.HandshakeSucceeded()
+	m.HandshakeFailed("not TLS")
+	m.SessionEnded("completed", 100, 200, 3*time.Second)
+	m.BackendState("10.0.3.17:49100", "up")
+	m.BackendState("10.0.3.17:49100", "down")
+	m.HealthCheck(true, time.Millisecond)
+	_, body := get(t, base+"/metrics")
+	for _, want := range []string{
+		`cloudxr_wss_proxy_sessions_open 2`,
+		`cloudxr_wss_proxy_tls_handshakes_total 1`,
+		`cloudxr_wss_proxy_tls_handshake_failures_total{class="not TLS"} 1`,
+		`cloudxr_wss_proxy_bytes_total{direction="client_to_backend"} 100`,
+		`cloudxr_wss_proxy_bytes_total{direction="backend_to_client"} 200`,
+		`cloudxr_wss_proxy_session_duration_seconds_count 1`,
+		`cloudxr_wss_proxy_backend_up{backend="10.0.3.17:49100"} 0`,
+		`cloudxr_wss_proxy_backend_transitions_total{backend="10.0.3.17:49100",to="down"} 1`,
+		`cloudxr_wss_proxy_health_check_duration_seconds_count{result="ok"} 1`,
+		`cloudxr_wss_proxy_build_info{`,
+		`go_goroutines `,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, _ := get(t, base+"/nothing"); code != 404 {
+		t.Errorf("unknown path %d", code)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve after Shutdown: %v", err)
+	}
+}

@@ -98,30 +98,13 @@ func run() error {
 	if *restart > 0 {
 		o.Restart, o.RestartEvery = be.toggle, *restart/2
 	}
-	var peak soak.Snapshot
-	stopPeak := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stopPeak:
-				return
-			case <-time.After(time.Second):
-			}
-			if s, err := soak.Take(p.pid(), p.admin); err == nil {
-				peak.Goroutines, peak.FDs = max(peak.Goroutines, s.Goroutines), max(peak.FDs, s.FDs)
-				peak.RSS, peak.OpenSessions = max(peak.RSS, s.RSS), max(peak.OpenSessions, s.OpenSessions)
-			}
-		}
-	}()
+	o.Watch = func() (soak.Snapshot, error) { return soak.Take(p.pid(), p.admin) }
 	res := soak.Run(o)
-	close(stopPeak)
 	be.ensureRunning()
 	fmt.Print(res.Report())
-	fmt.Printf("proxy at peak:  %v\n", peak)
+	fmt.Printf("proxy at peak:  %v\n", res.Peak)
 
-	after, err := settle(p, func(s soak.Snapshot) bool {
-		return s.OpenSessions == 0 && s.Goroutines <= before.Goroutines && s.FDs <= before.FDs && s.RSS <= before.RSS+8<<20
-	})
+	after, err := settle(p, func(s soak.Snapshot) bool { return soak.Settled(before, res.Peak, s) })
 	fmt.Printf("proxy at end:   %v\n", after)
 	fmt.Print(p.logSummary())
 	switch {

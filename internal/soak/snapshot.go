@@ -16,12 +16,25 @@ type Snapshot struct {
 	Goroutines   int
 	FDs          int
 	RSS          int64
+	HeapInuse    int64 // the Go heap's spans in use: what is left of RSS once the runtime has returned the rest
 	OpenSessions int
 }
 
 func (s Snapshot) String() string {
-	return fmt.Sprintf("goroutines %d, descriptors %d, RSS %.1f MiB, open sessions %d",
-		s.Goroutines, s.FDs, float64(s.RSS)/(1<<20), s.OpenSessions)
+	return fmt.Sprintf("goroutines %d, descriptors %d, RSS %.1f MiB (Go heap in use %.1f MiB), open sessions %d",
+		s.Goroutines, s.FDs, float64(s.RSS)/(1<<20), float64(s.HeapInuse)/(1<<20), s.OpenSessions)
+}
+
+// Settled reports whether the proxy is back at its baseline after a run:
+// no session open, no more goroutines or descriptors than before, and its
+// resident memory back near the start. The Go runtime keeps some memory in
+// proportion to the peak (span and GC metadata, fragmented spans), not to
+// the sessions served, so "near" is 8 MiB or a quarter of the climb to the
+// peak, whichever is more.
+func Settled(before, peak, now Snapshot) bool {
+	slack := max(8<<20, (peak.RSS-before.RSS)/4)
+	return now.OpenSessions == 0 && now.Goroutines <= before.Goroutines && now.FDs <= before.FDs &&
+		now.RSS <= before.RSS+slack
 }
 
 // Take reads pid's descriptors and memory from /proc and its goroutines and
@@ -53,6 +66,8 @@ func Take(pid int, adminAddr string) (Snapshot, error) {
 		switch name {
 		case "go_goroutines":
 			s.Goroutines = int(f)
+		case "go_memstats_heap_inuse_bytes":
+			s.HeapInuse = int64(f)
 		case "cloudxr_wss_proxy_sessions_open":
 			s.OpenSessions = int(f)
 		}

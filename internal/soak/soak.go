@@ -37,6 +37,9 @@ type Options struct {
 	// Restart, if set, is called every RestartEvery to restart the backend.
 	Restart      func() error
 	RestartEvery time.Duration
+	// Watch, if set, is called every second for the proxy's footprint;
+	// Result.Peak keeps the largest of each figure.
+	Watch func() (Snapshot, error)
 }
 
 // Outcome classes. Completed is the only success; the failures a backend
@@ -65,6 +68,7 @@ type Result struct {
 	Restarts      int
 	RestartErrors []string
 	Elapsed       time.Duration
+	Peak          Snapshot
 	// Examples holds one error text per failure class.
 	Examples map[string]string
 }
@@ -121,6 +125,28 @@ func Run(o Options) *Result {
 		}
 	}()
 
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if o.Watch == nil {
+			return
+		}
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopRestarts:
+				return
+			case <-t.C:
+			}
+			if s, err := o.Watch(); err == nil {
+				p := &res.Peak
+				p.Goroutines, p.FDs, p.OpenSessions = max(p.Goroutines, s.Goroutines), max(p.FDs, s.FDs), max(p.OpenSessions, s.OpenSessions)
+				p.RSS, p.HeapInuse = max(p.RSS, s.RSS), max(p.HeapInuse, s.HeapInuse)
+			}
+		}
+	}()
+
 	var wg sync.WaitGroup
 	for w := range o.Workers {
 		wg.Go(func() {
@@ -136,6 +162,7 @@ func Run(o Options) *Result {
 	wg.Wait()
 	close(stopRestarts)
 	<-restartsDone
+	<-watchDone
 	res.Sessions = sessions.Load()
 	res.BytesVerified = verified.Load()
 	res.Elapsed = time.Since(start)

@@ -24,8 +24,9 @@ LABEL org.opencontainers.image.title="cloudxr-wss-proxy" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/cloudxr-wss-proxy /cloudxr-wss-proxy
 COPY --from=build --chown=65532:65532 /out/certs /usr/local/etc/haproxy/certs
-ENV CERT_DIR=/usr/local/etc/haproxy/certs \
-    LOG_FORMAT=json
+# LOG_FORMAT stays auto: JSON lines under `docker run -d` (what log
+# collectors read), a console format under `docker run -it`.
+ENV CERT_DIR=/usr/local/etc/haproxy/certs
 USER 65532:65532
 VOLUME ["/usr/local/etc/haproxy/certs"]
 EXPOSE 48322

@@ -1,9 +1,8 @@
 package main
 
 import (
-	"fmt"
+	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,50 +10,20 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
-// flappingBackend is the test runtime, stopped and started again in turn:
-// each Toggle either kills it (listener and every connection) or brings it
-// back on the same address.
-type flappingBackend struct {
-	mu   sync.Mutex
-	addr string
-	cur  *wstest.Backend // nil while stopped
-}
-
-func (f *flappingBackend) Toggle() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.cur != nil {
-		f.cur.Close()
-		f.cur = nil
-		return nil
-	}
-	b, err := wstest.StartBackend(f.addr)
-	if err != nil {
-		return err
-	}
-	f.cur = b
-	return nil
-}
-
-func (f *flappingBackend) Close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.cur != nil {
-		f.cur.Close()
-	}
-}
-
 // The backend is killed and restarted over and over while 200 clients
 // cycle sessions for a minute: every session completes with every byte
 // echoed intact, or ends cleanly (a close, a 503 or 502); none is stuck;
 // and afterwards the proxy is back to the goroutines, descriptors and
 // memory it had before.
 func TestBackendRestartsUnderLoad(t *testing.T) {
-	b := backend(t)
-	fb := &flappingBackend{addr: b.Addr(), cur: b}
-	t.Cleanup(fb.Close)
+	b, err := soak.StartBackend("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	_, port, _ := net.SplitHostPort(b.Addr())
 	dir := t.TempDir()
-	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", b.Port()))
+	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", "BACKEND_PORT="+port)
 	addr := p.addr()
 	admin := p.waitLog("admin listener")["address"].(string)
 	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
@@ -76,7 +45,7 @@ func TestBackendRestartsUnderLoad(t *testing.T) {
 	res := soak.Run(soak.Options{
 		Addr: addr, TLS: trust, Workers: 200, Duration: time.Minute,
 		Messages: 4, MaxMessage: 16 << 10, Stall: 10 * time.Second,
-		Restart: fb.Toggle, RestartEvery: time.Second,
+		Restart: b.Toggle, RestartEvery: time.Second,
 		Watch: func() (soak.Snapshot, error) { return soak.Take(pid, admin) },
 	})
 	t.Logf("soak:\n%s", res.Report())

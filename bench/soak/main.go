@@ -59,13 +59,13 @@ func run() error {
 		return fmt.Errorf("building the proxy: %w", err)
 	}
 
-	be := &backend{}
-	if err := be.start("127.0.0.1:0"); err != nil {
+	be, err := soak.StartBackend("127.0.0.1:0")
+	if err != nil {
 		return err
 	}
-	defer be.stop()
+	defer be.Close()
 
-	p, err := startProxy(bin, work, be.addr)
+	p, err := startProxy(bin, work, be.Addr())
 	if err != nil {
 		return err
 	}
@@ -96,11 +96,13 @@ func run() error {
 		Messages: *messages, MaxMessage: *maxMsg, Stall: 10 * time.Second,
 	}
 	if *restart > 0 {
-		o.Restart, o.RestartEvery = be.toggle, *restart/2
+		o.Restart, o.RestartEvery = be.Toggle, *restart/2
 	}
 	o.Watch = func() (soak.Snapshot, error) { return soak.Take(p.pid(), p.admin) }
 	res := soak.Run(o)
-	be.ensureRunning()
+	if err := be.EnsureRunning(); err != nil {
+		return err
+	}
 	fmt.Print(res.Report())
 	fmt.Printf("proxy at peak:  %v\n", res.Peak)
 
@@ -132,49 +134,6 @@ func settle(p *proxyProc, ok func(soak.Snapshot) bool) (soak.Snapshot, error) {
 			return s, err
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// backend is the stand-in runtime, stopped and started in turn.
-type backend struct {
-	mu   sync.Mutex
-	addr string
-	cur  *wstest.Backend
-}
-
-func (b *backend) start(addr string) error {
-	wb, err := wstest.StartBackend(addr)
-	if err != nil {
-		return err
-	}
-	b.cur, b.addr = wb, wb.Addr()
-	return nil
-}
-
-func (b *backend) toggle() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cur != nil {
-		b.cur.Close()
-		b.cur = nil
-		return nil
-	}
-	return b.start(b.addr)
-}
-
-func (b *backend) ensureRunning() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cur == nil {
-		b.start(b.addr)
-	}
-}
-
-func (b *backend) stop() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cur != nil {
-		b.cur.Close()
 	}
 }
 

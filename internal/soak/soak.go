@@ -103,49 +103,31 @@ func Run(o Options) *Result {
 	}
 	start := time.Now()
 	deadline := start.Add(o.Duration)
-	stopRestarts := make(chan struct{})
-	restartsDone := make(chan struct{})
-	go func() {
-		defer close(restartsDone)
-		if o.Restart == nil {
-			return
-		}
-		t := time.NewTicker(o.RestartEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopRestarts:
-				return
-			case <-t.C:
+	stop := make(chan struct{})
+	var background sync.WaitGroup
+	if o.Restart != nil {
+		background.Go(func() {
+			every(o.RestartEvery, stop, func() {
 				if err := o.Restart(); err != nil {
 					res.RestartErrors = append(res.RestartErrors, err.Error())
 				}
 				res.Restarts++
-			}
-		}
-	}()
-
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		if o.Watch == nil {
-			return
-		}
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopRestarts:
-				return
-			case <-t.C:
-			}
-			if s, err := o.Watch(); err == nil {
+			})
+		})
+	}
+	if o.Watch != nil {
+		background.Go(func() {
+			every(time.Second, stop, func() {
+				s, err := o.Watch()
+				if err != nil {
+					return
+				}
 				p := &res.Peak
 				p.Goroutines, p.FDs, p.OpenSessions = max(p.Goroutines, s.Goroutines), max(p.FDs, s.FDs), max(p.OpenSessions, s.OpenSessions)
 				p.RSS, p.HeapInuse = max(p.RSS, s.RSS), max(p.HeapInuse, s.HeapInuse)
-			}
-		}
-	}()
+			})
+		})
+	}
 
 	var wg sync.WaitGroup
 	for w := range o.Workers {
@@ -160,13 +142,26 @@ func Run(o Options) *Result {
 		})
 	}
 	wg.Wait()
-	close(stopRestarts)
-	<-restartsDone
-	<-watchDone
+	close(stop)
+	background.Wait()
 	res.Sessions = sessions.Load()
 	res.BytesVerified = verified.Load()
 	res.Elapsed = time.Since(start)
 	return res
+}
+
+// every calls f every d until stop is closed.
+func every(d time.Duration, stop <-chan struct{}, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			f()
+		}
+	}
 }
 
 // session runs one: connect, upgrade, exchange Messages echoes, close.

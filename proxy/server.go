@@ -352,7 +352,7 @@ func (s *Server) killAll(reason string, match func(*session) bool) int {
 // answered 503 (known down) rather than 502.
 var errBackendDown = errors.New("backend marked down")
 
-// dial connects to the default backend (addr "") or a routed runtime. While
+// dial connects to the default backend (target "") or a routed runtime. While
 // the checks have it marked down a dial is still tried, with a short
 // timeout: a restarted runtime is then usable at once instead of after
 // HEALTH_CHECK_RISE checks.

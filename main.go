@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,7 +88,9 @@ func run(args []string) error {
 		if err != nil {
 			return usageError{fmt.Errorf("invalid ROUTE_CHECK: %w", err)}
 		}
-		routeChecks = append(routeChecks, addr)
+		if !slices.Contains(routeChecks, addr) { // "10.0.3.17" and "10.0.3.17:49100" are one runtime
+			routeChecks = append(routeChecks, addr)
+		}
 	}
 	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {

@@ -36,11 +36,10 @@ func TestBackendRestartsUnderLoad(t *testing.T) {
 	}
 	c.Echo("warm", 5*time.Second)
 	c.Close()
-	var before soak.Snapshot
-	waitFor(t, 10*time.Second, "the warm-up session to end", func() bool {
-		before, err = soak.Take(pid, admin)
-		return err == nil && before.OpenSessions == 0
-	})
+	before, err := soak.Await(pid, admin, 10*time.Second, func(s soak.Snapshot) bool { return s.OpenSessions == 0 })
+	if err != nil {
+		t.Fatalf("the warm-up session did not end: %v", err)
+	}
 
 	res := soak.Run(soak.Options{
 		Addr: addr, TLS: trust, Workers: 200, Duration: time.Minute,
@@ -60,18 +59,9 @@ func TestBackendRestartsUnderLoad(t *testing.T) {
 	}
 
 	// Back to the baseline once the last sessions are gone.
-	var after soak.Snapshot
-	ok := false
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok && time.Now().Before(deadline) {
-		after, err = soak.Take(pid, admin)
-		ok = err == nil && soak.Settled(before, res.Peak, after)
-		if !ok {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	after, err := soak.Await(pid, admin, 20*time.Second, func(s soak.Snapshot) bool { return soak.Settled(before, res.Peak, s) })
 	t.Logf("before: %v\npeak:   %v\nafter:  %v", before, res.Peak, after)
-	if !ok {
+	if err != nil {
 		t.Errorf("the proxy did not return to its baseline: before %v, after %v (%v)", before, after, err)
 	}
 }

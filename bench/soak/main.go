@@ -82,7 +82,7 @@ func run() error {
 		c.Echo("warm", 5*time.Second)
 		c.Close()
 	}
-	before, err := settle(p, func(s soak.Snapshot) bool { return s.OpenSessions == 0 })
+	before, err := soak.Await(p.pid(), p.admin, 30*time.Second, func(s soak.Snapshot) bool { return s.OpenSessions == 0 })
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func run() error {
 	fmt.Print(res.Report())
 	fmt.Printf("proxy at peak:  %v\n", res.Peak)
 
-	after, err := settle(p, func(s soak.Snapshot) bool { return soak.Settled(before, res.Peak, s) })
+	after, err := soak.Await(p.pid(), p.admin, 30*time.Second, func(s soak.Snapshot) bool { return soak.Settled(before, res.Peak, s) })
 	fmt.Printf("proxy at end:   %v\n", after)
 	fmt.Print(p.logSummary())
 	switch {
@@ -117,24 +117,6 @@ func run() error {
 	}
 	fmt.Println("result: every session completed intact or ended cleanly; the proxy returned to its baseline")
 	return nil
-}
-
-// settle waits up to 30 s for the proxy's snapshot to satisfy ok.
-func settle(p *proxyProc, ok func(soak.Snapshot) bool) (soak.Snapshot, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		s, err := soak.Take(p.pid(), p.admin)
-		if err == nil && ok(s) {
-			return s, nil
-		}
-		if time.Now().After(deadline) {
-			if err == nil {
-				err = errors.New("not settled")
-			}
-			return s, err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // proxyProc is the proxy binary, its log read as it comes.

@@ -37,6 +37,25 @@ func Settled(before, peak, now Snapshot) bool {
 		now.RSS <= before.RSS+slack
 }
 
+// Await polls the proxy's snapshot until ok holds or d has passed, and
+// returns the last one read.
+func Await(pid int, adminAddr string, d time.Duration, ok func(Snapshot) bool) (Snapshot, error) {
+	deadline := time.Now().Add(d)
+	for {
+		s, err := Take(pid, adminAddr)
+		if err == nil && ok(s) {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("not so after %v: %v", d, s)
+			}
+			return s, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Take reads pid's descriptors and memory from /proc and its goroutines and
 // open sessions from the admin listener's /metrics (adminAddr host:port).
 func Take(pid int, adminAddr string) (Snapshot, error) {

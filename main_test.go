@@ -121,11 +121,17 @@ func (p *proc) output() string {
 // waitLog returns the first log line with message msg.
 func (p *proc) waitLog(msg string) map[string]any {
 	p.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	return p.waitLine(10*time.Second, fmt.Sprintf("%q log line", msg), func(l map[string]any) bool { return l["msg"] == msg })
+}
+
+// waitLine returns the first log line that match accepts, waiting up to d.
+func (p *proc) waitLine(d time.Duration, what string, match func(map[string]any) bool) map[string]any {
+	p.t.Helper()
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		p.mu.Lock()
 		for _, l := range p.lines {
-			if l["msg"] == msg {
+			if match(l) {
 				p.mu.Unlock()
 				return l
 			}
@@ -133,11 +139,11 @@ func (p *proc) waitLog(msg string) map[string]any {
 		p.mu.Unlock()
 		select {
 		case <-p.done:
-			p.t.Fatalf("proxy exited before logging %q", msg)
+			p.t.Fatalf("proxy exited before the %s", what)
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	p.t.Fatalf("no %q log line", msg)
+	p.t.Fatalf("no %s within %v", what, d)
 	return nil
 }
 

@@ -118,17 +118,8 @@ func TestVanishedClientReaped(t *testing.T) {
 	ipCmd(t, "-n", n.name, "link", "set", n.peerLink, "down")
 	raw.Close()
 
-	var end map[string]any
-	waitFor(t, 20*time.Second, "the vanished client's session to end", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, l := range p.lines {
-			if l["msg"] == "session ended" && strings.HasPrefix(fmt.Sprint(l["client"]), n.peerIP+":") {
-				end = l
-				return true
-			}
-		}
-		return false
+	end := p.waitLine(20*time.Second, "vanished client's session end", func(l map[string]any) bool {
+		return l["msg"] == "session ended" && strings.HasPrefix(fmt.Sprint(l["client"]), n.peerIP+":")
 	})
 	took := time.Since(gone)
 	// 2 s idle + 3 probes 1 s apart, or the 4 s user timeout; never the tunnel timeout.

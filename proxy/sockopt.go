@@ -9,8 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultKeepalive is CLIENT_KEEPALIVE's default.
-const DefaultKeepalive = 30 * time.Second
+// defaultKeepalive is what Listen uses for 0 (CLIENT_KEEPALIVE's default too).
+const defaultKeepalive = 30 * time.Second
 
 // Dead-peer detection. Signaling sessions sit quiet for hours while media
 // flows elsewhere, so idleness is no sign of death; TCP keepalive is. With
@@ -24,7 +24,7 @@ type deadPeer struct {
 
 func deadPeerFor(k time.Duration) deadPeer {
 	if k <= 0 {
-		k = DefaultKeepalive
+		k = defaultKeepalive
 	}
 	return deadPeer{idle: k, interval: max(k/3, time.Second), count: 3, userTimeout: 2 * k}
 }
@@ -33,7 +33,7 @@ func deadPeerFor(k time.Duration) deadPeer {
 // on the listening socket itself: Linux copies them to every accepted
 // socket, which saves five system calls per connection. (Go's own
 // per-connection keepalive is switched off for the same reason.)
-// keepalive is CLIENT_KEEPALIVE; 0 means DefaultKeepalive.
+// keepalive is CLIENT_KEEPALIVE; 0 means defaultKeepalive.
 func Listen(network, addr string, keepalive time.Duration) (net.Listener, error) {
 	dp := deadPeerFor(keepalive)
 	lc := net.ListenConfig{

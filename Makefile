@@ -20,9 +20,7 @@ run: build ## run with defaults; the certificate is generated in ./certs-local
 
 test: test-deps ## vet, then every test with the race detector (what CI runs)
 	go vet ./...
-	# One package at a time: the end-to-end tests (real sockets, Chromium,
-	# testssl.sh) share the machine's two cores and are steadier alone.
-	go test -race -count=1 -p 1 ./...
+	./scripts/test.sh
 
 test-deps: ## install chromium and certutil from Debian's packages if missing
 	@./scripts/test-deps.sh

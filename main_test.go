@@ -106,7 +106,7 @@ func startProcCmd(t *testing.T, cmd *exec.Cmd, env ...string) *proc {
 		<-p.done
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("proxy log:\n%s", p.output())
+			t.Logf("proxy log:\n%s", p.failureLog())
 		}
 	})
 	return p
@@ -116,6 +116,39 @@ func (p *proc) output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.raw.String()
+}
+
+// failureLog is what a failed test prints of the proxy's log: all of it
+// when short; else its warnings and errors and its last lines, with the
+// whole log saved to a file, so that a long log does not push the test's
+// own failure out of sight in CI's output.
+func (p *proc) failureLog() string {
+	all := p.output()
+	lines := strings.SplitAfter(all, "\n")
+	const keep = 40
+	if len(lines) <= 2*keep {
+		return all
+	}
+	var b strings.Builder
+	f, err := os.CreateTemp("", "cloudxr-wss-proxy-"+strings.ReplaceAll(p.t.Name(), "/", "-")+"-*.log")
+	if err == nil {
+		f.WriteString(all)
+		f.Close()
+		fmt.Fprintf(&b, "(%d lines, all in %s)\n", len(lines), f.Name())
+	}
+	n := 0
+	for _, l := range lines {
+		if !strings.Contains(l, `"level":"info"`) && !strings.Contains(l, `"level":"debug"`) {
+			if n++; n <= keep {
+				b.WriteString(l)
+			}
+		}
+	}
+	fmt.Fprintf(&b, "(%d warnings and errors above, at most %d shown; the last %d lines:)\n", n, keep, keep)
+	for _, l := range lines[len(lines)-keep:] {
+		b.WriteString(l)
+	}
+	return b.String()
 }
 
 // waitLog returns the first log line with message msg.

@@ -26,15 +26,21 @@ func (s Snapshot) String() string {
 }
 
 // Settled reports whether the proxy is back at its baseline after a run:
-// no session open, no more goroutines or descriptors than before, and its
-// resident memory back near the start. The Go runtime keeps some memory in
-// proportion to the peak (span and GC metadata, fragmented spans), not to
-// the sessions served, so "near" is 8 MiB or a quarter of the climb to the
-// peak, whichever is more.
+// no session open, no more goroutines or descriptors than before, the Go
+// heap in use back near the start (where leaked objects would show), and
+// resident memory back near the start too. "Near" for the heap is 4 MiB or
+// a quarter of its climb to the peak, whichever is more. Resident memory
+// keeps more: the binary's code pages that the run touched for the first
+// time (error paths, 502/503 answers) and the runtime's metadata in
+// proportion to the peak (spans, GC bitmaps), not to the sessions served;
+// so "near" there is 12 MiB or a quarter of the climb.
 func Settled(before, peak, now Snapshot) bool {
-	slack := max(8<<20, (peak.RSS-before.RSS)/4)
+	near := func(before, peak, now, floor int64) bool {
+		return now <= before+max(floor, (peak-before)/4)
+	}
 	return now.OpenSessions == 0 && now.Goroutines <= before.Goroutines && now.FDs <= before.FDs &&
-		now.RSS <= before.RSS+slack
+		near(before.HeapInuse, peak.HeapInuse, now.HeapInuse, 4<<20) &&
+		near(before.RSS, peak.RSS, now.RSS, 12<<20)
 }
 
 // Await polls the proxy's snapshot until ok holds or d has passed, and

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test with the race detector, one package at a time: the
+# end-to-end tests (real sockets, Chromium, testssl.sh, Podman) share the
+# machine's two cores and are steadier alone. The output streams as usual;
+# when something fails, the failing tests and their own messages are
+# repeated at the end, where CI's tail of the output shows them.
+set -uo pipefail
+log=$(mktemp /tmp/cloudxr-wss-proxy-test-XXXXXX.log)
+go test -race -count=1 -p 1 "$@" ./... 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+if [ "$rc" -ne 0 ]; then
+	echo
+	echo "=== what failed (the whole output is in $log)"
+	grep -E '^\s*--- FAIL|^\s+[A-Za-z0-9_]+\.go:[0-9]+: |^panic:|^FAIL\s|^# ' "$log" | grep -v '"level":' | cut -c1-400 | head -80
+fi
+exit "$rc"

@@ -68,12 +68,16 @@ func buildImage(t *testing.T) {
 		t.Fatalf("assembling the builder image: %v", err)
 	}
 	builder := strings.TrimSpace(string(out))
+	// Both images go when the test ends (the builder is ~600 MB and is
+	// assembled again each run); --layers=false keeps no intermediate
+	// images of the build stages either.
+	t.Cleanup(func() { podman(t, "rmi", "-f", imageTag, builder) })
 	modcache, err := exec.Command("go", "env", "GOMODCACHE").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	download := filepath.Join(strings.TrimSpace(string(modcache)), "cache", "download")
-	mustPodman(t, "build", "--format", "docker", "--isolation", "chroot",
+	mustPodman(t, "build", "--format", "docker", "--isolation", "chroot", "--layers=false",
 		"--build-arg", "BUILDER_IMAGE="+builder,
 		"--build-arg", "GOPROXY=file:///modproxy",
 		"--build-arg", "VERSION=v0.0.0-test",
@@ -89,7 +93,7 @@ type container struct {
 
 func runContainer(t *testing.T, name string, args ...string) *container {
 	t.Helper()
-	podman(t, "rm", "-f", name)
+	podman(t, "rm", "-f", "-v", name)
 	run := append([]string{"run", "-d", "--name", name,
 		"--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096", "--network", "host"}, args...)
 	mustPodman(t, append(run, imageTag)...)
@@ -99,7 +103,7 @@ func runContainer(t *testing.T, name string, args ...string) *container {
 			out, _ := podman(t, "logs", name)
 			t.Logf("podman logs %s:\n%s", name, out)
 		}
-		podman(t, "rm", "-f", name)
+		podman(t, "rm", "-f", "-v", name) // -v: and the anonymous volume a run without -v for CERT_DIR creates
 	})
 	return c
 }

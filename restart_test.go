@@ -51,7 +51,7 @@ func TestBackendRestartsUnderLoad(t *testing.T) {
 	if n := res.Unexpected(); n > 0 {
 		t.Errorf("%d sessions failed in a way a backend restart must not cause", n)
 	}
-	if res.Classes[soak.Completed] < 1000 || res.Restarts < 50 || len(res.RestartErrors) > 0 {
+	if res.Classes[soak.Completed] < 300 || res.Restarts < 50 || len(res.RestartErrors) > 0 {
 		t.Errorf("not the load intended: %d completed, %d restarts, errors %v", res.Classes[soak.Completed], res.Restarts, res.RestartErrors)
 	}
 	if res.Classes[soak.Refused503] == 0 || res.Classes[soak.ClosedCleanly] == 0 {

@@ -36,18 +36,26 @@ func CPUTime(pid int) (time.Duration, error) {
 }
 
 // RSS is the process's resident memory in bytes.
-func RSS(pid int) (int64, error) {
+func RSS(pid int) (int64, error) { return statusKB(pid, "VmRSS:") }
+
+// AnonRSS is the anonymous part of RSS: the heap, stacks and runtime data,
+// without the pages of the binary and libraries mapped from files (those
+// grow as more of the code runs, and the kernel can drop them at will).
+func AnonRSS(pid int) (int64, error) { return statusKB(pid, "RssAnon:") }
+
+// statusKB reads one "Name:  N kB" field of /proc/pid/status, in bytes.
+func statusKB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for %d", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // FDs is the number of descriptors the process has open.

@@ -124,7 +124,7 @@ func Run(o Options) *Result {
 				}
 				p := &res.Peak
 				p.Goroutines, p.FDs, p.OpenSessions = max(p.Goroutines, s.Goroutines), max(p.FDs, s.FDs), max(p.OpenSessions, s.OpenSessions)
-				p.RSS, p.HeapInuse = max(p.RSS, s.RSS), max(p.HeapInuse, s.HeapInuse)
+				p.RSS, p.AnonRSS, p.HeapInuse = max(p.RSS, s.RSS), max(p.AnonRSS, s.AnonRSS), max(p.HeapInuse, s.HeapInuse)
 			})
 		})
 	}
@@ -196,7 +196,7 @@ func session(o Options, rng *rand.Rand) (verified int64, class string, err error
 			msg[i] = byte(rng.Uint32())
 		}
 		if err := cl.Send(wstest.OpBinary, msg); err != nil {
-			return verified, failure(err, ClosedCleanly), err
+			return verified, sendFailure(cl, raw, err), err
 		}
 		op, got, err := cl.Receive()
 		if err != nil {
@@ -213,6 +213,25 @@ func session(o Options, rng *rand.Rand) (verified int64, class string, err error
 	raw.SetDeadline(time.Now().Add(o.Stall))
 	cl.Close()
 	return verified, Completed, nil
+}
+
+// sendFailure sorts a failed send. When the backend dies the proxy says
+// goodbye (close_notify, FIN), waits a moment for the client to close, then
+// closes its socket; a client that is not reading meanwhile (this one only
+// reads after it has sent) meets the closed socket with its next write,
+// "broken pipe". Whether the goodbye came first is in what is left to
+// read: the proxy's close_notify (EOF) makes it a clean close; a reset or
+// anything else leaves it the failure the write saw.
+func sendFailure(cl *wstest.Client, raw net.Conn, err error) string {
+	class := failure(err, ClosedCleanly)
+	if class != Reset {
+		return class
+	}
+	raw.SetReadDeadline(time.Now().Add(time.Second))
+	if _, _, rerr := cl.Receive(); errors.Is(rerr, io.EOF) {
+		return ClosedCleanly
+	}
+	return class
 }
 
 // failure sorts a session's error: a deadline is a stall, a reset is a

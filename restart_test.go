@@ -12,7 +12,7 @@ import (
 
 // The backend is killed and restarted over and over while 200 clients
 // cycle sessions for a minute: every session completes with every byte
-// echoed intact, or ends cleanly (a close, a 503 or 502); none is stuck;
+// echoed intact, or ends cleanly (a close or a 503); none is stuck;
 // and afterwards the proxy is back to the goroutines, descriptors and
 // memory it had before.
 func TestBackendRestartsUnderLoad(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -307,15 +308,7 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf fun
 	)
 	backend, err = s.srv.dial(s.srv.ctx, s.target)
 	if err != nil {
-		s.backendErr = err
-		if s.target != "" && !errors.Is(err, errBackendDown) {
-			// A routed runtime checked on use: not there is 502.
-			s.backendFailed(http.StatusBadGateway, "backend unreachable", err)
-			return false
-		}
-		s.status = http.StatusServiceUnavailable
-		s.setReason("backend unreachable")
-		s.writeClient(localResponse(s.hs, http.StatusServiceUnavailable, false, "", s.srv.unreachableMsg))
+		s.dialFailed(err)
 		return false
 	}
 	if !s.attach(backend) {
@@ -336,7 +329,7 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int, releaseBuf fun
 	backend.SetWriteDeadline(time.Now().Add(o.ResponseTimeout))
 	s.up += int64(len(out))
 	if _, err := backend.Write(out); err != nil {
-		s.backendFailed(http.StatusBadGateway, "backend connection lost", err)
+		s.backendLost("backend connection lost", err)
 		return false
 	}
 	backend.SetWriteDeadline(time.Time{})
@@ -368,6 +361,10 @@ func (s *session) respond(req requestHead, backend net.Conn, buf []byte, release
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			s.halt()
 			s.backendFailed(http.StatusGatewayTimeout, "backend response timeout", err)
+			return false
+		case n == 0:
+			s.halt()
+			s.backendLost("backend closed before answering", err)
 			return false
 		case err != nil:
 			s.halt()
@@ -412,6 +409,35 @@ func (s *session) respond(req requestHead, backend net.Conn, buf []byte, release
 }
 
 // backendFailed answers a failed exchange with the backend.
+// dialFailed answers a request whose backend could not be reached: 503
+// for the default backend or a routed one its checks have marked down (the
+// runtime is not running), 502 for a routed runtime checked on use.
+func (s *session) dialFailed(err error) {
+	if s.target != "" && !errors.Is(err, errBackendDown) {
+		s.backendFailed(http.StatusBadGateway, "backend unreachable", err)
+		return
+	}
+	s.backendErr = err
+	s.status = http.StatusServiceUnavailable
+	s.setReason("backend unreachable")
+	s.writeClient(localResponse(s.hs, http.StatusServiceUnavailable, false, "", s.srv.unreachableMsg))
+}
+
+// backendLost answers a request whose backend connection failed before a
+// byte of the response came. Most often the runtime was stopped or
+// restarted just then; a new connection tells: refused, the answer is the
+// one for a runtime that is not running (dialFailed), as HAProxy's 503;
+// accepted, the runtime is there and dropped the request: 502.
+func (s *session) backendLost(reason string, err error) {
+	c, derr := s.srv.dial(s.srv.ctx, s.target)
+	if derr != nil {
+		s.dialFailed(fmt.Errorf("%s: %w; connecting again: %w", reason, err, derr))
+		return
+	}
+	c.Close()
+	s.backendFailed(http.StatusBadGateway, reason, err)
+}
+
 func (s *session) backendFailed(status int, reason string, err error) {
 	s.backendErr = err
 	s.status = status

@@ -555,6 +555,45 @@ func TestBackendErrors(t *testing.T) {
 		}
 		wantCORS(t, cl.Response.Header)
 	})
+	t.Run("a close before answering is 502 while the backend is there", func(t *testing.T) {
+		addr := scriptedBackend(t, func(c net.Conn) {})
+		e := startWith(t, nil, addr)
+		cl, _ := wstest.Upgrade(e.dial(), "localhost", "/dropped")
+		if cl == nil || cl.Response.StatusCode != 502 {
+			t.Fatalf("got %v", cl)
+		}
+		wantCORS(t, cl.Response.Header)
+		if l := e.sessionLog("path", "/dropped"); l["reason"] != "backend closed before answering" {
+			t.Errorf("session log: %v", l)
+		}
+	})
+	t.Run("a close before answering is 503 when the backend has gone", func(t *testing.T) {
+		// The runtime stops with the upgrade unanswered: it accepts one
+		// connection, stops listening, then drops the request.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			ln.Close()
+			if err == nil {
+				c.Read(make([]byte, 4096))
+				c.Close()
+			}
+		}()
+		t.Cleanup(func() { ln.Close() })
+		e := startWith(t, nil, ln.Addr().String())
+		cl, _ := wstest.Upgrade(e.dial(), "localhost", "/stopped")
+		if cl == nil || cl.Response.StatusCode != 503 {
+			t.Fatalf("got %v", cl)
+		}
+		wantCORS(t, cl.Response.Header)
+		l := e.sessionLog("path", "/stopped")
+		if l["reason"] != "backend unreachable" || !strings.Contains(fmt.Sprint(l["backend_error"]), "backend closed before answering") {
+			t.Errorf("session log: %v", l)
+		}
+	})
 	t.Run("silence is 504", func(t *testing.T) {
 		addr := scriptedBackend(t, func(c net.Conn) { io.Copy(io.Discard, c) })
 		e := startWith(t, nil, addr, func(o *Options) { o.ResponseTimeout = 300 * time.Millisecond })

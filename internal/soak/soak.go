@@ -43,11 +43,13 @@ type Options struct {
 }
 
 // Outcome classes. Completed is the only success; the failures a backend
-// restart may cause are ClosedCleanly, Refused503 and Refused502.
+// restart may cause are ClosedCleanly and Refused503. A 502 would mean the
+// proxy blamed a runtime that had merely stopped: one that drops a request
+// and then refuses connections gets 503.
 const (
 	Completed     = "completed"
 	Refused503    = "refused 503 (backend down)"
-	Refused502    = "refused 502 (backend lost during the upgrade)"
+	Refused502    = "refused 502 (bad gateway)"
 	ClosedCleanly = "closed mid-session (clean close)"
 	Reset         = "reset mid-session"
 	Corrupt       = "echo corrupted"
@@ -57,7 +59,7 @@ const (
 
 // Expected reports whether a class is one a backend restart may cause.
 func Expected(class string) bool {
-	return class == Completed || class == Refused503 || class == Refused502 || class == ClosedCleanly
+	return class == Completed || class == Refused503 || class == ClosedCleanly
 }
 
 // Result is what a Run saw.

@@ -108,6 +108,11 @@ func run() error {
 
 	after, err := soak.Await(p.pid(), p.admin, 30*time.Second, func(s soak.Snapshot) bool { return soak.Settled(before, res.Peak, s) })
 	fmt.Printf("proxy at end:   %v\n", after)
+	if err == nil {
+		// The proxy hands memory back to the system a few seconds after
+		// the last connection: show where it is once that has happened.
+		fmt.Printf("10 s later:     %v\n", lowest(p.pid(), p.admin, 10*time.Second))
+	}
 	fmt.Print(p.logSummary())
 	switch {
 	case res.Unexpected() > 0:
@@ -117,6 +122,18 @@ func run() error {
 	}
 	fmt.Println("result: every session completed intact or ended cleanly; the proxy returned to its baseline")
 	return nil
+}
+
+// lowest watches the proxy for d and returns the snapshot with the least
+// anonymous memory.
+func lowest(pid int, admin string, d time.Duration) soak.Snapshot {
+	var low soak.Snapshot
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if s, err := soak.Take(pid, admin); err == nil && (low.AnonRSS == 0 || s.AnonRSS < low.AnonRSS) {
+			low = s
+		}
+	}
+	return low
 }
 
 // proxyProc is the proxy binary, its log read as it comes.

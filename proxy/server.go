@@ -69,7 +69,7 @@ type Options struct {
 	// goroutines (see park.go); 0 means 3 s, negative never.
 	ParkAfter time.Duration
 	// ReleaseIdleMemory returns freed memory to the OS once connections
-	// stop arriving for a few seconds after a burst.
+	// have stopped arriving and ending for a few seconds after a burst.
 	ReleaseIdleMemory bool
 }
 
@@ -101,6 +101,7 @@ type Server struct {
 	sweepStop chan struct{}
 	sweepDone chan struct{}
 	accepted  atomic.Int64
+	releases  atomic.Int64 // times freed memory was handed back (ReleaseIdleMemory)
 
 	mu        sync.Mutex
 	sessions  map[*session]struct{}
@@ -287,28 +288,34 @@ func (s *Server) sweepLoop() {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var lastAccepted, releasedAt int64
+	var lastAccepted, acceptedAtRelease int64
+	var lastOpen, openAtRelease int
 	var quietSince time.Time
 	for {
 		select {
 		case <-s.sweepStop:
 			return
 		case now := <-t.C:
+			s.mu.Lock()
+			open := len(s.sessions)
 			if s.parker != nil {
-				s.mu.Lock()
 				for sess := range s.sessions {
 					sess.sweep(now)
 				}
-				s.mu.Unlock()
 			}
-			// A burst of handshakes leaves garbage that the heap keeps
-			// until the next collection; once connections stop arriving,
-			// collect it and hand the pages back.
-			if acc := s.accepted.Load(); acc != lastAccepted {
-				lastAccepted, quietSince = acc, now
-			} else if s.opts.ReleaseIdleMemory && acc-releasedAt >= 64 && now.Sub(quietSince) >= 3*time.Second {
-				releasedAt = acc
+			s.mu.Unlock()
+			// A burst of connections, or of sessions ending, leaves
+			// garbage that the heap keeps until the next collection; once
+			// connections have stopped both arriving and ending for a few
+			// seconds, collect it and hand the pages back.
+			acc := s.accepted.Load()
+			if acc != lastAccepted || open != lastOpen {
+				lastAccepted, lastOpen, quietSince = acc, open, now
+			} else if s.opts.ReleaseIdleMemory && now.Sub(quietSince) >= 3*time.Second &&
+				(acc-acceptedAtRelease >= 64 || openAtRelease-open >= 64) {
+				acceptedAtRelease, openAtRelease = acc, open
 				debug.FreeOSMemory()
+				s.releases.Add(1)
 			}
 		}
 	}

@@ -408,7 +408,6 @@ func (s *session) respond(req requestHead, backend net.Conn, buf []byte, release
 	return true
 }
 
-// backendFailed answers a failed exchange with the backend.
 // dialFailed answers a request whose backend could not be reached: 503
 // for the default backend or a routed one its checks have marked down (the
 // runtime is not running), 502 for a routed runtime checked on use.
@@ -438,6 +437,7 @@ func (s *session) backendLost(reason string, err error) {
 	s.backendFailed(http.StatusBadGateway, reason, err)
 }
 
+// backendFailed answers a failed exchange with the backend.
 func (s *session) backendFailed(status int, reason string, err error) {
 	s.backendErr = err
 	s.status = status

@@ -574,7 +574,9 @@ func TestBackendErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		done := make(chan struct{})
 		go func() {
+			defer close(done)
 			c, err := ln.Accept()
 			ln.Close()
 			if err == nil {
@@ -582,7 +584,7 @@ func TestBackendErrors(t *testing.T) {
 				c.Close()
 			}
 		}()
-		t.Cleanup(func() { ln.Close() })
+		t.Cleanup(func() { ln.Close(); <-done })
 		e := startWith(t, nil, ln.Addr().String())
 		cl, _ := wstest.Upgrade(e.dial(), "localhost", "/stopped")
 		if cl == nil || cl.Response.StatusCode != 503 {

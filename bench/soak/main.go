@@ -110,7 +110,7 @@ func run() error {
 	fmt.Printf("proxy at end:   %v\n", after)
 	if err == nil {
 		// The proxy hands memory back to the system a few seconds after
-		// the last connection: show where it is once that has happened.
+		// connections stop arriving and ending: show it after that.
 		fmt.Printf("10 s later:     %v\n", lowest(p.pid(), p.admin, 10*time.Second))
 	}
 	fmt.Print(p.logSummary())

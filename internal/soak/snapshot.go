@@ -38,9 +38,9 @@ func mib(n int64) float64 {
 // is more; for anonymous memory 12 MiB or half the climb, since the
 // runtime keeps metadata in proportion to the peak (GC bitmaps, spans,
 // about 7 MiB after a peak of 200 to 300 sessions), not to the sessions
-// served. The file-backed rest of RSS is left out: it
-// is the binary's code, which grows as a run first takes error paths
-// (502/503 answers, closes) and which the kernel can drop at will.
+// served. The file-backed rest of RSS is left out: it is the binary's
+// code, which grows as a run first takes error paths (503 answers,
+// closes) and which the kernel can drop at will.
 func Settled(before, peak, now Snapshot) bool {
 	near := func(before, peak, now, floor, share int64) bool {
 		return now <= before+max(floor, (peak-before)/share)

@@ -129,6 +129,21 @@ func TestAdminProbesAndMetrics(t *testing.T) {
 	}
 }
 
+// ADMIN_PPROF=true puts Go's profiler on the admin listener of the binary,
+// and says so in the log line that lists the listener's paths.
+func TestAdminProfiler(t *testing.T) {
+	b := backend(t)
+	p := startProc(t, "CERT_DIR="+t.TempDir(), fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1", "ADMIN_PPROF=true")
+	line := p.waitLog("admin listener")
+	if paths := fmt.Sprint(line["paths"]); !strings.Contains(paths, "/debug/pprof/") {
+		t.Errorf("admin listener paths %s", paths)
+	}
+	code, body := httpStatus(t, "http://"+line["address"].(string)+"/debug/pprof/goroutine?debug=1")
+	if code != 200 || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("/debug/pprof/goroutine: %d %.80q", code, body)
+	}
+}
+
 func TestHealthcheckSubcommand(t *testing.T) {
 	dir := t.TempDir()
 	p := startProc(t, "CERT_DIR="+dir)

@@ -203,7 +203,7 @@ func run(args []string) error {
 		Observer:          metrics,
 		Logger:            log,
 	})
-	adminSrv, adminDone, err := startAdmin(cfg.AdminAddress, metrics, checker, log)
+	adminSrv, adminDone, err := startAdmin(cfg.AdminAddress, cfg.AdminPprof, metrics, checker, log)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func run(args []string) error {
 }
 
 // startAdmin opens the admin listener, unless addr is "off".
-func startAdmin(addr string, m *admin.Metrics, checker *health.Checker, log *zap.Logger) (*admin.Server, chan struct{}, error) {
+func startAdmin(addr string, profiling bool, m *admin.Metrics, checker *health.Checker, log *zap.Logger) (*admin.Server, chan struct{}, error) {
 	if addr == "off" {
 		return nil, nil, nil
 	}
@@ -277,7 +277,7 @@ func startAdmin(addr string, m *admin.Metrics, checker *health.Checker, log *zap
 			return false, "backend " + st.String()
 		}
 		return true, ""
-	})
+	}, profiling)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -285,7 +285,11 @@ func startAdmin(addr string, m *admin.Metrics, checker *health.Checker, log *zap
 			log.Error("admin listener failed", zap.Error(err))
 		}
 	}()
-	log.Info("admin listener", zap.String("address", ln.Addr().String()), zap.Strings("paths", []string{"/healthz", "/readyz", "/metrics"}))
+	paths := []string{"/healthz", "/readyz", "/metrics"}
+	if profiling {
+		paths = append(paths, "/debug/pprof/")
+	}
+	log.Info("admin listener", zap.String("address", ln.Addr().String()), zap.Strings("paths", paths))
 	return srv, done, nil
 }
 

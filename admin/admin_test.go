@@ -38,7 +38,7 @@ func TestServer(t *testing.T) {
 			return false, "backend down"
 		}
 		return true, ""
-	})
+	}, false)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +86,9 @@ func TestServer(t *testing.T) {
 	if code, _ := get(t, base+"/nothing"); code != 404 {
 		t.Errorf("unknown path %d", code)
 	}
+	if code, _ := get(t, base+"/debug/pprof/"); code != 404 {
+		t.Errorf("the profiler is served without ADMIN_PPROF: %d", code)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -95,4 +98,37 @@ func TestServer(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("Serve after Shutdown: %v", err)
 	}
+}
+
+// With profiling on, Go's profiler answers on the admin listener: the
+// index, a named profile and a short CPU profile.
+func TestProfiling(t *testing.T) {
+	s := NewServer(NewMetrics("test", Gauges{}), func() (bool, string) { return true, "" }, true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+
+	if code, body := get(t, base+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("/debug/pprof/ %d %.80q", code, body)
+	}
+	if code, body := get(t, base+"/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile") {
+		t.Errorf("/debug/pprof/heap %d %.80q", code, body)
+	}
+	if code, body := get(t, base+"/debug/pprof/profile?seconds=1"); code != 200 || len(body) == 0 {
+		t.Errorf("/debug/pprof/profile %d, %d bytes", code, len(body))
+	}
+	if code, _ := get(t, base+"/metrics"); code != 200 {
+		t.Errorf("/metrics %d beside the profiler", code)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-served
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,8 +20,9 @@ type Server struct {
 	http *http.Server
 }
 
-// NewServer builds the admin handler.
-func NewServer(m *Metrics, ready Ready) *Server {
+// NewServer builds the admin handler; with profiling, Go's profiler is
+// served at /debug/pprof/ too.
+func NewServer(m *Metrics, ready Ready, profiling bool) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -37,6 +39,16 @@ func NewServer(m *Metrics, ready Ready) *Server {
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	if profiling {
+		// Index also serves the named profiles: /debug/pprof/heap,
+		// /debug/pprof/goroutine and the rest.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return &Server{http: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 }
 

@@ -49,6 +49,7 @@ type Config struct {
 	RouteCheck  []string `env:"ROUTE_CHECK" envSeparator:"," help:"with ROUTE_BY_PATH, runtimes (host[:port], each on ROUTE_ALLOW) health-checked like the default backend: 503 at once while down, sessions closed when marked down"`
 
 	AdminAddress string `env:"ADMIN_ADDRESS" envDefault:"127.0.0.1:48323" help:"host:port of the admin listener (/healthz, /readyz, /metrics); off turns it off"`
+	AdminPprof   bool   `env:"ADMIN_PPROF" envDefault:"false" help:"also serve Go's profiler at /debug/pprof/ on the admin listener (CPU and heap profiles for a bug report); keep that listener private"`
 
 	MaxConnections int `env:"MAX_CONNECTIONS" envDefault:"0" help:"most client connections at once; 0 derives it from the open-file limit"`
 
@@ -134,6 +135,8 @@ func (c *Config) Validate() error {
 		if _, port, err := net.SplitHostPort(c.AdminAddress); err != nil || port == "" {
 			bad("ADMIN_ADDRESS", c.AdminAddress, "want host:port, such as 127.0.0.1:48323, or off")
 		}
+	} else if c.AdminPprof {
+		bad("ADMIN_PPROF", c.AdminPprof, "the profiler is served on the admin listener; set ADMIN_ADDRESS to a host:port")
 	}
 	if c.ClientKeepalive.D() < time.Second || c.ClientKeepalive.D() > 2*time.Hour {
 		bad("CLIENT_KEEPALIVE", c.ClientKeepalive, "want 1s to 2h")

@@ -84,6 +84,9 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"ADMIN_ADDRESS=none", `invalid ADMIN_ADDRESS="none"`},
 		{"ROUTE_BY_PATH=true", `invalid ROUTE_ALLOW=""`},
 	}
+	if _, err := Load(nil, []string{"ADMIN_ADDRESS=off", "ADMIN_PPROF=true"}, nil, "test"); err == nil || !strings.Contains(err.Error(), "invalid ADMIN_PPROF") {
+		t.Errorf("ADMIN_PPROF without an admin listener: got %v", err)
+	}
 	for _, tc := range cases {
 		_, err := Load(nil, []string{tc.env}, nil, "test")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -155,7 +155,7 @@ func TestManifests(t *testing.T) {
 	}
 
 	// Probes hit the admin listener on paths it serves.
-	h := admin.NewServer(admin.NewMetrics("test", admin.Gauges{}), func() (bool, string) { return true, "" }).Handler()
+	h := admin.NewServer(admin.NewMetrics("test", admin.Gauges{}), func() (bool, string) { return true, "" }, false).Handler()
 	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
 		if p == nil || p.HTTPGet == nil {
 			t.Errorf("no %s probe", name)

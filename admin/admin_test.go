@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -27,6 +28,29 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// serve runs s on a free loopback port and returns its base URL; stop shuts
+// it down and reports a failed Shutdown or an error from Serve.
+func serve(t *testing.T, s *Server) (base string, stop func() error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			return fmt.Errorf("Shutdown: %w", err)
+		}
+		if err := <-served; err != nil {
+			return fmt.Errorf("Serve after Shutdown: %w", err)
+		}
+		return nil
+	}
+}
+
 // The admin listener on a real socket: probes follow the readiness
 // function, metrics carry what the proxy reported, and Shutdown ends it.
 func TestServer(t *testing.T) {
@@ -39,13 +63,7 @@ func TestServer(t *testing.T) {
 		}
 		return true, ""
 	}, false)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	base := "http://" + ln.Addr().String()
+	base, stop := serve(t, s)
 
 	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz %d %q", code, body)
@@ -90,13 +108,8 @@ func TestServer(t *testing.T) {
 		t.Errorf("the profiler is served without ADMIN_PPROF: %d", code)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-served; err != nil {
-		t.Errorf("Serve after Shutdown: %v", err)
+	if err := stop(); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -104,13 +117,7 @@ func TestServer(t *testing.T) {
 // index, a named profile and a short CPU profile.
 func TestProfiling(t *testing.T) {
 	s := NewServer(NewMetrics("test", Gauges{}), func() (bool, string) { return true, "" }, true)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	base := "http://" + ln.Addr().String()
+	base, stop := serve(t, s)
 
 	if code, body := get(t, base+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("/debug/pprof/ %d %.80q", code, body)
@@ -125,10 +132,7 @@ func TestProfiling(t *testing.T) {
 		t.Errorf("/metrics %d beside the profiler", code)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatal(err)
+	if err := stop(); err != nil {
+		t.Error(err)
 	}
-	<-served
 }

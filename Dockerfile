@@ -5,13 +5,15 @@ ARG BUILDER_IMAGE=golang:1.26-bookworm
 
 FROM ${BUILDER_IMAGE} AS build
 ARG VERSION=dev
-# Passed through to `go mod download`, for a module mirror of your own (CI
+# The module proxy the build downloads from, for a mirror of your own (CI
 # uses the machine's module cache as a file:// proxy).
 ARG GOPROXY
 WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
 COPY . .
+# No separate `go mod download` step: it wants the go.mod of every module in
+# the graph, tests' dependencies included, while `go build` fetches only what
+# the binary compiles, so a file:// proxy over a cache that built the binary
+# is always enough.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/cloudxr-wss-proxy . \
  && mkdir -p /out/certs
 

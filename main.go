@@ -203,7 +203,7 @@ func run(args []string) error {
 		Observer:          metrics,
 		Logger:            log,
 	})
-	adminSrv, adminDone, err := startAdmin(cfg.AdminAddress, cfg.AdminPprof, metrics, checker, log)
+	adminSrv, adminDone, err := startAdmin(cfg, metrics, checker, log)
 	if err != nil {
 		return err
 	}
@@ -258,14 +258,15 @@ func run(args []string) error {
 	}
 }
 
-// startAdmin opens the admin listener, unless addr is "off".
-func startAdmin(addr string, profiling bool, m *admin.Metrics, checker *health.Checker, log *zap.Logger) (*admin.Server, chan struct{}, error) {
-	if addr == "off" {
+// startAdmin opens the admin listener, unless ADMIN_ADDRESS is "off".
+func startAdmin(cfg *config.Config, m *admin.Metrics, checker *health.Checker, log *zap.Logger) (*admin.Server, chan struct{}, error) {
+	if cfg.AdminAddress == "off" {
 		return nil, nil, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	profiling := cfg.AdminPprof
+	ln, err := listenAdmin(cfg, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("admin listener (ADMIN_ADDRESS): %w", err)
+		return nil, nil, err
 	}
 	// Listening and a certificate are given once the admin listener is
 	// up; what is left to be ready is the backend.
@@ -291,6 +292,28 @@ func startAdmin(addr string, profiling bool, m *admin.Metrics, checker *health.C
 	}
 	log.Info("admin listener", zap.String("address", ln.Addr().String()), zap.Strings("paths", paths))
 	return srv, done, nil
+}
+
+// listenAdmin binds ADMIN_ADDRESS. A second instance on one host (another
+// runtime, another PROXY_PORT, --network host) finds the default port taken
+// by the first: it keeps serving, with its admin listener on a free port of
+// the same host, and says so. A port the user chose is never replaced.
+func listenAdmin(cfg *config.Config, log *zap.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.AdminAddress)
+	if err == nil {
+		return ln, nil
+	}
+	if cfg.AdminAddressSet() || !errors.Is(err, syscall.EADDRINUSE) {
+		return nil, usageError{fmt.Errorf("admin listener (ADMIN_ADDRESS): %w", err)}
+	}
+	host, _, _ := net.SplitHostPort(cfg.AdminAddress)
+	ln, err2 := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err2 != nil {
+		return nil, fmt.Errorf("admin listener (ADMIN_ADDRESS): %w; on a free port: %w", err, err2)
+	}
+	log.Warn("admin listener: the default address is taken (another instance on this host?); listening on a free port instead: set ADMIN_ADDRESS to choose one, or ADMIN_ADDRESS=off",
+		zap.String("default", cfg.AdminAddress), zap.String("address", ln.Addr().String()))
+	return ln, nil
 }
 
 // healthcheck is the container's HEALTHCHECK, for images with no shell or

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,10 +76,19 @@ func startProc(t *testing.T, env ...string) *proc {
 	return startProcCmd(t, exec.Command(binary), env...)
 }
 
+// startProcCmd runs cmd with the tests' settings and env on top; a bare
+// "KEY" in env (no "=") leaves KEY unset, at the proxy's own default.
 func startProcCmd(t *testing.T, cmd *exec.Cmd, env ...string) *proc {
 	t.Helper()
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=json", "LISTEN_ADDRESS=127.0.0.1", "PROXY_PORT=0",
-		"HEALTH_CHECK_INTERVAL=100", "ADMIN_ADDRESS=127.0.0.1:0"}, env...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=json", "LISTEN_ADDRESS=127.0.0.1", "PROXY_PORT=0",
+		"HEALTH_CHECK_INTERVAL=100", "ADMIN_ADDRESS=127.0.0.1:0"}
+	for _, kv := range env {
+		if strings.Contains(kv, "=") {
+			cmd.Env = append(cmd.Env, kv)
+			continue
+		}
+		cmd.Env = slices.DeleteFunc(cmd.Env, func(e string) bool { return strings.HasPrefix(e, kv+"=") })
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -697,4 +707,52 @@ func TestAcceptRecoversFromDescriptorExhaustion(t *testing.T) {
 		defer c.Close()
 		return c.Echo("recovered", 5*time.Second) == nil
 	})
+}
+
+// Two instances on one host, as with --network host for a second runtime:
+// both leave ADMIN_ADDRESS at its default, so the second finds its port
+// taken. Both must serve, the second with its admin listener moved aside
+// and a warning naming the setting; a port chosen explicitly stays an error.
+func TestTwoInstancesWithDefaultAdminAddress(t *testing.T) {
+	b := backend(t)
+	env := []string{"BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "ADMIN_ADDRESS"}
+	first := startProc(t, append(env, "CERT_DIR="+t.TempDir())...)
+	second := startProc(t, append(env, "CERT_DIR="+t.TempDir())...)
+	admins := map[string]bool{}
+	for i, p := range []*proc{first, second} {
+		c, err := wstest.Dial(p.addr(), "/", &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("instance %d: %v", i+1, err)
+		}
+		if err := c.Echo("hello", 5*time.Second); err != nil {
+			t.Errorf("instance %d: echo: %v", i+1, err)
+		}
+		c.Close()
+		admin := p.waitLog("admin listener")["address"].(string)
+		admins[admin] = true
+		if code, _ := httpStatus(t, "http://"+admin+"/healthz"); code != http.StatusOK {
+			t.Errorf("instance %d: admin %s /healthz: %d", i+1, admin, code)
+		}
+	}
+	if len(admins) != 2 {
+		t.Errorf("both admin listeners on %v", admins)
+	}
+	// The second always finds 127.0.0.1:48323 taken (by the first, or by
+	// whatever held it before the test); it says which setting to change.
+	moved := second.waitLog("admin listener: the default address is taken (another instance on this host?); listening on a free port instead: set ADMIN_ADDRESS to choose one, or ADMIN_ADDRESS=off")
+	if moved["default"] != "127.0.0.1:48323" || moved["address"] == "127.0.0.1:48323" {
+		t.Errorf("warning %v", moved)
+	}
+
+	// Explicitly chosen and taken: exit 2, one line naming ADMIN_ADDRESS.
+	taken := second.waitLog("admin listener")["address"].(string)
+	cmd := exec.Command(binary)
+	cmd.Env = []string{"CERT_DIR=" + t.TempDir(), "PROXY_PORT=0", "LISTEN_ADDRESS=127.0.0.1", "ADMIN_ADDRESS=" + taken}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(stderr.String(), "admin listener (ADMIN_ADDRESS)") ||
+		!strings.Contains(stderr.String(), "address already in use") {
+		t.Errorf("explicit taken ADMIN_ADDRESS: exit %d, stderr %q; want 2 naming ADMIN_ADDRESS", code, stderr.String())
+	}
 }

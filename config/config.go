@@ -59,7 +59,16 @@ type Config struct {
 
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat string `env:"LOG_FORMAT" envDefault:"auto" help:"json, console, or auto (console on a terminal, json otherwise)"`
+
+	// adminAddressSet records that ADMIN_ADDRESS was given (variable or
+	// flag) rather than defaulted: a taken default port is only a warning.
+	adminAddressSet bool
 }
+
+// AdminAddressSet reports whether ADMIN_ADDRESS was given rather than left
+// at its default. A second instance on one host finds the default port
+// taken and moves aside; a port the user chose must be honoured or refused.
+func (c *Config) AdminAddressSet() bool { return c.adminAddressSet }
 
 // Validate checks the values that parsing alone cannot. It returns one line
 // per bad value, each naming the variable.

@@ -152,3 +152,23 @@ func TestEffectiveListsEverySetting(t *testing.T) {
 		t.Errorf("%v", got)
 	}
 }
+
+func TestAdminAddressSet(t *testing.T) {
+	for _, tc := range []struct {
+		args, environ []string
+		want          bool
+	}{
+		{nil, nil, false},
+		{nil, []string{"ADMIN_ADDRESS=127.0.0.1:48323"}, true}, // the default's value, but chosen
+		{[]string{"--admin-address=127.0.0.1:9100"}, nil, true},
+		{nil, []string{"ADMIN_ADDRESS=off"}, true},
+	} {
+		c, err := Load(tc.args, tc.environ, nil, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.AdminAddressSet() != tc.want {
+			t.Errorf("%v %v: AdminAddressSet() = %v, want %v", tc.args, tc.environ, c.AdminAddressSet(), tc.want)
+		}
+	}
+}

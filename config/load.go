@@ -62,6 +62,7 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
 		return nil, explain(err, fields, vars)
 	}
+	_, cfg.adminAddressSet = vars["ADMIN_ADDRESS"]
 	cfg.CertHostnames = tidyList(cfg.CertHostnames)
 	cfg.RouteAllow = tidyList(cfg.RouteAllow)
 	cfg.RouteCheck = tidyList(cfg.RouteCheck)

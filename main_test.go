@@ -717,6 +717,7 @@ func TestTwoInstancesWithDefaultAdminAddress(t *testing.T) {
 	b := backend(t)
 	env := []string{"BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "ADMIN_ADDRESS"}
 	first := startProc(t, append(env, "CERT_DIR="+t.TempDir())...)
+	first.addr() // listening, its admin listener bound
 	second := startProc(t, append(env, "CERT_DIR="+t.TempDir())...)
 	admins := map[string]bool{}
 	for i, p := range []*proc{first, second} {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/certtest"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -263,13 +264,9 @@ func TestKubernetesSecretAndSymlinkSwap(t *testing.T) {
 
 	g2, _ := GenerateSelfSigned([]string{"v2.example"}, time.Now())
 	kubeSecret(t, f.dir, "v2", g2.CertPEM, g2.KeyPEM)
-	deadline := time.Now().Add(5 * time.Second)
-	for m.Current().Leaf().Subject.CommonName != "v2.example" {
-		if time.Now().After(deadline) {
-			t.Fatal("the symlink swap was not picked up")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, "the symlink swap to be picked up", func() bool {
+		return m.Current().Leaf().Subject.CommonName == "v2.example"
+	})
 	if f.logs.FilterMessage("certificate reloaded").Len() != 1 {
 		t.Error("reload not logged once")
 	}

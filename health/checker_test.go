@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -93,16 +95,7 @@ func TestRunChecksRealBackend(t *testing.T) {
 
 	wait := func(want State) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if st, _ := c.State(); st == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("never %v", want)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		testutil.WaitFor(t, 5*time.Second, want.String(), func() bool { st, _ := c.State(); return st == want })
 	}
 	wait(Up)
 	ln.Close()

@@ -19,6 +19,17 @@ var corsFields = []struct{ name, value string }{
 	{"Access-Control-Expose-Headers", "*"},
 }
 
+// refusal is a request the proxy answers itself with an error instead of
+// forwarding it: a head it will not pass on, a target the router will not
+// dial, a page from an origin not allowed.
+type refusal struct {
+	status int
+	msg    string // the answer's body, and the log's words
+	reason reason
+}
+
+func (e *refusal) Error() string { return e.msg }
+
 // preflightMaxAge lets a browser cache a preflight answer for a day (Chrome
 // caps it at two hours, Firefox at a day).
 const preflightMaxAge = "86400"

@@ -113,7 +113,7 @@ func (w *localWriter) finish() {
 func (w *localWriter) writeHead(length int) {
 	w.sent = true
 	h := w.header
-	for _, n := range w.s.hs.closing {
+	for _, n := range w.s.cors.closing {
 		h.Del(n)
 	}
 	if h.Get("Content-Length") == "" && bodyAllowed(w.status) {
@@ -132,7 +132,7 @@ func (w *localWriter) writeHead(length int) {
 	var b bytes.Buffer
 	b.WriteString("HTTP/1.1 " + strconv.Itoa(w.status) + " " + http.StatusText(w.status) + "\r\n")
 	h.Write(&b)
-	b.Write(w.s.hs.block)
+	b.Write(w.s.cors.block)
 	b.WriteString("\r\n")
 	w.write(b.Bytes())
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -49,6 +50,18 @@ func (o *Origins) Allows(origin string) bool {
 		}
 	}
 	return false
+}
+
+// checkOrigin refuses, when ALLOWED_ORIGINS is set, a WebSocket upgrade or
+// a preflight from a page of another origin: it must not open the
+// signaling socket with the user's browser (cross-site WebSocket
+// hijacking). Clients that send no Origin (native apps) are not affected.
+func (s *Server) checkOrigin(req requestHead) error {
+	o := s.opts.AllowedOrigins
+	if o == nil || req.origin == "" || o.Allows(req.origin) || (!req.upgrade && req.method != http.MethodOptions) {
+		return nil
+	}
+	return &refusal{http.StatusForbidden, "origin " + req.origin + " is not allowed", reasonBadRequest}
 }
 
 // headerSet is the header set for one response: the names it replaces and

@@ -57,21 +57,13 @@ func NewRouter(allow []string, defaultPort int) (*Router, error) {
 	return r, nil
 }
 
-// routeError is a target the router refuses, with the status to answer.
-type routeError struct {
-	status int
-	msg    string
-}
-
-func (e *routeError) Error() string { return e.msg }
-
 // Route splits a request target into the backend address and the target
 // to forward (the rest of the path, with the query, unchanged).
 func (r *Router) Route(target string) (addr, rest string, err error) {
 	path, query, hasQuery := strings.Cut(target, "?")
 	seg, tail, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	if seg == "" {
-		return "", "", &routeError{http.StatusBadRequest, "the first path segment must name the CloudXR runtime (/<host>[:port]/...)"}
+		return "", "", &refusal{http.StatusBadRequest, "the first path segment must name the CloudXR runtime (/<host>[:port]/...)", reasonRouteRefused}
 	}
 	if s, err := url.PathUnescape(seg); err == nil {
 		seg = s // browsers may send an IPv6 literal's brackets encoded
@@ -99,10 +91,10 @@ func (r *Router) Target(spec string) (string, error) {
 		host = spec[1 : len(spec)-1]
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", &routeError{http.StatusBadRequest, fmt.Sprintf("bad port in %q", spec)}
+		return "", &refusal{http.StatusBadRequest, fmt.Sprintf("bad port in %q", spec), reasonRouteRefused}
 	}
 	if !r.allowed(host) {
-		return "", &routeError{http.StatusForbidden, fmt.Sprintf("%s is not on the routing allow-list", host)}
+		return "", &refusal{http.StatusForbidden, fmt.Sprintf("%s is not on the routing allow-list", host), reasonRouteRefused}
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		host = ip.String()

@@ -54,7 +54,7 @@ func TestRoute(t *testing.T) {
 	for _, c := range cases {
 		addr, rest, err := r.Route(c.target)
 		if c.status != 0 {
-			var re *routeError
+			var re *refusal
 			if !errors.As(err, &re) || re.status != c.status {
 				t.Errorf("%s: %q %q %v, want status %d", c.target, addr, rest, err, c.status)
 			}

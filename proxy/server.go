@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -66,12 +67,15 @@ type Options struct {
 	Logger         *zap.Logger
 
 	// ParkAfter is how long a tunnel must be quiet before it gives up its
-	// goroutines (see park.go); 0 means 3 s, negative never.
+	// goroutines (see package tunnel); 0 means 3 s, negative never.
 	ParkAfter time.Duration
 	// ReleaseIdleMemory returns freed memory to the OS once connections
 	// have stopped arriving and ending for a few seconds after a burst.
 	ReleaseIdleMemory bool
 }
+
+// parkAfter is how long a tunnel must be quiet before its ways park.
+const parkAfter = 3 * time.Second
 
 // downDialTimeout bounds a dial while the backend is marked down, so a new
 // session learns within a second that the runtime is not there.
@@ -82,9 +86,9 @@ type Server struct {
 	opts    Options
 	tlsConf *tls.Config
 	log     *zap.Logger
-	// hsLog is rate-limited: handshake failures and refusals can come in
-	// floods from scanners and misconfigured clients.
-	hsLog          *zap.Logger
+	// floodLog is rate-limited: handshake failures and refusals can come
+	// in floods from scanners and misconfigured clients.
+	floodLog       *zap.Logger
 	unreachableMsg string
 	// routedDialer connects to routed runtimes, checking where their
 	// names resolved to (Router.checkResolved).
@@ -94,8 +98,7 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	parker    *parker // nil: parking is off
-	parkAfter time.Duration
+	parker    *tunnel.Parker // nil: parking is off
 	sweepOnce sync.Once
 	stopOnce  sync.Once
 	sweepStop chan struct{}
@@ -124,7 +127,7 @@ func New(o Options) *Server {
 		opts:    o,
 		tlsConf: recordHello(TLSConfig(o.GetCertificate, o.TLSSessionTickets, o.TLSPostQuantum)),
 		log:     o.Logger,
-		hsLog: o.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		floodLog: o.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 			return zapcore.NewSamplerWithOptions(c, time.Second, 5, 1000)
 		})),
 		unreachableMsg: fmt.Sprintf("The CloudXR runtime at %s is not reachable. Start the runtime, or check BACKEND_HOST and BACKEND_PORT.\n", o.Backend),
@@ -132,19 +135,18 @@ func New(o Options) *Server {
 		cancel:         cancel,
 		sessions:       map[*session]struct{}{},
 		listeners:      map[net.Listener]struct{}{},
-		parkAfter:      o.ParkAfter,
 		sweepStop:      make(chan struct{}),
 		sweepDone:      make(chan struct{}),
-	}
-	if srv.parkAfter == 0 {
-		srv.parkAfter = parkAfter
 	}
 	srv.routedDialer = backendDialer
 	if o.Router != nil {
 		srv.routedDialer.Control = o.Router.checkResolved
 	}
-	if srv.parkAfter > 0 {
-		p, err := newParker()
+	if o.ParkAfter == 0 {
+		o.ParkAfter = parkAfter
+	}
+	if o.ParkAfter > 0 {
+		p, err := tunnel.NewParker(o.ParkAfter)
 		if err != nil {
 			o.Logger.Warn("quiet sessions cannot park; each keeps its goroutines", zap.Error(err))
 		}
@@ -179,7 +181,7 @@ func (s *Server) Serve(ln net.Listener) error {
 				return err
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.hsLog.Warn("accept failed; retrying", zap.Error(err), zap.Duration("retry_in", delay))
+			s.floodLog.Warn("accept failed; retrying", zap.Error(err), zap.Duration("retry_in", delay))
 			select {
 			case <-time.After(delay):
 			case <-s.ctx.Done():
@@ -193,7 +195,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			// Refuse at once rather than let the client wait in the
 			// backlog: it can retry, and open sessions stay unharmed.
 			s.opts.Observer.ConnectionRefused()
-			s.hsLog.Warn("connection limit reached; refusing a connection",
+			s.floodLog.Warn("connection limit reached; refusing a connection",
 				zap.Int("max_connections", max), zap.Stringer("client", c.RemoteAddr()))
 			c.Close()
 			continue
@@ -203,13 +205,13 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) start(c *net.TCPConn) {
-	sess := &session{srv: s, conn: c, start: time.Now(), client: c.RemoteAddr().String(), hs: anyOrigin}
+	sess := &session{srv: s, conn: c, start: time.Now(), client: c.RemoteAddr().String(), cors: anyOrigin}
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.active.Add(1)
-	go sess.serve() // it, or the pump's last task, ends with s.wg.Done
+	go sess.serve() // it, or its tunnel's last goroutine, ends with s.wg.Done
 }
 
 // forget drops a finished session.
@@ -249,7 +251,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	open := len(s.sessions) - len(idle)
 	s.mu.Unlock()
 	for _, sess := range idle {
-		sess.kill("shutdown")
+		sess.kill(reasonShutdown)
 	}
 	if open > 0 {
 		s.log.Info("shutting down: waiting for open sessions", zap.Int("sessions", open))
@@ -261,7 +263,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		n := s.killAll("shutdown", nil)
+		n := s.killAll(reasonShutdown, nil)
 		s.log.Info("shutdown grace period over: closing sessions", zap.Int("sessions", n))
 		err = ctx.Err()
 	}
@@ -272,43 +274,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.sweepStop)
 		<-s.sweepDone
 		if s.parker != nil {
-			s.parker.stop()
+			s.parker.Close()
 		}
 	})
 	return err
 }
 
-// sweepLoop, every fraction of ParkAfter, parks quiet tunnels, ends parked
-// ones whose time is up, and releases memory after a burst.
+// sweepLoop hands freed memory back to the OS after a burst: a burst of
+// connections, or of sessions ending, leaves garbage that the heap keeps
+// until the next collection; once connections have stopped both arriving
+// and ending for a few seconds, it is collected and the pages handed back.
 func (s *Server) sweepLoop() {
 	defer close(s.sweepDone)
-	every := min(max(s.parkAfter/3, 10*time.Millisecond), time.Second)
-	if s.parker == nil {
-		every = time.Second
-	}
-	t := time.NewTicker(every)
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var lastAccepted, acceptedAtRelease int64
-	var lastOpen, openAtRelease int
+	var lastOpen, openAtRelease int64
 	var quietSince time.Time
 	for {
 		select {
 		case <-s.sweepStop:
 			return
 		case now := <-t.C:
-			s.mu.Lock()
-			open := len(s.sessions)
-			if s.parker != nil {
-				for sess := range s.sessions {
-					sess.sweep(now)
-				}
-			}
-			s.mu.Unlock()
-			// A burst of connections, or of sessions ending, leaves
-			// garbage that the heap keeps until the next collection; once
-			// connections have stopped both arriving and ending for a few
-			// seconds, collect it and hand the pages back.
-			acc := s.accepted.Load()
+			acc, open := s.accepted.Load(), s.active.Load()
 			if acc != lastAccepted || open != lastOpen {
 				lastAccepted, lastOpen, quietSince = acc, open, now
 			} else if s.opts.ReleaseIdleMemory && now.Sub(quietSince) >= 3*time.Second &&
@@ -329,7 +317,7 @@ func (s *Server) BackendChanged(addr string, st health.State, reason string) {
 	if st != health.Down {
 		return
 	}
-	n := s.killAll("backend down", func(sess *session) bool {
+	n := s.killAll(reasonBackendDown, func(sess *session) bool {
 		return sess.forwarding && cmp.Or(sess.target, s.opts.Backend) == addr
 	})
 	if n > 0 {
@@ -338,7 +326,7 @@ func (s *Server) BackendChanged(addr string, st health.State, reason string) {
 }
 
 // killAll ends every session that match selects (nil: all).
-func (s *Server) killAll(reason string, match func(*session) bool) int {
+func (s *Server) killAll(r reason, match func(*session) bool) int {
 	s.mu.Lock()
 	var victims []*session
 	for sess := range s.sessions {
@@ -350,7 +338,7 @@ func (s *Server) killAll(reason string, match func(*session) bool) int {
 	}
 	s.mu.Unlock()
 	for _, sess := range victims {
-		sess.kill(reason)
+		sess.kill(r)
 	}
 	return len(victims)
 }
@@ -400,5 +388,5 @@ func (s *Server) ParkedDirections() int {
 	if s.parker == nil {
 		return 0
 	}
-	return s.parker.count()
+	return s.parker.Parked()
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"net/http"
 	"strconv"
 )
 
@@ -12,19 +13,11 @@ import (
 // maxHeadSize bounds a request or response head; a longer one gets 431.
 const maxHeadSize = 16 << 10
 
-// headError is a request head the proxy refuses, with the status to answer.
-type headError struct {
-	status int
-	msg    string
-}
-
-func (e *headError) Error() string { return e.msg }
-
-func badHead(msg string) error        { return &headError{400, msg} }
-func notImplemented(msg string) error { return &headError{501, msg} }
+func badHead(msg string) error        { return &refusal{http.StatusBadRequest, msg, reasonBadRequest} }
+func notImplemented(msg string) error { return &refusal{http.StatusNotImplemented, msg, reasonBadRequest} }
 
 // errHeadTooLarge is answered with 431.
-var errHeadTooLarge = &headError{431, "request head larger than 16 KiB"}
+var errHeadTooLarge = &refusal{http.StatusRequestHeaderFieldsTooLarge, "request head larger than 16 KiB", reasonBadRequest}
 
 // headEnd returns the length of the head at the start of b, through the
 // blank line that ends it, or -1 when b does not hold a whole head yet.

@@ -60,7 +60,7 @@ func TestParseRequestHead(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseRequestHead([]byte(tc.head))
 			if tc.status != 0 {
-				var he *headError
+				var he *refusal
 				if !errors.As(err, &he) || he.status != tc.status {
 					t.Fatalf("err %v, want status %d", err, tc.status)
 				}

@@ -68,14 +68,3 @@ func setClientOptions(fd int, dp deadPeer) error {
 // the health checks watch the backend, and a backend marked down has its
 // sessions closed. Go sets TCP_NODELAY, which signaling latency needs.
 var backendDialer = net.Dialer{KeepAlive: -1}
-
-// tcpConn finds the TCP connection under c, or nil.
-func tcpConn(c net.Conn) *net.TCPConn {
-	switch c := c.(type) {
-	case *net.TCPConn:
-		return c
-	case *pollConn:
-		return c.TCPConn
-	}
-	return nil
-}

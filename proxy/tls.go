@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"bufio"
 	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"reflect"
+
+	proxyproto "github.com/pires/go-proxyproto"
 )
 
 // TLSConfig is the listener's TLS configuration: TLS 1.2 and up, Mozilla's
@@ -86,6 +89,22 @@ func recordHello(cfg *tls.Config) *tls.Config {
 		return nil, nil
 	}
 	return cfg
+}
+
+// readProxyHeader reads a PROXY protocol v1 or v2 header (required: the
+// policy is explicit) with go-proxyproto's parser, under the connection's
+// deadline. rest is what the parser read past the header: the start of the
+// TLS handshake.
+func readProxyHeader(c net.Conn) (h *proxyproto.Header, rest []byte, err error) {
+	br := bufio.NewReaderSize(c, 256)
+	if h, err = proxyproto.Read(br); err != nil {
+		return nil, nil, err
+	}
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		rest = append([]byte(nil), b...)
+	}
+	return h, rest, nil
 }
 
 // Handshake failure classes, as logged.

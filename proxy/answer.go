@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
+)
+
+// The session's own answers, for what it cannot forward: refused heads and
+// routes, a backend that cannot be reached or does not answer.
+
+// readResponse reads the backend's response head into buf, relaying
+// interim responses (100 Continue). When the exchange fails it answers the
+// client, abandons the tunnel and returns false.
+func (s *session) readResponse(t *tunnel.Tunnel, backend net.Conn, buf []byte) (hl, n int, resp responseHead, ok bool) {
+	for {
+		var err error
+		hl, n, err = readHead(backend, buf, n)
+		if err == nil {
+			resp, err = parseResponseHead(buf[:hl])
+		}
+		switch {
+		case err != nil && t.Stopping():
+			t.Abandon(tunnel.Graceful) // the client went away, or the session was killed
+			return 0, 0, resp, false
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.backendFailed(http.StatusGatewayTimeout, reasonResponseTimeout, err)
+		case n == 0:
+			s.backendLost(reasonBackendClosedEarly, err)
+		case err != nil:
+			s.backendFailed(http.StatusBadGateway, reasonBadResponse, err)
+		case resp.status >= 200 || resp.status == http.StatusSwitchingProtocols:
+			return hl, n, resp, true
+		default:
+			// An interim response: relay it and read on.
+			if err := s.writeClient(injectResponse(nil, buf[:hl], false, s.cors)); err != nil {
+				s.setReason(reasonClientLost)
+				t.Abandon(tunnel.Cut)
+				return 0, 0, resp, false
+			}
+			n = copy(buf, buf[hl:n])
+			continue
+		}
+		t.Abandon(tunnel.Graceful)
+		return 0, 0, resp, false
+	}
+}
+
+// headFailed handles a request head that could not be read.
+func (s *session) headFailed(err error, n int) {
+	var rf *refusal
+	switch {
+	case errors.As(err, &rf):
+		s.refuse(err)
+	case errors.Is(err, os.ErrDeadlineExceeded) && n == 0 && s.requests > 0:
+		s.setReason(reasonKeepAliveTimeout)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.setReason(reasonHeadTimeout)
+	case errors.Is(err, io.EOF) && n == 0:
+		s.setReason(reasonClientClosed)
+	default:
+		s.setReason(reasonClientLost)
+	}
+}
+
+// refuse answers a request the proxy will not forward (see refusal); the
+// session then ends.
+func (s *session) refuse(err error) {
+	rf := &refusal{status: http.StatusBadRequest, msg: err.Error(), reason: reasonBadRequest}
+	errors.As(err, &rf)
+	s.status = rf.status
+	detail := rf.msg
+	if rf.reason == reasonRouteRefused {
+		detail = "" // the warning below says why
+		s.srv.floodLog.Warn("routing refused", zap.String("client", s.client), zap.String("path", s.path), zap.String("why", rf.msg))
+	}
+	s.mu.Lock()
+	s.setReasonLocked(rf.reason, detail)
+	s.mu.Unlock()
+	s.writeClient(localResponse(s.cors, rf.status, false, "", rf.msg+"\n"))
+}
+
+// writeClient writes a response the proxy made, under the head timeout.
+func (s *session) writeClient(b []byte) error {
+	s.live(func() { s.tc.SetWriteDeadline(time.Now().Add(s.srv.opts.HeadTimeout)) })
+	n, err := s.tc.Write(b)
+	s.down += int64(n)
+	s.live(func() { s.tc.SetWriteDeadline(time.Time{}) })
+	return err
+}
+
+// dialFailed answers a request whose backend could not be reached: 503
+// for the default backend or a routed one its checks have marked down (the
+// runtime is not running), 502 for a routed runtime checked on use.
+func (s *session) dialFailed(err error) {
+	if s.target != "" && !errors.Is(err, errBackendDown) {
+		s.backendFailed(http.StatusBadGateway, reasonBackendUnreachable, err)
+		return
+	}
+	s.backendErr = err
+	s.status = http.StatusServiceUnavailable
+	s.setReason(reasonBackendUnreachable)
+	s.writeClient(localResponse(s.cors, http.StatusServiceUnavailable, false, "", s.srv.unreachableMsg))
+}
+
+// backendLost answers a request whose backend connection failed before a
+// byte of the response came. Most often the runtime was stopped or
+// restarted just then; a new connection tells: refused, the answer is the
+// one for a runtime that is not running (dialFailed), as HAProxy's 503;
+// accepted, the runtime is there and dropped the request: 502.
+func (s *session) backendLost(r reason, err error) {
+	c, derr := s.srv.dial(s.srv.ctx, s.target)
+	if derr != nil {
+		s.dialFailed(fmt.Errorf("%s: %w; connecting again: %w", r, err, derr))
+		return
+	}
+	c.Close()
+	s.backendFailed(http.StatusBadGateway, r, err)
+}
+
+// backendFailed answers a failed exchange with the backend.
+func (s *session) backendFailed(status int, r reason, err error) {
+	s.backendErr = err
+	s.status = status
+	s.setReason(r)
+	s.writeClient(localResponse(s.cors, status, false, "", http.StatusText(status)+": the CloudXR runtime did not answer as expected.\n"))
+}
+
+// drain half-closes c and reads what the client still sends for a moment
+// before the caller closes it: closing a socket with unread data makes the
+// kernel answer with a reset, which can destroy the last response before the
+// client has read it.
+func drain(c net.Conn) {
+	if tc, ok := c.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.CopyN(io.Discard, c, 64<<10)
+}

@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"cmp"
+	"crypto/tls"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// logEnd writes the session's one line.
+func (s *session) logEnd(r reason, detail string) {
+	st := s.tc.ConnectionState()
+	level := zap.InfoLevel
+	if s.requests == 0 {
+		level = zap.DebugLevel // a preconnect that sent nothing
+	}
+	ce := s.srv.log.Check(level, "session ended")
+	if ce == nil {
+		return
+	}
+	why := r.String()
+	if detail != "" {
+		why += ": " + detail
+	}
+	ce.Write(
+		zap.String("client", s.client),
+		zap.String("sni", s.hello.sni),
+		zap.String("tls", tls.VersionName(st.Version)),
+		zap.String("method", s.method),
+		zap.String("path", s.path),
+		zap.Int("status", s.status),
+		zap.Int64("bytes_in", s.up),
+		zap.Int64("bytes_out", s.down),
+		zap.Duration("duration", time.Since(s.start)),
+		zap.String("reason", why),
+		zap.NamedError("backend_error", s.backendErr),
+		zap.String("backend_conn", s.backendLocal),
+		zap.String("backend", cmp.Or(s.target, s.srv.opts.Backend)),
+	)
+}
+
+// handshakeFailed logs a failed handshake (rate-limited: scanners and
+// misconfigured clients come in floods) and counts it by class.
+func (s *session) handshakeFailed(class string, err error) {
+	s.setReason(reasonHandshakeFailed)
+	if s.killed() {
+		return // shutdown; not the client's fault
+	}
+	s.srv.opts.Observer.HandshakeFailed(class)
+	// Clients that dial an IP address send no SNI; the address they dialed
+	// says which name the certificate needed.
+	fields := []zap.Field{zap.String("client", s.client), zap.String("class", class), zap.String("sni", s.hello.sni),
+		zap.String("dialed", s.hello.localDst), zap.Error(err)}
+	if class == failNoData {
+		s.srv.log.Debug("TLS handshake failed", fields...)
+		return
+	}
+	s.srv.floodLog.Warn("TLS handshake failed", fields...)
+}

@@ -1,0 +1,507 @@
+// Package tunnel runs one session's bytes once its heads have been read:
+// the client's (decrypted by crypto/tls) to the backend, the backend's to the
+// client, never parsed, until both ways have ended.
+//
+// A tunnel starts with Open once the request head has gone to the backend:
+// the way up runs at once, because a request body must reach the backend
+// before it can answer. The caller then reads the response head from the
+// backend itself, relays it, and calls Relay (a response body, after which
+// the tunnel stops) or Upgrade (after a 101: a tunnel both ways until both
+// sides have closed), which run the way down in the caller's goroutine; or
+// Abandon when the exchange failed. Stop ends it from outside. Done is called
+// once, by whichever goroutine ends the tunnel last.
+//
+// Each way ends with a half-close passed on (FIN to the backend, close_notify
+// and FIN to the client), so a WebSocket close frame is never cut off; the
+// other way then has Linger to finish. A tunnel quiet for its idle time ends.
+//
+// Parking. Signaling sessions sit quiet for hours while media flows
+// elsewhere, and each way of a tunnel would hold a goroutine (8 KiB of stack
+// or more) waiting to read. Instead, a way that has seen nothing for the
+// Parker's quiet time gives its goroutine up: its socket goes into the
+// Parker's epoll set (one-shot, level-triggered, so bytes that arrived in
+// the meantime wake it at once), and a fresh goroutine carries on when the
+// socket becomes readable, the tunnel is stopped, or its idle or linger time
+// runs out. Buffers are pooled and held only while bytes move, so a parked
+// tunnel costs its TLS state and little else.
+//
+// Every change of state happens in step, under the tunnel's mutex, which also
+// sets the sockets' deadlines to match: a deadline in the past is how a
+// goroutine blocked in a read is woken, and setting it under the same lock
+// as the state means no change can be overwritten by a stale one. The byte
+// path itself takes no lock.
+package tunnel
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure one tunnel.
+type Options struct {
+	// Idle ends an upgraded tunnel that saw no byte either way for this
+	// long (TUNNEL_TIMEOUT).
+	Idle time.Duration
+	// ResponseIdle bounds the quiet while a response is awaited or
+	// relayed (RESPONSE_TIMEOUT). While awaited, the longer of the two
+	// applies to the way up: a client waiting quietly is not idle.
+	ResponseIdle time.Duration
+	// Parker, if set, takes the quiet ways of upgraded tunnels off their
+	// goroutines.
+	Parker *Parker
+	// Done is called once with the result, when both ways have ended and
+	// the backend connection is closed. The client's connection is left
+	// to the caller (see Result.Goodbye).
+	Done func(Result)
+}
+
+// Result is how a tunnel ended.
+type Result struct {
+	Up, Down int64 // bytes copied client to backend, backend to client
+	End      End   // what ended it first
+	Err      error // the error behind ClientLost or BackendLost
+	// Goodbye says the client is still owed close_notify and a FIN: the
+	// tunnel was not cut, and the two had not both closed their halves.
+	Goodbye bool
+}
+
+// End says what ended a tunnel first.
+type End uint8
+
+const (
+	Stopped          End = iota + 1 // Stop or Abandon
+	ClientClosed                    // the client closed its half
+	BackendClosed                   // the backend closed its half
+	ResponseComplete                // the relayed response was complete
+	IdleTimeout                     // no byte either way for the idle time
+	ClientLost                      // reading from or writing to the client failed
+	BackendLost                     // reading from or writing to the backend failed
+)
+
+var endNames = [...]string{"", "stopped", "client closed", "backend closed", "response complete", "idle timeout",
+	"client connection lost", "backend connection lost"}
+
+func (e End) String() string { return endNames[e] }
+
+// StopMode says how Stop and Abandon end a tunnel.
+type StopMode uint8
+
+const (
+	// Graceful stops reading and lets a record being written to the
+	// client finish (within writeGrace): the client then gets a goodbye.
+	Graceful StopMode = iota
+	// Cut stops everything at once: the client is gone, or must not wait.
+	Cut
+)
+
+// Linger bounds how long the open way of a half-closed tunnel may stay
+// quiet: a peer that never closes its side must not pin the session.
+const Linger = 10 * time.Second
+
+// writeGrace bounds a write to the client that a graceful stop lets
+// finish: a close_notify after a torn record would reach the client as a
+// bad record MAC instead of a clean end.
+const writeGrace = 2 * time.Second
+
+// past is the deadline that wakes a blocked read or write at once.
+var past = time.Unix(1, 0)
+
+// Tunnel is one session's byte tunnel.
+type Tunnel struct {
+	client  *Conn    // the client's socket, under crypto/tls
+	tls     *tls.Conn // the client's TLS connection over client
+	backend net.Conn
+	opts    Options
+
+	lastActive atomic.Int64 // unix nanos of the last byte read either way
+
+	mu        sync.Mutex // guards what follows, and every deadline set in the tunnel
+	state     state
+	dirs      [2]*direction // up, down; down is nil until Relay or Upgrade
+	left      int           // ways not yet ended (the down way counts from Open)
+	lingerAt  time.Time     // in halfClosed: when the open way's time is up
+	end       End
+	endErr    error
+	clientEOF bool // the client closed its half cleanly
+	notified  bool // close_notify and FIN went to the client
+	goodbye   bool // set on done: Result.Goodbye
+}
+
+// Open starts the tunnel between the client (the TLS connection tc over
+// the Conn c) and backend, to which the request head has been written: the
+// client's bytes flow to the backend from now on. Until Relay, Upgrade or
+// Abandon the caller may read the response head from backend (under its
+// own read deadline, set before Open; a stop sets it in the past).
+func Open(c *Conn, tc *tls.Conn, backend net.Conn, o Options) *Tunnel {
+	t := &Tunnel{client: c, tls: tc, backend: backend, opts: o, left: 2}
+	t.lastActive.Store(time.Now().UnixNano())
+	up := newDirection(t, true, -1)
+	t.mu.Lock()
+	t.dirs[0] = up
+	up.src.SetReadDeadline(t.readDeadline(up))
+	t.mu.Unlock()
+	go up.run()
+	return t
+}
+
+// Relay copies a response body of limit bytes (-1: until the backend
+// closes) to the client in the calling goroutine, after the caller has
+// written the response head; the tunnel then stops with a goodbye.
+func (t *Tunnel) Relay(limit int64) { t.runDown(evRelay, limit) }
+
+// Upgrade runs the way down of an upgraded connection in the calling
+// goroutine, after the caller has written the 101 to the client. It
+// returns when the way down has ended or parked.
+func (t *Tunnel) Upgrade() {
+	if p := t.opts.Parker; p != nil {
+		p.track(t)
+	}
+	t.runDown(evUpgrade, -1)
+}
+
+func (t *Tunnel) runDown(ev event, limit int64) {
+	d := newDirection(t, false, limit)
+	t.mu.Lock()
+	t.dirs[1] = d
+	t.step(ev, nil, nil)
+	d.src.SetReadDeadline(t.readDeadline(d))
+	t.mu.Unlock()
+	d.run()
+}
+
+// Abandon ends a tunnel whose way down will not run (the response failed,
+// or could not be written to the client). Done may be called before it
+// returns.
+func (t *Tunnel) Abandon(how StopMode) {
+	t.mu.Lock()
+	t.step(stopEvent(how), nil, nil)
+	act := t.step(evAbandon, nil, nil)
+	t.mu.Unlock()
+	t.after(act, nil)
+}
+
+// Stop ends the tunnel from outside (shutdown, the backend marked down).
+// It returns at once; Done follows when both ways have noticed.
+func (t *Tunnel) Stop(how StopMode) {
+	t.mu.Lock()
+	t.step(stopEvent(how), nil, nil)
+	t.mu.Unlock()
+}
+
+// Stopping reports whether the tunnel is ending: a failed read of the
+// response head is then the tunnel's doing, not the backend's.
+func (t *Tunnel) Stopping() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state >= closing
+}
+
+func stopEvent(how StopMode) event {
+	if how == Cut {
+		return evCut
+	}
+	return evStop
+}
+
+// The state machine.
+
+// state is the tunnel's; it only moves forward (awaiting → relaying or
+// open → halfClosed → closing or cut → done), except that closing may
+// still become cut.
+type state uint8
+
+const (
+	awaiting   state = iota // the way up runs; no response relayed yet
+	relaying                // a response body goes down; the tunnel stops after it
+	open                    // upgraded: bytes both ways
+	halfClosed              // upgraded, one way ended cleanly: the other has until lingerAt
+	closing                 // stopping; the client gets a goodbye
+	cut                     // stopping at once; no goodbye
+	done                    // both ways ended
+)
+
+var stateNames = [...]string{"awaiting", "relaying", "open", "half-closed", "closing", "cut", "done"}
+
+func (s state) String() string { return stateNames[s] }
+
+// event is what happened to a tunnel; step decides what it means.
+type event uint8
+
+const (
+	evRelay        event = iota // the response head was relayed; its body follows
+	evUpgrade                   // the 101 was relayed; bytes flow both ways
+	evStop                      // Stop(Graceful), or a graceful Abandon
+	evCut                       // Stop(Cut), or Abandon(Cut)
+	evAbandon                   // the way down will not run
+	evEOF                       // d's source ended cleanly
+	evComplete                  // d (down) copied all of the response
+	evClientBroke               // a read from or a write to the client failed
+	evBackendBroke              // a read from or a write to the backend failed
+	evIdle                      // no byte either way for the idle time
+	evLingerOver                // the open way of a half-closed tunnel stayed quiet for Linger
+	evEnded                     // d's goroutine is done with it
+)
+
+// action is what step leaves to its caller, to do without the lock.
+type action uint8
+
+const (
+	actPassEOF action = 1 << iota // pass d's end on to its destination
+	actFinish                     // the tunnel is done: close and report
+)
+
+// step is the tunnel's transition function: every change of its state
+// happens here, with t.mu held, and the deadlines are set to match.
+func (t *Tunnel) step(ev event, d *direction, err error) action {
+	before := t.state
+	var act action
+	switch ev {
+	case evRelay:
+		t.moveTo(relaying)
+	case evUpgrade:
+		t.moveTo(open)
+	case evStop:
+		t.settle(Stopped, nil)
+		t.moveTo(closing)
+	case evCut:
+		t.settle(Stopped, nil)
+		t.moveTo(cut)
+	case evEOF, evComplete:
+		act = t.wayEnded(ev, d)
+	case evClientBroke:
+		t.settle(ClientLost, err)
+		t.moveTo(cut)
+	case evBackendBroke:
+		// The client is fine: it gets a goodbye rather than a reset
+		// that could destroy what it has not read yet.
+		t.settle(BackendLost, err)
+		t.moveTo(closing)
+	case evIdle:
+		t.settle(IdleTimeout, nil)
+		t.moveTo(closing)
+	case evLingerOver:
+		t.moveTo(closing)
+	case evAbandon, evEnded:
+		if d != nil {
+			d.phase = ended
+		}
+		if t.left--; t.left == 0 {
+			t.goodbye = t.state != cut && !(t.clientEOF && t.notified)
+			t.settle(Stopped, nil)
+			t.state = done
+			return actFinish
+		}
+	}
+	if t.state != before {
+		t.applyDeadlines()
+	}
+	return act
+}
+
+// wayEnded handles a clean end of d's source.
+func (t *Tunnel) wayEnded(ev event, d *direction) action {
+	switch {
+	case d.up:
+		t.clientEOF = true
+		t.settle(ClientClosed, nil)
+	case ev == evComplete:
+		t.settle(ResponseComplete, nil)
+	default:
+		t.settle(BackendClosed, nil)
+	}
+	switch t.state {
+	case awaiting:
+		return actPassEOF // the request's end goes on; the response is still to come
+	case relaying:
+		if d.up {
+			return actPassEOF
+		}
+		t.moveTo(closing) // the response is over
+	case open:
+		t.state = halfClosed
+		t.lingerAt = time.Now().Add(Linger)
+		return actPassEOF
+	case halfClosed:
+		return actPassEOF // both halves closed: tell the client all the same
+	}
+	return 0
+}
+
+// moveTo changes the state; stops never go back, and done is final.
+func (t *Tunnel) moveTo(s state) {
+	switch {
+	case t.state == done || t.state == cut:
+	case t.state == closing && s != cut:
+	case s >= closing || s > t.state:
+		t.state = s
+	}
+}
+
+// settle records what ended the tunnel; the first end stays.
+func (t *Tunnel) settle(e End, err error) {
+	if t.end == 0 {
+		t.end, t.endErr = e, err
+	}
+}
+
+// applyDeadlines sets every socket's deadlines for the state just
+// entered, and wakes parked ways that must see it.
+func (t *Tunnel) applyDeadlines() {
+	switch t.state {
+	case cut:
+		t.client.SetDeadline(past)
+		t.backend.SetDeadline(past)
+	case closing:
+		t.client.SetReadDeadline(past)
+		t.client.SetWriteDeadline(time.Now().Add(writeGrace))
+		t.backend.SetDeadline(past)
+	default:
+		for _, d := range t.dirs {
+			if d != nil && (d.phase == running || d.phase == parkAsked) {
+				d.src.SetReadDeadline(t.readDeadline(d))
+			}
+		}
+		return
+	}
+	for _, d := range t.dirs {
+		if d != nil && d.phase == parked {
+			t.wake(d)
+		}
+	}
+}
+
+// idle is the quiet a tunnel in its current state may have.
+func (t *Tunnel) idle() time.Duration {
+	switch t.state {
+	case awaiting:
+		return max(t.opts.Idle, t.opts.ResponseIdle)
+	case relaying:
+		return t.opts.ResponseIdle
+	}
+	return t.opts.Idle
+}
+
+// readDeadline is when a wait on d's source must end: now when stopping
+// or asked to park, at lingerAt when half-closed, else when the idle
+// time since the last byte is up.
+func (t *Tunnel) readDeadline(d *direction) time.Time {
+	switch {
+	case t.state >= closing || d.phase == parkAsked:
+		return past
+	case t.state == halfClosed:
+		return t.lingerAt
+	}
+	return time.Unix(0, t.lastActive.Load()).Add(t.idle())
+}
+
+// waitOver decides what a read deadline on d's source means, now that it
+// has passed: pump again (the deadline moved), or the way parks (parked)
+// or ends with the event to step with (0: nothing new, it is stopping).
+func (t *Tunnel) waitOver(d *direction) (again, parkedNow bool, ev event) {
+	now := time.Now()
+	switch {
+	case t.state >= closing:
+		return false, false, 0
+	case d.phase == parkAsked:
+		if t.park(d) {
+			return false, true, 0
+		}
+	case t.state == halfClosed && !now.Before(t.lingerAt):
+		return false, false, evLingerOver
+	case t.state != halfClosed && !now.Before(time.Unix(0, t.lastActive.Load()).Add(t.idle())):
+		return false, false, evIdle
+	}
+	d.src.SetReadDeadline(t.readDeadline(d))
+	return true, false, 0
+}
+
+// Parking, as seen from the tunnel: a way is running, asked to park (its
+// read deadline is in the past), parked (no goroutine), or ended.
+type phase uint8
+
+const (
+	running phase = iota
+	parkAsked
+	parked
+	ended
+)
+
+// sweep asks the quiet ways of an upgraded tunnel to park, and wakes
+// parked ones whose idle or linger time is over, so that they end.
+func (t *Tunnel) sweep(now time.Time, quietFor time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state != open && t.state != halfClosed {
+		return
+	}
+	last := time.Unix(0, t.lastActive.Load())
+	over := (t.state == open && !now.Before(last.Add(t.opts.Idle))) || (t.state == halfClosed && !now.Before(t.lingerAt))
+	for _, d := range t.dirs {
+		switch {
+		case d == nil || d.fd < 0:
+		case d.phase == parked && over:
+			t.wake(d)
+		case d.phase == running && now.Sub(last) >= quietFor:
+			d.phase = parkAsked
+			d.src.SetReadDeadline(past)
+		}
+	}
+}
+
+// park hands d's socket to the parker; false leaves d running.
+func (t *Tunnel) park(d *direction) bool {
+	if err := t.opts.Parker.add(d); err != nil {
+		d.phase = running
+		return false
+	}
+	d.phase = parked
+	return true
+}
+
+// woken is the parker's call when a parked way's socket is readable.
+func (t *Tunnel) woken(d *direction) {
+	t.mu.Lock()
+	if d.phase == parked {
+		t.wake(d)
+	}
+	t.mu.Unlock()
+}
+
+// wake carries a parked way on in a fresh goroutine.
+func (t *Tunnel) wake(d *direction) {
+	t.opts.Parker.remove(d)
+	d.phase = running
+	d.src.SetReadDeadline(t.readDeadline(d))
+	go d.run()
+}
+
+// after does what step left to do outside the lock.
+func (t *Tunnel) after(act action, d *direction) {
+	if act&actPassEOF != 0 {
+		d.passEOF()
+	}
+	if act&actFinish != 0 {
+		t.finish()
+	}
+}
+
+// finish closes the backend and reports the result.
+func (t *Tunnel) finish() {
+	t.backend.Close()
+	if p := t.opts.Parker; p != nil {
+		p.untrack(t)
+	}
+	r := Result{End: t.end, Err: t.endErr, Goodbye: t.goodbye}
+	if d := t.dirs[0]; d != nil {
+		r.Up = d.n
+	}
+	if d := t.dirs[1]; d != nil {
+		r.Down = d.n
+	}
+	if t.opts.Done != nil {
+		t.opts.Done(r)
+	}
+}

@@ -1,0 +1,380 @@
+package tunnel
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var (
+	certOnce sync.Once
+	cert     tls.Certificate
+)
+
+func serverConfig(t testing.TB) *tls.Config {
+	certOnce.Do(func() {
+		g, err := certs.GenerateSelfSigned([]string{"localhost"}, time.Now())
+		if err != nil {
+			panic(err)
+		}
+		if cert, err = certs.ParseKeyPair(append(g.CertPEM, g.KeyPEM...)); err != nil {
+			panic(err)
+		}
+	})
+	return &tls.Config{Certificates: []tls.Certificate{cert}}
+}
+
+// pair is a tunnel on real loopback sockets: client is the test's TLS
+// client, far the backend's end; the tunnel sits between them.
+type pair struct {
+	client *tls.Conn
+	far    net.Conn
+	tun    *Tunnel
+	result chan Result
+}
+
+// openPair starts a tunnel and, with upgrade, its way down (as after a 101).
+func openPair(t *testing.T, o Options, upgrade bool) *pair {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type accepted struct {
+		cc  *Conn
+		tc  *tls.Conn
+		err error
+	}
+	acc := make(chan accepted, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			acc <- accepted{err: err}
+			return
+		}
+		cc := NewConn(c.(*net.TCPConn), nil)
+		tc := tls.Server(cc, serverConfig(t))
+		acc <- accepted{cc, tc, tc.Handshake()}
+	}()
+	client, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := <-acc
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	bln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bln.Close()
+	near, err := net.Dial("tcp", bln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	far, err := bln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{client: client, far: far, result: make(chan Result, 1)}
+	if o.Idle == 0 {
+		o.Idle, o.ResponseIdle = time.Hour, time.Hour
+	}
+	o.Done = func(r Result) {
+		a.tc.NetConn().Close() // what the owner of the client connection does
+		p.result <- r
+	}
+	p.tun = Open(a.cc, a.tc, near, o)
+	var down sync.WaitGroup
+	if upgrade {
+		down.Go(p.tun.Upgrade)
+	}
+	t.Cleanup(func() {
+		client.Close()
+		far.Close()
+		p.tun.Stop(Cut)
+		down.Wait()
+	})
+	return p
+}
+
+// wait returns the tunnel's result.
+func (p *pair) wait(t *testing.T) Result {
+	t.Helper()
+	select {
+	case r := <-p.result:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tunnel did not end")
+	}
+	return Result{}
+}
+
+// echo sends msg from the client, reads it at the far end, sends it back
+// and reads it at the client.
+func (p *pair) echo(t *testing.T, msg []byte) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	p.client.SetDeadline(deadline)
+	p.far.SetDeadline(deadline)
+	if _, err := p.client.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(p.far, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("backend read %d bytes: %v", len(got), err)
+	}
+	if _, err := p.far.Write(got); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(p.client, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("client read back: %v", err)
+	}
+}
+
+func TestEchoBothWays(t *testing.T) {
+	p := openPair(t, Options{}, true)
+	p.echo(t, []byte("hello"))
+	p.echo(t, bytes.Repeat([]byte("0123456789abcdef"), 8192)) // 128 KiB, many records
+	p.client.Close()
+	if n, err := p.far.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("backend: %d %v, want EOF", n, err)
+	}
+	p.far.Close()
+	r := p.wait(t)
+	if r.End != ClientClosed || r.Up != 5+128<<10 || r.Down != 5+128<<10 {
+		t.Errorf("result %+v", r)
+	}
+}
+
+// The half-close matrix: whichever side closes its half first, the other
+// way goes on until its side closes too, and each end reaches the other.
+func TestHalfClose(t *testing.T) {
+	t.Run("client first", func(t *testing.T) {
+		p := openPair(t, Options{}, true)
+		p.client.CloseWrite() // close_notify
+		p.far.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := p.far.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("backend: %d %v, want EOF", n, err)
+		}
+		// The way down still works.
+		p.far.Write([]byte("late reply"))
+		got := make([]byte, 10)
+		p.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(p.client, got); err != nil || string(got) != "late reply" {
+			t.Fatalf("client: %q %v", got, err)
+		}
+		p.far.(*net.TCPConn).CloseWrite()
+		if _, err := p.client.Read(got); err != io.EOF {
+			t.Errorf("client: %v, want EOF (close_notify)", err)
+		}
+		if r := p.wait(t); r.End != ClientClosed || r.Goodbye {
+			t.Errorf("result %+v", r)
+		}
+	})
+	t.Run("backend first", func(t *testing.T) {
+		p := openPair(t, Options{}, true)
+		p.far.Write([]byte("bye"))
+		p.far.(*net.TCPConn).CloseWrite()
+		got := make([]byte, 3)
+		p.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(p.client, got); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.client.Read(got); err != io.EOF {
+			t.Fatalf("client: %v, want EOF (close_notify)", err)
+		}
+		// The way up still works.
+		p.client.Write([]byte("ack"))
+		p.far.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(p.far, got); err != nil || string(got) != "ack" {
+			t.Fatalf("backend: %q %v", got, err)
+		}
+		p.client.CloseWrite()
+		if r := p.wait(t); r.End != BackendClosed || r.Goodbye || r.Down != 3 || r.Up != 3 {
+			t.Errorf("result %+v", r)
+		}
+	})
+}
+
+func TestIdleTimeout(t *testing.T) {
+	p := openPair(t, Options{Idle: 200 * time.Millisecond, ResponseIdle: 200 * time.Millisecond}, true)
+	p.echo(t, []byte("once"))
+	r := p.wait(t)
+	if r.End != IdleTimeout || !r.Goodbye {
+		t.Errorf("result %+v", r)
+	}
+}
+
+func TestStop(t *testing.T) {
+	for _, tc := range []struct {
+		how     StopMode
+		goodbye bool
+	}{{Graceful, true}, {Cut, false}} {
+		p := openPair(t, Options{}, true)
+		p.echo(t, []byte("x"))
+		p.tun.Stop(tc.how)
+		if r := p.wait(t); r.End != Stopped || r.Goodbye != tc.goodbye {
+			t.Errorf("stop %d: result %+v", tc.how, r)
+		}
+	}
+}
+
+func TestBackendBreaksClientGetsGoodbye(t *testing.T) {
+	p := openPair(t, Options{}, true)
+	p.echo(t, []byte("x"))
+	p.far.(*net.TCPConn).SetLinger(0)
+	p.far.Close() // a reset
+	r := p.wait(t)
+	if r.End != BackendLost && r.End != BackendClosed {
+		t.Errorf("result %+v", r)
+	}
+	if r.End == BackendLost && (!r.Goodbye || r.Err == nil) {
+		t.Errorf("result %+v: the client should get a goodbye", r)
+	}
+}
+
+// Relay copies a response of known length and stops; the bytes the
+// backend sends after it are not passed on.
+func TestRelayStopsAtLimit(t *testing.T) {
+	p := openPair(t, Options{}, false)
+	down := make(chan struct{})
+	go func() { defer close(down); p.tun.Relay(5) }()
+	p.far.Write([]byte("12345 and more"))
+	r := p.wait(t)
+	<-down
+	if r.End != ResponseComplete || r.Down != 5 || !r.Goodbye {
+		t.Errorf("result %+v", r)
+	}
+	got, _ := io.ReadAll(p.client)
+	if string(got) != "12345" {
+		t.Errorf("client got %q", got)
+	}
+}
+
+func TestAbandon(t *testing.T) {
+	p := openPair(t, Options{}, false)
+	p.client.Write([]byte("body"))
+	got := make([]byte, 4)
+	p.far.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(p.far, got); err != nil {
+		t.Fatal(err) // the way up runs before any response
+	}
+	p.tun.Abandon(Graceful)
+	if r := p.wait(t); r.End != Stopped || r.Up != 4 || !r.Goodbye {
+		t.Errorf("result %+v", r)
+	}
+}
+
+func TestQuietWaysParkAndWake(t *testing.T) {
+	pk, err := NewParker(50 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pk.Close()
+	p := openPair(t, Options{Parker: pk}, true)
+	p.echo(t, []byte("first"))
+	testutil.WaitFor(t, 5*time.Second, "both ways parked", func() bool { return pk.Parked() == 2 })
+	for i := range 3 {
+		p.echo(t, bytes.Repeat([]byte{byte(i)}, 40000)) // wakes both ways
+		testutil.WaitFor(t, 5*time.Second, "parked again", func() bool { return pk.Parked() == 2 })
+	}
+	p.tun.Stop(Graceful) // wakes the parked ways so they end
+	if r := p.wait(t); r.End != Stopped || pk.Parked() != 0 {
+		t.Errorf("result %+v, %d parked", r, pk.Parked())
+	}
+}
+
+func TestParkedIdleTimeout(t *testing.T) {
+	pk, err := NewParker(30 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pk.Close()
+	p := openPair(t, Options{Parker: pk, Idle: 300 * time.Millisecond}, true)
+	testutil.WaitFor(t, 5*time.Second, "both ways parked", func() bool { return pk.Parked() == 2 })
+	if r := p.wait(t); r.End != IdleTimeout {
+		t.Errorf("result %+v", r)
+	}
+}
+
+// A tunnel relies on crypto/tls keeping a connection usable after a read
+// that returned a temporary error (Conn's "would block" when nothing is
+// staged): readFromUntil's error only becomes the connection's final error
+// when it is not a temporary net.Error. See
+// https://github.com/golang/go/blob/go1.26.0/src/crypto/tls/conn.go#L629-L636
+// If a Go release changes that, every tunnel breaks after its first quiet
+// moment; this test says so first.
+func TestTLSReadSurvivesTemporaryError(t *testing.T) {
+	// Not through a tunnel: the server side is read by hand, the client's
+	// ciphertext staged a few bytes at a time.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	done := make(chan error, 1)
+	var server *tls.Conn
+	var cc *Conn
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		cc = NewConn(c.(*net.TCPConn), nil)
+		server = tls.Server(cc, serverConfig(t))
+		done <- server.Handshake()
+	}()
+	client, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	msg := bytes.Repeat([]byte("signaling "), 100)
+	client.Write(msg)
+	// Take the whole record off the socket, then stage it in pieces.
+	raw := make([]byte, 4096)
+	cc.TCPConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := cc.TCPConn.Read(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.staged = true
+	var got []byte
+	buf := make([]byte, 4096)
+	for off := 0; off < n; off += 7 {
+		cc.stage = raw[off:min(off+7, n)]
+		for {
+			m, err := server.Read(buf)
+			got = append(got, buf[:m]...)
+			if m > 0 {
+				continue
+			}
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("after %d of %d bytes staged: %v; crypto/tls no longer survives a temporary read error, "+
+					"which the tunnel's staged reads rely on (tunnel/conn.go)", off, n, err)
+			}
+			break
+		}
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("read %d bytes of %d through staged pieces", len(got), len(msg))
+	}
+}

@@ -13,8 +13,10 @@ import (
 // maxHeadSize bounds a request or response head; a longer one gets 431.
 const maxHeadSize = 16 << 10
 
-func badHead(msg string) error        { return &refusal{http.StatusBadRequest, msg, reasonBadRequest} }
-func notImplemented(msg string) error { return &refusal{http.StatusNotImplemented, msg, reasonBadRequest} }
+func badHead(msg string) error { return &refusal{http.StatusBadRequest, msg, reasonBadRequest} }
+func notImplemented(msg string) error {
+	return &refusal{http.StatusNotImplemented, msg, reasonBadRequest}
+}
 
 // errHeadTooLarge is answered with 431.
 var errHeadTooLarge = &refusal{http.StatusRequestHeaderFieldsTooLarge, "request head larger than 16 KiB", reasonBadRequest}

@@ -111,7 +111,7 @@ var past = time.Unix(1, 0)
 
 // Tunnel is one session's byte tunnel.
 type Tunnel struct {
-	client  *Conn    // the client's socket, under crypto/tls
+	client  *Conn     // the client's socket, under crypto/tls
 	tls     *tls.Conn // the client's TLS connection over client
 	backend net.Conn
 	opts    Options

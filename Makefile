@@ -10,7 +10,11 @@ DESTDIR    ?=
 PROXY_PORT ?= 48322
 UNITDIR    := $(PREFIX)/lib/systemd/system
 
-.PHONY: build run test test-deps lint fuzz bench soak install clean
+.PHONY: build run test test-fast test-e2e test-deps lint fuzz bench soak install clean
+
+# The end-to-end suite (e2e/) is kept out of a plain `go test ./...` by the
+# e2e build tag; its one-minute soak and handshake flood by soak too.
+E2E_TAGS := e2e,soak
 
 build: ## a static binary in ./cloudxr-wss-proxy
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) .
@@ -18,10 +22,16 @@ build: ## a static binary in ./cloudxr-wss-proxy
 run: build ## run with defaults; the certificate is generated in ./certs-local
 	CERT_DIR=$(CURDIR)/certs-local ./$(BINARY)
 
-test: test-deps ## vet, then every test with the race detector (what CI runs)
-	go vet ./...
-	./scripts/test.sh
+test: test-deps ## vet, then every test, end-to-end included, with the race detector (what CI runs; as root)
+	go vet -tags $(E2E_TAGS) ./...
+	./scripts/test.sh -tags $(E2E_TAGS)
 
+test-fast: ## the unit tests only: no root, no tools beyond Go, under a minute
+	go test -race ./...
+
+test-e2e: test-deps ## the end-to-end suite without the soak and the flood (as root)
+	go vet -tags e2e ./...
+	./scripts/test.sh -tags e2e
 test-deps: ## install chromium and certutil from Debian's packages if missing
 	@./scripts/test-deps.sh
 
@@ -29,8 +39,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 lint: ## formatting, vet and staticcheck (configured in staticcheck.conf)
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
-	go vet ./...
-	go run $(STATICCHECK) ./...
+	go vet -tags $(E2E_TAGS) ./...
+	go run $(STATICCHECK) -tags $(E2E_TAGS) ./...
 
 bench: ## ours against HAProxy, side by side; writes bench/results/ (installs haproxy if missing)
 	@./scripts/bench-deps.sh

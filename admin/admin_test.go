@@ -55,13 +55,14 @@ func serve(t *testing.T, s *Server) (base string, stop func() error) {
 // function, metrics carry what the proxy reported, and Shutdown ends it.
 func TestServer(t *testing.T) {
 	var open atomic.Int64
-	m := NewMetrics("v1.2.3 (go1.26)", Gauges{OpenSessions: func() float64 { return float64(open.Load()) }})
+	m := NewMetrics("v1.2.3 (go1.26)")
+	m.Watch(Gauges{OpenSessions: func() float64 { return float64(open.Load()) }})
 	var ready atomic.Bool
 	s := NewServer(m, func() (bool, string) {
 		if !ready.Load() {
 			return false, "backend down"
 		}
-		return true, ""
+		return true, "routing by path: 1 of 2 checked runtimes up (not part of readiness)"
 	}, false)
 	base, stop := serve(t, s)
 
@@ -72,8 +73,8 @@ func TestServer(t *testing.T) {
 		t.Errorf("/readyz while not ready: %d %q", code, body)
 	}
 	ready.Store(true)
-	if code, _ := get(t, base+"/readyz"); code != 200 {
-		t.Errorf("/readyz when ready: %d", code)
+	if code, body := get(t, base+"/readyz"); code != 200 || body != "ready: routing by path: 1 of 2 checked runtimes up (not part of readiness)\n" {
+		t.Errorf("/readyz when ready: %d %q", code, body)
 	}
 
 	open.Store(2)
@@ -116,7 +117,7 @@ func TestServer(t *testing.T) {
 // With profiling on, Go's profiler answers on the admin listener: the
 // index, a named profile and a short CPU profile.
 func TestProfiling(t *testing.T) {
-	s := NewServer(NewMetrics("test", Gauges{}), func() (bool, string) { return true, "" }, true)
+	s := NewServer(NewMetrics("test"), func() (bool, string) { return true, "" }, true)
 	base, stop := serve(t, s)
 
 	if code, body := get(t, base+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {

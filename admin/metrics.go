@@ -35,8 +35,9 @@ type Gauges struct {
 const ns = "cloudxr_wss_proxy"
 
 // NewMetrics registers every collector on a fresh registry (with the Go and
-// process collectors, as client_golang's default registry has).
-func NewMetrics(version string, g Gauges) *Metrics {
+// process collectors, as client_golang's default registry has); Watch adds
+// the gauges read from the parts that exist after it.
+func NewMetrics(version string) *Metrics {
 	r := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { r.MustRegister(c) }
 	m := &Metrics{Registry: r}
@@ -63,6 +64,17 @@ func NewMetrics(version string, g Gauges) *Metrics {
 		m.refused, m.backendUp, m.transitions, m.checkDuration} {
 		f(c)
 	}
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+		Help: "Always 1; the labels say what is running.", ConstLabels: prometheus.Labels{"version": version}},
+		func() float64 { return 1 }))
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Watch registers the gauges read at scrape time; call it once.
+func (m *Metrics) Watch(g Gauges) {
+	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
 	if g.OpenSessions != nil {
 		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "sessions_open",
 			Help: "Client connections open now."}, g.OpenSessions))
@@ -75,12 +87,6 @@ func NewMetrics(version string, g Gauges) *Metrics {
 		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "certificate_expiry_timestamp_seconds",
 			Help: "When the served certificate expires (unix time)."}, g.CertificateExpiry))
 	}
-	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
-		Help: "Always 1; the labels say what is running.", ConstLabels: prometheus.Labels{"version": version}},
-		func() float64 { return 1 }))
-	f(collectors.NewGoCollector())
-	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
 }
 
 // HandshakeSucceeded implements proxy.Observer.

@@ -11,8 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Ready says whether the proxy should receive traffic, and if not, why.
-type Ready func() (bool, string)
+// Ready says whether the proxy should receive traffic and why, or what
+// readiness does not cover ("" when there is nothing to say).
+type Ready func() (ok bool, why string)
 
 // Server serves /healthz (the process is alive), /readyz (listening, a
 // certificate loaded and, with one backend, the backend up) and /metrics.
@@ -36,7 +37,10 @@ func NewServer(m *Metrics, ready Ready, profiling bool) *Server {
 			w.Write([]byte("not ready: " + why + "\n"))
 			return
 		}
-		w.Write([]byte("ready\n"))
+		if why != "" {
+			why = ": " + why
+		}
+		w.Write([]byte("ready" + why + "\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	if profiling {

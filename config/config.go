@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/allow"
 )
 
 // Config holds every setting. Each field is an environment variable (the
@@ -63,7 +66,21 @@ type Config struct {
 	// adminAddressSet records that ADMIN_ADDRESS was given (variable or
 	// flag) rather than defaulted: a taken default port is only a warning.
 	adminAddressSet bool
+	// What Validate parsed from the lists above.
+	origins     *allow.Origins
+	runtimes    *allow.Runtimes
+	routeChecks []string
 }
+
+// Origins is ALLOWED_ORIGINS parsed; nil when unset (any origin).
+func (c *Config) Origins() *allow.Origins { return c.origins }
+
+// Runtimes is ROUTE_ALLOW parsed; nil unless ROUTE_BY_PATH.
+func (c *Config) Runtimes() *allow.Runtimes { return c.runtimes }
+
+// RouteChecks is ROUTE_CHECK as addresses in the one form routing uses,
+// each once ("10.0.3.17" and "10.0.3.17:49100" are one runtime).
+func (c *Config) RouteChecks() []string { return c.routeChecks }
 
 // AdminAddressSet reports whether ADMIN_ADDRESS was given rather than left
 // at its default. A second instance on one host finds the default port
@@ -134,12 +151,7 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.WebPath, "/") || !strings.HasSuffix(c.WebPath, "/") || c.WebPath == "/" || strings.ContainsAny(c.WebPath, "?# ") {
 		bad("WEB_PATH", c.WebPath, "want a path that starts and ends with /, such as /app/")
 	}
-	if c.RouteByPath && len(c.RouteAllow) == 0 {
-		bad("ROUTE_ALLOW", "", "ROUTE_BY_PATH needs an allow-list of the runtimes it may dial (CIDRs, IPs, host names)")
-	}
-	if !c.RouteByPath && len(c.RouteCheck) > 0 {
-		bad("ROUTE_CHECK", strings.Join(c.RouteCheck, ","), "lists routed runtimes to check; set ROUTE_BY_PATH=true, or use BACKEND_HOST for a single runtime")
-	}
+	c.validateLists(bad)
 	if c.AdminAddress != "off" {
 		if _, port, err := net.SplitHostPort(c.AdminAddress); err != nil || port == "" {
 			bad("ADMIN_ADDRESS", c.AdminAddress, "want host:port, such as 127.0.0.1:48323, or off")
@@ -167,6 +179,44 @@ func (c *Config) Validate() error {
 		bad("LOG_FORMAT", c.LogFormat, "want json, console or auto")
 	}
 	return errors.Join(errs...)
+}
+
+// validateLists parses the allow-lists and the routed runtimes to check.
+func (c *Config) validateLists(bad func(name string, value any, why string)) {
+	c.origins, c.runtimes, c.routeChecks = nil, nil, nil
+	if len(c.AllowedOrigins) > 0 {
+		o, err := allow.NewOrigins(c.AllowedOrigins)
+		if err != nil {
+			bad("ALLOWED_ORIGINS", strings.Join(c.AllowedOrigins, ","), err.Error())
+		}
+		c.origins = o
+	}
+	switch {
+	case c.RouteByPath && len(c.RouteAllow) == 0:
+		bad("ROUTE_ALLOW", "", "ROUTE_BY_PATH needs an allow-list of the runtimes it may dial (CIDRs, IPs, host names)")
+		return
+	case !c.RouteByPath && len(c.RouteCheck) > 0:
+		bad("ROUTE_CHECK", strings.Join(c.RouteCheck, ","), "lists routed runtimes to check; set ROUTE_BY_PATH=true, or use BACKEND_HOST for a single runtime")
+		return
+	case !c.RouteByPath:
+		return
+	}
+	r, err := allow.NewRuntimes(c.RouteAllow, int(c.BackendPort))
+	if err != nil {
+		bad("ROUTE_ALLOW", strings.Join(c.RouteAllow, ","), err.Error())
+		return
+	}
+	c.runtimes = r
+	for _, spec := range c.RouteCheck {
+		addr, err := r.Target(spec)
+		if err != nil {
+			bad("ROUTE_CHECK", strings.Join(c.RouteCheck, ","), err.Error())
+			return
+		}
+		if !slices.Contains(c.routeChecks, addr) {
+			c.routeChecks = append(c.routeChecks, addr)
+		}
+	}
 }
 
 // BackendAddr is the backend's host:port, ready to dial.

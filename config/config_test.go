@@ -83,12 +83,17 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"ADMIN_ADDRESS=48323", `invalid ADMIN_ADDRESS="48323"`},
 		{"ADMIN_ADDRESS=none", `invalid ADMIN_ADDRESS="none"`},
 		{"ROUTE_BY_PATH=true", `invalid ROUTE_ALLOW=""`},
+		{"ALLOWED_ORIGINS=https://ok.example,app.example.com", `invalid ALLOWED_ORIGINS="https://ok.example,app.example.com": "app.example.com" is not an origin`},
+		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.0.0/33", `invalid ROUTE_ALLOW="10.0.0.0/33": "10.0.0.0/33" is not a CIDR`},
+		{"ROUTE_CHECK=10.0.3.17", `invalid ROUTE_CHECK="10.0.3.17": lists routed runtimes to check; set ROUTE_BY_PATH=true`},
+		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.3.0/24;ROUTE_CHECK=10.0.3.17,10.0.4.1", `invalid ROUTE_CHECK="10.0.3.17,10.0.4.1": 10.0.4.1 is not on the routing allow-list`},
+		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.3.0/24;ROUTE_CHECK=10.0.3.17:http", `invalid ROUTE_CHECK="10.0.3.17:http": bad port in "10.0.3.17:http"`},
 	}
 	if _, err := Load(nil, []string{"ADMIN_ADDRESS=off", "ADMIN_PPROF=true"}, nil, "test"); err == nil || !strings.Contains(err.Error(), "invalid ADMIN_PPROF") {
 		t.Errorf("ADMIN_PPROF without an admin listener: got %v", err)
 	}
 	for _, tc := range cases {
-		_, err := Load(nil, []string{tc.env}, nil, "test")
+		_, err := Load(nil, strings.Split(tc.env, ";"), nil, "test") // several variables are separated by ";"
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want %s", tc.env, err, tc.want)
 			continue
@@ -170,5 +175,22 @@ func TestAdminAddressSet(t *testing.T) {
 		if c.AdminAddressSet() != tc.want {
 			t.Errorf("%v %v: AdminAddressSet() = %v, want %v", tc.args, tc.environ, c.AdminAddressSet(), tc.want)
 		}
+	}
+}
+
+func TestListsParsed(t *testing.T) {
+	c, err := Load(nil, []string{"ROUTE_BY_PATH=true", "ROUTE_ALLOW=10.0.3.0/24,*.gpu.lab", "BACKEND_PORT=49100",
+		"ROUTE_CHECK=10.0.3.17,10.0.3.17:49100,Node1.GPU.lab:50000", "ALLOWED_ORIGINS=https://app.example"}, nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.RouteChecks(), " "); got != "10.0.3.17:49100 node1.gpu.lab:50000" {
+		t.Errorf("RouteChecks %q: one entry per runtime, in routing's spelling", got)
+	}
+	if c.Runtimes() == nil || !c.Origins().Allows("https://app.example") || c.Origins().Allows("https://evil.example") {
+		t.Errorf("lists not parsed: %+v", c)
+	}
+	if d, _ := Load(nil, nil, nil, "test"); d.Origins() != nil || d.Runtimes() != nil || d.RouteChecks() != nil {
+		t.Error("lists set without their settings")
 	}
 }

@@ -38,9 +38,6 @@ type Options struct {
 	Rise     int           // consecutive good checks to mark up
 	Fall     int           // consecutive failed checks to mark down
 	Logger   *zap.Logger
-	// OnChange, if set, is called (from the checker's goroutine, or from a
-	// session's in Observe) after each change of state.
-	OnChange func(s State, reason string)
 	// OnCheck, if set, is told each check's result and duration.
 	OnCheck func(ok bool, took time.Duration)
 	// Dial is the connect function; nil means a net.Dialer.
@@ -49,7 +46,8 @@ type Options struct {
 
 // Checker runs checks one at a time on a ticker.
 type Checker struct {
-	opts Options
+	opts     Options
+	watchers []func(s State, reason string) // see OnChange
 
 	mu    sync.Mutex
 	state State
@@ -67,6 +65,20 @@ func New(o Options) *Checker {
 		o.Logger = zap.NewNop()
 	}
 	return &Checker{opts: o, since: time.Now()}
+}
+
+// OnChange adds f to what is told of each change of state, from the
+// checker's goroutine or from a session's in Observe. Call it before Run:
+// whoever acts on changes (the proxy, the metrics) can then be built after
+// the checker, which they need, and subscribe once they exist.
+func (c *Checker) OnChange(f func(s State, reason string)) {
+	c.watchers = append(c.watchers, f)
+}
+
+func (c *Checker) changed(s State, reason string) {
+	for _, f := range c.watchers {
+		f(s, reason)
+	}
 }
 
 // Run checks once at once, then every Interval until ctx ends.
@@ -147,9 +159,7 @@ func (c *Checker) record(err error, took time.Duration) {
 		log.Warn("backend is down", zap.String("backend", c.opts.Addr), zap.String("reason", reason),
 			zap.Int("failed_checks", c.opts.Fall), zap.Error(err))
 	}
-	if c.opts.OnChange != nil {
-		c.opts.OnChange(next, reason)
-	}
+	c.changed(next, reason)
 }
 
 // Observe lets a session report that it connected to the backend. A
@@ -168,9 +178,7 @@ func (c *Checker) Observe() {
 	c.mu.Unlock()
 	reason := "a session connected"
 	c.opts.Logger.Info("backend is up", zap.String("backend", c.opts.Addr), zap.String("reason", reason), zap.Stringer("was", prev))
-	if c.opts.OnChange != nil {
-		c.opts.OnChange(Up, reason)
-	}
+	c.changed(Up, reason)
 }
 
 func (c *Checker) set(s State) {

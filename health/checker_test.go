@@ -28,7 +28,8 @@ func (c *changes) list() []State {
 
 func TestRiseAndFall(t *testing.T) {
 	var ch changes
-	c := New(Options{Addr: "x", Rise: 2, Fall: 3, OnChange: ch.add})
+	c := New(Options{Addr: "x", Rise: 2, Fall: 3})
+	c.OnChange(ch.add)
 	fail, ok := net.ErrClosed, error(nil)
 	steps := []struct {
 		err  error
@@ -87,7 +88,8 @@ func TestRunChecksRealBackend(t *testing.T) {
 		}
 	}()
 	var ch changes
-	c := New(Options{Addr: addr, Interval: 20 * time.Millisecond, Timeout: time.Second, Rise: 2, Fall: 2, OnChange: ch.add})
+	c := New(Options{Addr: addr, Interval: 20 * time.Millisecond, Timeout: time.Second, Rise: 2, Fall: 2})
+	c.OnChange(ch.add)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()

@@ -58,9 +58,10 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 Connect your CloudXR.js client to <span class="mono">wss://{{.Host}}/</span>.</p>
 
 <div class="card" id="backend">
-{{if .S.Backend.Up}}<strong class="ok">&#9679; CloudXR runtime is up</strong>{{else}}<strong class="bad">&#9679; CloudXR runtime is not reachable</strong>{{end}}
-at <span class="mono">{{.S.Backend.Address}}</span> (since {{.S.Backend.Since.Format "2006-01-02 15:04:05 MST"}}).
-{{if not .S.Backend.Up}}<br>Start the runtime; sessions will work as soon as it accepts connections.{{end}}
+{{with .S.Backend}}{{if .Up}}<strong class="ok">&#9679; CloudXR runtime is up</strong>{{else}}<strong class="bad">&#9679; CloudXR runtime is not reachable</strong>{{end}}
+at <span class="mono">{{.Address}}</span> (since {{.Since.Format "2006-01-02 15:04:05 MST"}}).
+{{if not .Up}}<br>Start the runtime; sessions will work as soon as it accepts connections.{{end}}{{end}}
+{{with .S.Routing}}<strong>Routing by path</strong>: {{.By}}.<br>Checked: {{.Checked}}.{{end}}
 {{range .S.RoutedBackends}}<br>{{if .Up}}<span class="ok">&#9679;</span>{{else}}<span class="bad">&#9679;</span>{{end}} <span class="mono">{{.Address}}</span> {{.State}} since {{.Since.Format "2006-01-02 15:04:05 MST"}}{{end}}
 </div>
 {{if .WebPath}}<p><a class="button" href="{{.WebPath}}">Open the web client</a></p>{{end}}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -37,9 +38,11 @@ type Backend struct {
 // Options configure a Portal.
 type Options struct {
 	Version string
-	// Backend reports the runtime's health now.
+	// Backend reports the single runtime's health now; nil when routing
+	// by path, where there is no single runtime.
 	Backend func() Backend
-	// Routes, if set, reports the routed runtimes that are health-checked.
+	// Routes, when routing by path, reports the routed runtimes that are
+	// health-checked (ROUTE_CHECK); it may return none.
 	Routes func() []Backend
 	// Certificate returns the certificate in service.
 	Certificate func() *certs.Served
@@ -98,12 +101,21 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Status is the JSON document at /status.json.
 type Status struct {
-	Version     string          `json:"version"`
-	Backend     BackendStatus   `json:"backend"`
+	Version string `json:"version"`
+	// Backend is the single runtime; absent when routing by path.
+	Backend     *BackendStatus  `json:"backend,omitempty"`
 	Certificate CertificateInfo `json:"certificate"`
 	TrustAnchor AnchorInfo      `json:"trust_anchor"`
-	// RoutedBackends are the checked runtimes when routing by path.
+	// Routing says, when routing by path, how runtimes are chosen and
+	// which are checked; RoutedBackends are the checked ones.
+	Routing        *RoutingStatus  `json:"routing,omitempty"`
 	RoutedBackends []BackendStatus `json:"routed_backends,omitempty"`
+}
+
+// RoutingStatus describes routing by path, in words for the page.
+type RoutingStatus struct {
+	By      string `json:"by"`
+	Checked string `json:"checked"`
 }
 
 // BackendStatus is the runtime's reachability.
@@ -137,10 +149,8 @@ type AnchorInfo struct {
 func (p *Portal) snapshot() Status {
 	s := p.opts.Certificate()
 	leaf := s.Leaf()
-	b := p.opts.Backend()
 	st := Status{
 		Version: p.opts.Version,
-		Backend: BackendStatus{Address: b.Address, Up: b.Up, State: b.State, Since: b.Since.UTC()},
 		Certificate: CertificateInfo{
 			SHA256: s.Fingerprint(), Subject: leaf.Subject.CommonName, DNSNames: leaf.DNSNames,
 			NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(), Source: s.Source,
@@ -150,9 +160,19 @@ func (p *Portal) snapshot() Status {
 	if s.Managed {
 		st.Certificate.Mode = string(s.Mode)
 	}
+	if p.opts.Backend != nil {
+		b := p.opts.Backend()
+		st.Backend = &BackendStatus{Address: b.Address, Up: b.Up, State: b.State, Since: b.Since.UTC()}
+	}
 	if p.opts.Routes != nil {
 		for _, r := range p.opts.Routes() {
 			st.RoutedBackends = append(st.RoutedBackends, BackendStatus{Address: r.Address, Up: r.Up, State: r.State, Since: r.Since.UTC()})
+		}
+		st.Routing = &RoutingStatus{By: "each session names its runtime in the first path segment (wss://host/<runtime>/...)"}
+		if len(st.RoutedBackends) == 0 {
+			st.Routing.Checked = "no runtime is health-checked (ROUTE_CHECK is empty): each is tried when a session asks for it"
+		} else {
+			st.Routing.Checked = fmt.Sprintf("the %d runtimes on ROUTE_CHECK are health-checked; any other is tried when a session asks for it", len(st.RoutedBackends))
 		}
 	}
 	st.Certificate.IPAddresses = []string{}

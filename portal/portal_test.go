@@ -224,3 +224,47 @@ func TestWebRoot(t *testing.T) {
 		t.Errorf("/app: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+// Routing by path has no single runtime: the page and the status say how
+// runtimes are chosen, which are checked, and each checked one's state,
+// instead of a made-up "up".
+func TestRoutingStatusIsHonest(t *testing.T) {
+	m, err := certs.NewManager(certs.Options{Dir: t.TempDir(), Names: []string{"localhost"}, Label: "box", Mode: certs.ModeLocalCA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	var routes []Backend
+	p, err := New(Options{Version: "v-test", Certificate: m.Current, Routes: func() []Backend { return routes }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	_, body := get(t, srv.URL+"/status.json")
+	var st Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Backend != nil || st.Routing == nil || !strings.Contains(st.Routing.Checked, "no runtime is health-checked") {
+		t.Errorf("without ROUTE_CHECK: %s", body)
+	}
+	routes = []Backend{{Address: "10.0.3.17:49100", Up: true, State: "up", Since: since},
+		{Address: "10.0.3.18:49100", State: "down", Since: since}}
+	_, body = get(t, srv.URL+"/status.json")
+	st = Status{}
+	json.Unmarshal(body, &st)
+	if st.Backend != nil || len(st.RoutedBackends) != 2 || st.RoutedBackends[1].Up || !strings.Contains(st.Routing.Checked, "the 2 runtimes on ROUTE_CHECK") {
+		t.Errorf("with ROUTE_CHECK: %s", body)
+	}
+	_, page := get(t, srv.URL+"/")
+	for _, want := range []string{"Routing by path", "10.0.3.18:49100</span> down", "the 2 runtimes on ROUTE_CHECK are health-checked"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(string(page), "CloudXR runtime is up") {
+		t.Error("page claims a single runtime is up")
+	}
+}

@@ -136,3 +136,54 @@ func preflight(hs *headerSet, keepAlive bool) []byte {
 // plainHTTPResponse answers plain HTTP sent to the TLS port.
 var plainHTTPResponse = []byte("HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" +
 	"This port speaks TLS: use https:// or wss:// (not http:// or ws://).\n")
+
+// checkOrigin refuses, when ALLOWED_ORIGINS is set, a WebSocket upgrade or
+// a preflight from a page of another origin: it must not open the
+// signaling socket with the user's browser (cross-site WebSocket
+// hijacking). Clients that send no Origin (native apps) are not affected.
+func (s *Server) checkOrigin(req requestHead) error {
+	o := s.opts.AllowedOrigins
+	if o == nil || req.origin == "" || o.Allows(req.origin) || (!req.upgrade && req.method != http.MethodOptions) {
+		return nil
+	}
+	return &refusal{http.StatusForbidden, "origin " + req.origin + " is not allowed", reasonBadRequest}
+}
+
+// headerSet is the header set for one response: the names it replaces and
+// its lines.
+type headerSet struct {
+	names   []string
+	closing []string // names, and the hop-by-hop fields of a closing response
+	block   []byte
+}
+
+// anyOrigin is the default set, built once.
+var anyOrigin = &headerSet{names: corsNames, closing: withHopByHop(corsNames), block: corsBlock}
+
+// corsFor returns the header set for a request from origin.
+func (s *Server) corsFor(origin string) *headerSet {
+	o := s.opts.AllowedOrigins
+	if o == nil {
+		return anyOrigin
+	}
+	var b []byte
+	for _, f := range corsFields {
+		if f.name == "Access-Control-Allow-Origin" {
+			if origin == "" || !o.Allows(origin) {
+				continue // no grant for a page from elsewhere
+			}
+			b = append(b, "Access-Control-Allow-Origin: "+origin+"\r\nAccess-Control-Allow-Credentials: true\r\n"...)
+			continue
+		}
+		b = append(b, f.name+": "+f.value+"\r\n"...)
+	}
+	b = append(b, "Vary: Origin\r\n"...)
+	return &headerSet{names: credentialedNames, closing: credentialedClosing, block: b}
+}
+
+var (
+	credentialedNames   = append(append([]string{}, corsNames...), "Access-Control-Allow-Credentials")
+	credentialedClosing = withHopByHop(credentialedNames)
+)
+
+func withHopByHop(names []string) []string { return append(append([]string{}, names...), hopByHop...) }

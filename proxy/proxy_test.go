@@ -439,13 +439,11 @@ func TestBackendMarkedDownClosesSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	var srv *Server
 	checker := health.New(health.Options{
 		Addr: b.Addr(), Interval: 50 * time.Millisecond, Timeout: time.Second, Rise: 2, Fall: 2,
-		OnChange: func(s health.State, reason string) { srv.BackendChanged(b.Addr(), s, reason) },
 	})
 	e := startWith(t, b, b.Addr(), func(o *Options) { o.Health = checker })
-	srv = e.srv
+	checker.OnChange(func(s health.State, reason string) { e.srv.BackendChanged(b.Addr(), s, reason) })
 	ctx, cancel := context.WithCancel(context.Background())
 	checked := make(chan struct{})
 	go func() { defer close(checked); checker.Run(ctx) }()

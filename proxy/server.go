@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/allow"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
@@ -52,7 +53,7 @@ type Options struct {
 	Local Local
 	// AllowedOrigins, if set, is the ALLOWED_ORIGINS allow-list (see
 	// Origins); nil allows any origin.
-	AllowedOrigins *Origins
+	AllowedOrigins *allow.Origins
 	// Router, if set, picks the backend from each request's first path
 	// segment (see Router) instead of Backend.
 	Router *Router
@@ -91,7 +92,7 @@ type Server struct {
 	floodLog       *zap.Logger
 	unreachableMsg string
 	// routedDialer connects to routed runtimes, checking where their
-	// names resolved to (Router.checkResolved).
+	// names resolved to (allow.Runtimes.CheckResolved).
 	routedDialer net.Dialer
 
 	// ctx is cancelled when the server stops for good.
@@ -140,7 +141,7 @@ func New(o Options) *Server {
 	}
 	srv.routedDialer = backendDialer
 	if o.Router != nil {
-		srv.routedDialer.Control = o.Router.checkResolved
+		srv.routedDialer.Control = o.Router.runtimes.CheckResolved
 	}
 	if o.ParkAfter == 0 {
 		o.ParkAfter = parkAfter

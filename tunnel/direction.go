@@ -51,8 +51,13 @@ func newDirection(t *Tunnel, up bool, limit int64) *direction {
 	if sc, ok := d.src.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			d.rc = rc
+			rc.Control(func(fd uintptr) {
+				enableInq(int(fd))
+				if t.opts.Parker != nil {
+					d.fd = int(fd)
+				}
+			})
 			if p := t.opts.Parker; p != nil {
-				rc.Control(func(fd uintptr) { d.fd = int(fd) })
 				d.key = p.newKey()
 			}
 		}

@@ -1,23 +1,28 @@
 package tunnel
 
 import (
+	"encoding/binary"
 	"io"
 	"os"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // The byte pump. Each way runs inside one syscall.RawConn.Read on its
-// source socket: the callback reads, forwards, and after a short read
-// returns false, so the runtime waits for readability at once. Within one
-// RawConn.Read the runtime keeps the socket's readiness between waits, so
-// the read that would only have said EAGAIN is skipped: two system calls per
-// message instead of three. (Across separate RawConn.Read calls it is not
-// kept: each resets it, so a wait there must follow a read that said
-// EAGAIN.) Pooled buffers are taken for reading and given back before
-// waiting, so a quiet way holds none.
+// source socket: the callback reads, forwards, and returns false when the
+// socket is drained, so the runtime waits for readability. Go's netpoller
+// is edge-triggered, and RawConn.Read forgets readiness that came before it
+// began, so a wait is only safe when nothing at all is pending: not only no
+// bytes but no FIN either (a read that returns data does not report a FIN
+// queued behind it). Reads therefore go through recvmsg with TCP_INQ
+// (Linux 4.18), whose hint says whether anything is left; with the hint, a
+// drained socket costs no extra read that would only say EAGAIN, and
+// without it (an older kernel) the pump reads until EAGAIN. Pooled buffers
+// are taken for reading and given back before waiting, so a quiet way
+// holds none.
 
 // bufSize is the pump's buffer: room for two full TLS records.
 const bufSize = 32 << 10
@@ -34,7 +39,8 @@ type clientReader struct {
 	d      *direction
 	in     *[]byte // staging for ciphertext
 	out    *[]byte // plaintext for the backend
-	waitOK bool    // the last read was short: the socket is drained
+	waitOK bool    // the last read left nothing pending: the socket is drained
+	oob    inqBuf
 }
 
 func (r *clientReader) fill(fd uintptr) bool {
@@ -69,7 +75,7 @@ func (r *clientReader) fill(fd uintptr) bool {
 		if r.in == nil {
 			r.in = bufs.Get().(*[]byte)
 		}
-		n, err := unix.Read(int(fd), *r.in)
+		n, more, err := readPending(int(fd), *r.in, &r.oob)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -77,12 +83,12 @@ func (r *clientReader) fill(fd uintptr) bool {
 			r.releaseBufs()
 			return false
 		case err != nil:
-			c.stageErr = os.NewSyscallError("read", err)
+			c.stageErr = os.NewSyscallError("recvmsg", err)
 		case n == 0:
 			c.stageErr = io.EOF
 		default:
 			c.stage = (*r.in)[:n]
-			r.waitOK = n < len(*r.in)
+			r.waitOK = !more
 		}
 	}
 }
@@ -102,8 +108,9 @@ func (r *clientReader) releaseBufs() {
 
 // backendReader moves the backend's bytes to the client.
 type backendReader struct {
-	d  *direction
-	bp *[]byte
+	d   *direction
+	bp  *[]byte
+	oob inqBuf
 }
 
 func (r *backendReader) fill(fd uintptr) bool {
@@ -113,7 +120,7 @@ func (r *backendReader) fill(fd uintptr) bool {
 			r.bp = bufs.Get().(*[]byte)
 		}
 		buf := d.capped(*r.bp)
-		n, err := unix.Read(int(fd), buf)
+		n, more, err := readPending(int(fd), buf, &r.oob)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -121,16 +128,16 @@ func (r *backendReader) fill(fd uintptr) bool {
 			r.releaseBufs()
 			return false // wait for readability, holding no buffer
 		case err != nil:
-			return d.readFailed(os.NewSyscallError("read", err))
+			return d.readFailed(os.NewSyscallError("recvmsg", err))
 		case n == 0:
 			return d.readFailed(io.EOF)
 		}
 		if d.forward(buf[:n]) {
 			return true
 		}
-		if n < len(buf) {
+		if !more {
 			r.releaseBufs()
-			return false // the socket is drained: wait for more
+			return false // nothing pending, not even a FIN: wait for more
 		}
 	}
 }
@@ -140,4 +147,28 @@ func (r *backendReader) releaseBufs() {
 		bufs.Put(r.bp)
 		r.bp = nil
 	}
+}
+
+// inqBuf receives TCP_INQ's control message.
+type inqBuf [unix.SizeofCmsghdr + 8]byte
+
+// enableInq asks the kernel for TCP_INQ's hint on fd's reads.
+func enableInq(fd int) {
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_INQ, 1)
+}
+
+// readPending reads like read(2) and says whether anything is still
+// pending on the socket: TCP_INQ's hint counts the bytes left, and is 1
+// once only a FIN is left (tcp_inq_hint in the kernel's net/ipv4/tcp.c).
+// Without the hint it says more, so the caller reads until EAGAIN.
+func readPending(fd int, buf []byte, oob *inqBuf) (n int, more bool, err error) {
+	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob[:], 0)
+	more = true
+	if err == nil && oobn >= unix.SizeofCmsghdr+4 {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		if h.Level == unix.SOL_TCP && h.Type == unix.TCP_CM_INQ {
+			more = binary.NativeEndian.Uint32(oob[unix.SizeofCmsghdr:]) != 0
+		}
+	}
+	return n, more, err
 }

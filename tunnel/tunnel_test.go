@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
@@ -43,7 +44,11 @@ type pair struct {
 	far    net.Conn
 	tun    *Tunnel
 	result chan Result
+	down   sync.WaitGroup
 }
+
+// upgrade starts the way down, as after a 101.
+func (p *pair) upgrade() { p.down.Go(p.tun.Upgrade) }
 
 // openPair starts a tunnel and, with upgrade, its way down (as after a 101).
 func openPair(t *testing.T, o Options, upgrade bool) *pair {
@@ -99,15 +104,14 @@ func openPair(t *testing.T, o Options, upgrade bool) *pair {
 		p.result <- r
 	}
 	p.tun = Open(a.cc, a.tc, near, o)
-	var down sync.WaitGroup
 	if upgrade {
-		down.Go(p.tun.Upgrade)
+		p.upgrade()
 	}
 	t.Cleanup(func() {
 		client.Close()
 		far.Close()
 		p.tun.Stop(Cut)
-		down.Wait()
+		p.down.Wait()
 	})
 	return p
 }
@@ -187,9 +191,14 @@ func TestHalfClose(t *testing.T) {
 		}
 	})
 	t.Run("backend first", func(t *testing.T) {
-		p := openPair(t, Options{}, true)
+		// The way down starts with the bytes and the FIN both queued: a
+		// read returns the bytes without the FIN, and the netpoller will
+		// not report the socket again, so the pump must know the FIN is
+		// there (TCP_INQ) or read until EAGAIN before it waits.
+		p := openPair(t, Options{}, false)
 		p.far.Write([]byte("bye"))
 		p.far.(*net.TCPConn).CloseWrite()
+		p.upgrade()
 		got := make([]byte, 3)
 		p.client.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := io.ReadFull(p.client, got); err != nil {
@@ -376,5 +385,60 @@ func TestTLSReadSurvivesTemporaryError(t *testing.T) {
 	}
 	if !bytes.Equal(got, msg) {
 		t.Fatalf("read %d bytes of %d through staged pieces", len(got), len(msg))
+	}
+}
+
+// The pump waits for readability only when readPending says nothing is
+// left; a FIN queued behind the bytes must count, or the way would wait for
+// an edge that never comes (see pump.go).
+func TestReadPendingSeesFIN(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc, _ := c.(*net.TCPConn).SyscallConn()
+	rc.Control(func(fd uintptr) { enableInq(int(fd)) })
+	var oob inqBuf
+	read := func(buf []byte) (n int, more bool, err error) {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		rerr := rc.Read(func(fd uintptr) bool {
+			n, more, err = readPending(int(fd), buf, &oob)
+			return err != unix.EAGAIN
+		})
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		return
+	}
+
+	peer.Write([]byte("hello"))
+	if n, more, err := read(make([]byte, 64)); n != 5 || more || err != nil {
+		t.Fatalf("bytes alone: %d more=%v %v; want 5, nothing pending", n, more, err)
+	}
+	peer.Write([]byte("bye"))
+	peer.(*net.TCPConn).CloseWrite()
+	// Wait until the bytes are queued (on loopback the FIN comes with
+	// them); SIOCINQ looks without reading.
+	testutil.WaitFor(t, 5*time.Second, "the bytes queued", func() bool {
+		var inq int
+		rc.Control(func(fd uintptr) { inq, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+		return inq == 3
+	})
+	if n, more, err := read(make([]byte, 64)); n != 3 || !more || err != nil {
+		t.Fatalf("bytes with a FIN behind them: %d more=%v %v; want 3 and the FIN pending", n, more, err)
+	}
+	if n, _, err := read(make([]byte, 64)); n != 0 || err != nil {
+		t.Fatalf("after the bytes: %d %v, want the end of stream", n, err)
 	}
 }

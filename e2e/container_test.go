@@ -1,4 +1,6 @@
-package main
+//go:build e2e
+
+package e2e
 
 // The container image, built from the Dockerfile and run with rootful Podman
 // the way the HAProxy image's users run theirs (--network host, the same

@@ -1,4 +1,6 @@
-package main
+//go:build e2e
+
+package e2e
 
 // A real browser: Debian's Chromium, headless, trusting the proxy's local CA
 // through an NSS database made for the test (certificate errors are not

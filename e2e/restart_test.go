@@ -1,4 +1,6 @@
-package main
+//go:build e2e && soak
+
+package e2e
 
 import (
 	"net"

@@ -1,4 +1,6 @@
-package main
+//go:build e2e
+
+package e2e
 
 import (
 	"bufio"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
@@ -165,14 +168,5 @@ func TestHealthcheckSubcommand(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor is testutil.WaitFor, short for the many tests here.
+var waitFor = testutil.WaitFor

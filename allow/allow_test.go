@@ -1,0 +1,92 @@
+package allow
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestOrigins(t *testing.T) {
+	o, err := NewOrigins([]string{"https://app.example.com", "https://*.lab.example", "http://localhost:5173"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for origin, want := range map[string]bool{
+		"https://app.example.com":        true,
+		"HTTPS://APP.EXAMPLE.COM":        true,
+		"https://app.example.com:8443":   false,
+		"http://app.example.com":         false,
+		"https://evil.com":               false,
+		"https://app.example.com.evil":   false,
+		"https://quest.lab.example":      true,
+		"https://a.b.lab.example":        true,
+		"https://lab.example":            false,
+		"https://evillab.example":        false,
+		"http://quest.lab.example":       false,
+		"http://localhost:5173":          true,
+		"null":                           false,
+		"https://quest.lab.example/path": false,
+	} {
+		if got := o.Allows(origin); got != want {
+			t.Errorf("Allows(%q) = %v, want %v", origin, got, want)
+		}
+	}
+	for _, bad := range []string{"app.example.com", "ftp://x", "https://x/path", "https://"} {
+		if _, err := NewOrigins([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestRuntimes(t *testing.T) {
+	r, err := NewRuntimes([]string{"10.0.3.0/24", "fd00:cafe::/64", "Runtime-1.cloudxr.svc.", "*.gpu.lab"}, 49100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		spec, addr string
+		kind       error // nil: allowed
+	}{
+		{"10.0.3.17", "10.0.3.17:49100", nil},
+		{"10.0.3.17:50000", "10.0.3.17:50000", nil},
+		{"[fd00:cafe::17]", "[fd00:cafe::17]:49100", nil},
+		{"[FD00:CAFE:0:0::17]:49200", "[fd00:cafe::17]:49200", nil},
+		{"runtime-1.cloudxr.svc", "runtime-1.cloudxr.svc:49100", nil},
+		{"NODE7.gpu.lab", "node7.gpu.lab:49100", nil},
+		{"gpu.lab", "", ErrNotAllowed},
+		{"10.0.4.1", "", ErrNotAllowed},
+		{"user@10.0.3.17", "", ErrNotAllowed},
+		{"10.0.3.17:0", "", ErrBadTarget},
+		{"10.0.3.17:http", "", ErrBadTarget},
+	} {
+		addr, err := r.Target(c.spec)
+		if addr != c.addr || !errors.Is(err, c.kind) || (c.kind == nil) != (err == nil) {
+			t.Errorf("Target(%q) = %q, %v; want %q, %v", c.spec, addr, err, c.addr, c.kind)
+		}
+	}
+	if _, err := NewRuntimes(nil, 49100); err == nil {
+		t.Error("empty allow-list accepted")
+	}
+	for _, bad := range []string{"10.0.0.0/33", "a b", "*", "host:1"} {
+		if _, err := NewRuntimes([]string{bad}, 49100); err == nil {
+			t.Errorf("allow-list entry %q accepted", bad)
+		}
+	}
+}
+
+// A name on the list never leads to loopback, link-local, unspecified or
+// multicast addresses that are not listed themselves.
+func TestCheckResolved(t *testing.T) {
+	for _, addr := range []string{"169.254.169.254:80", "[fe80::1]:80", "0.0.0.0:80", "224.0.0.1:80", "[::1]:80"} {
+		r, _ := NewRuntimes([]string{"metadata.example"}, 1)
+		if err := r.CheckResolved("tcp", addr, nil); err == nil {
+			t.Errorf("%s dialable through a name", addr)
+		}
+	}
+	r, _ := NewRuntimes([]string{"runtime.example", "127.0.0.0/8"}, 1)
+	if err := r.CheckResolved("tcp", "10.0.3.17:49100", nil); err != nil {
+		t.Errorf("a private address refused: %v", err)
+	}
+	if err := r.CheckResolved("tcp", "127.0.0.1:49100", nil); err != nil {
+		t.Errorf("a listed loopback network refused: %v", err)
+	}
+}

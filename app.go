@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/admin"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/portal"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/proxy"
+)
+
+// app is the proxy's parts, wired: built by build, opened by listen, run
+// by serve.
+type app struct {
+	cfg     *config.Config
+	log     *zap.Logger
+	certs   *certs.Manager
+	metrics *admin.Metrics
+	checker *health.Checker            // the single backend; nil when routing by path
+	routed  map[string]*health.Checker // routed runtimes on ROUTE_CHECK
+	srv     *proxy.Server
+	ln      net.Listener
+	admin   *admin.Server
+	adminLn net.Listener
+}
+
+// logStart logs every effective setting once.
+func logStart(cfg *config.Config, log *zap.Logger) {
+	fields := []zap.Field{zap.String("version", fullVersion()), zap.Int("effective_max_connections", maxConnections(cfg))}
+	for _, s := range cfg.Effective() {
+		fields = append(fields, zap.String(s.Key, s.Value))
+	}
+	log.Info("starting", fields...)
+}
+
+// build makes the parts in the order they need each other: certificate,
+// metrics, health checks, portal, proxy; then subscribes each to what it
+// watches.
+func build(cfg *config.Config, log *zap.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log, metrics: admin.NewMetrics(fullVersion())}
+	hostname, _ := os.Hostname()
+	var err error
+	a.certs, err = certs.NewManager(certs.Options{
+		Dir:    cfg.CertDir,
+		Names:  certs.WantedNames(hostname, certs.InterfaceIPs(), cfg.CertHostnames),
+		Label:  hostname,
+		Mode:   certs.Mode(cfg.CertMode),
+		Logger: log,
+	})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	a.newCheckers()
+	site, err := a.newPortal()
+	if err != nil {
+		return nil, usageError{fmt.Errorf("WEB_ROOT: %w", err)}
+	}
+	a.srv = a.newProxy(site)
+	a.wire()
+	return a, nil
+}
+
+// newCheckers makes the health checks: the single backend's, or, routing
+// by path, one for each runtime on ROUTE_CHECK (every other one is checked
+// on use).
+func (a *app) newCheckers() {
+	cfg := a.cfg
+	check := func(addr string) *health.Checker {
+		return health.New(health.Options{
+			Addr:     addr,
+			Interval: cfg.HealthCheckInterval.D(),
+			Timeout:  min(cfg.ConnectTimeout.D(), cfg.HealthCheckInterval.D()),
+			Rise:     cfg.HealthCheckRise,
+			Fall:     cfg.HealthCheckFall,
+			Logger:   a.log,
+			OnCheck:  a.metrics.HealthCheck,
+		})
+	}
+	if !cfg.RouteByPath {
+		a.checker = check(cfg.BackendAddr())
+	}
+	a.routed = map[string]*health.Checker{}
+	for _, addr := range cfg.RouteChecks() {
+		a.routed[addr] = check(addr)
+	}
+}
+
+func (a *app) newPortal() (*portal.Portal, error) {
+	o := portal.Options{
+		Version:     fullVersion(),
+		Certificate: a.certs.Current,
+		WebRoot:     a.cfg.WebRoot,
+		WebPath:     a.cfg.WebPath,
+	}
+	if a.checker != nil {
+		o.Backend = func() portal.Backend { return backendStatus(a.cfg.BackendAddr(), a.checker) }
+	} else {
+		o.Routes = func() []portal.Backend {
+			var out []portal.Backend
+			for _, addr := range a.cfg.RouteChecks() {
+				out = append(out, backendStatus(addr, a.routed[addr]))
+			}
+			return out
+		}
+	}
+	return portal.New(o)
+}
+
+func backendStatus(addr string, c *health.Checker) portal.Backend {
+	st, since := c.State()
+	return portal.Backend{Address: addr, Up: st == health.Up, State: st.String(), Since: since}
+}
+
+func (a *app) newProxy(site *portal.Portal) *proxy.Server {
+	cfg := a.cfg
+	o := proxy.Options{
+		Backend:           cfg.BackendAddr(),
+		GetCertificate:    a.certs.GetCertificate,
+		CheckName:         a.certs.CheckName,
+		Local:             site,
+		TLSSessionTickets: cfg.TLSSessionTickets,
+		TLSPostQuantum:    cfg.TLSPostQuantum,
+		Health:            a.checker,
+		RouteHealth:       a.routed,
+		AllowedOrigins:    cfg.Origins(),
+		ConnectTimeout:    cfg.ConnectTimeout.D(),
+		TunnelTimeout:     cfg.TunnelTimeout.D(),
+		HandshakeTimeout:  cfg.HandshakeTimeout.D(),
+		HeadTimeout:       cfg.HeadTimeout.D(),
+		ResponseTimeout:   cfg.ResponseTimeout.D(),
+		MaxConnections:    maxConnections(cfg),
+		ProxyProtocol:     cfg.ProxyProtocol,
+		ReleaseIdleMemory: true,
+		Observer:          a.metrics,
+		Logger:            a.log,
+	}
+	if r := cfg.Runtimes(); r != nil {
+		o.Router = proxy.NewRouter(r)
+	}
+	return proxy.New(o)
+}
+
+// wire subscribes the proxy and the metrics to the health checks, and the
+// metrics' gauges to the proxy and the certificate.
+func (a *app) wire() {
+	watch := func(addr string, c *health.Checker) {
+		c.OnChange(func(s health.State, reason string) {
+			a.metrics.BackendState(addr, s.String())
+			a.srv.BackendChanged(addr, s, reason)
+		})
+	}
+	if a.checker != nil {
+		watch(a.cfg.BackendAddr(), a.checker)
+	}
+	for addr, c := range a.routed {
+		watch(addr, c)
+	}
+	a.metrics.Watch(admin.Gauges{
+		OpenSessions:      func() float64 { return float64(a.srv.ActiveConnections()) },
+		ParkedDirections:  func() float64 { return float64(a.srv.ParkedDirections()) },
+		CertificateExpiry: func() float64 { return float64(a.certs.Current().Leaf().NotAfter.Unix()) },
+	})
+	a.admin = admin.NewServer(a.metrics, a.ready, a.cfg.AdminPprof)
+}
+
+// ready is /readyz: listening with a certificate is given once the admin
+// listener serves; what is left is the backend. Routing by path, readiness
+// is the proxy's own: one runtime down must not take it out of its Service.
+func (a *app) ready() (bool, string) {
+	if a.checker == nil {
+		up := 0
+		for _, c := range a.routed {
+			if st, _ := c.State(); st == health.Up {
+				up++
+			}
+		}
+		return true, fmt.Sprintf("routing by path; %d of %d checked runtimes up (not part of readiness)", up, len(a.routed))
+	}
+	if st, _ := a.checker.State(); st != health.Up {
+		return false, "backend " + st.String()
+	}
+	return true, ""
+}
+
+// listen opens the TLS listener and the admin listener.
+func (a *app) listen() error {
+	var err error
+	if a.ln, err = proxy.Listen("tcp", a.cfg.ListenAddr(), a.cfg.ClientKeepalive.D()); err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	if a.cfg.AdminAddress == "off" {
+		a.admin = nil
+		return nil
+	}
+	if a.adminLn, err = listenAdmin(a.cfg, a.log); err != nil {
+		a.ln.Close()
+		return err
+	}
+	paths := []string{"/healthz", "/readyz", "/metrics"}
+	if a.cfg.AdminPprof {
+		paths = append(paths, "/debug/pprof/")
+	}
+	a.log.Info("admin listener", zap.String("address", a.adminLn.Addr().String()), zap.Strings("paths", paths))
+	return nil
+}
+
+// listenAdmin binds ADMIN_ADDRESS. A second instance on one host (another
+// runtime, another PROXY_PORT, --network host) finds the default port taken
+// by the first: it keeps serving, with its admin listener on a free port of
+// the same host, and says so. A port the user chose is never replaced.
+func listenAdmin(cfg *config.Config, log *zap.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.AdminAddress)
+	if err == nil {
+		return ln, nil
+	}
+	if cfg.AdminAddressSet() || !errors.Is(err, syscall.EADDRINUSE) {
+		return nil, usageError{fmt.Errorf("admin listener (ADMIN_ADDRESS): %w", err)}
+	}
+	host, _, _ := net.SplitHostPort(cfg.AdminAddress)
+	ln, err2 := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err2 != nil {
+		return nil, fmt.Errorf("admin listener (ADMIN_ADDRESS): %w; on a free port: %w", err, err2)
+	}
+	log.Warn("admin listener: the default address is taken (another instance on this host?); listening on a free port instead: set ADMIN_ADDRESS to choose one, or ADMIN_ADDRESS=off",
+		zap.String("default", cfg.AdminAddress), zap.String("address", ln.Addr().String()))
+	return ln, nil
+}
+
+// serve starts the background work and the listeners, then waits: SIGHUP
+// reloads the certificate, SIGTERM or SIGINT shut down gracefully.
+func (a *app) serve() error {
+	ctx, stopBackground := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	if a.checker != nil {
+		bg.Go(func() { a.checker.Run(ctx) })
+	}
+	for _, c := range a.routed {
+		bg.Go(func() { c.Run(ctx) })
+	}
+	bg.Go(func() { a.certs.Watch(ctx, a.cfg.CertWatch.D()) })
+	if a.admin != nil {
+		bg.Go(a.serveAdmin)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.srv.Serve(a.ln) }()
+	a.log.Info("listening", zap.String("address", a.ln.Addr().String()), zap.String("backend", a.cfg.BackendAddr()))
+
+	err := a.waitForSignals(serveErr)
+	stopBackground()
+	if a.admin != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		a.admin.Shutdown(sctx)
+		cancel()
+	}
+	bg.Wait()
+	return err
+}
+
+func (a *app) serveAdmin() {
+	if err := a.admin.Serve(a.adminLn); err != nil {
+		a.log.Error("admin listener failed", zap.Error(err))
+	}
+}
+
+func (a *app) waitForSignals(serveErr chan error) error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case err := <-serveErr:
+			return fmt.Errorf("serving: %w", err)
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				a.certs.Reload("SIGHUP")
+				continue
+			}
+			grace := a.cfg.ShutdownGrace.D()
+			a.log.Info("signal received: shutting down", zap.Stringer("signal", sig), zap.Duration("grace", grace))
+			sctx, cancel := context.WithTimeout(context.Background(), grace)
+			a.srv.Shutdown(sctx)
+			cancel()
+			<-serveErr
+			a.log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// maxConnections is MAX_CONNECTIONS, or sized to the open-file limit: each
+// session holds two descriptors (client and backend), and some are kept for
+// the listener, health checks and logs.
+func maxConnections(cfg *config.Config) int {
+	if cfg.MaxConnections > 0 {
+		return cfg.MaxConnections
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == unix.RLIM_INFINITY {
+		return 10000
+	}
+	return max(int(lim.Cur)-64, 2) / 2
+}

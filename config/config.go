@@ -87,13 +87,26 @@ func (c *Config) RouteChecks() []string { return c.routeChecks }
 // taken and moves aside; a port the user chose must be honoured or refused.
 func (c *Config) AdminAddressSet() bool { return c.adminAddressSet }
 
-// Validate checks the values that parsing alone cannot. It returns one line
-// per bad value, each naming the variable.
+// Validate checks the values that parsing alone cannot, and parses the
+// lists (see Origins, Runtimes, RouteChecks). It returns one line per bad
+// value, each naming the variable.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(name string, value any, why string) {
 		errs = append(errs, fmt.Errorf("invalid %s=%q: %s", name, fmt.Sprint(value), why))
 	}
+	c.validateAddresses(bad)
+	c.validateTimes(bad)
+	c.validateFiles(bad)
+	c.validateLists(bad)
+	c.validateOutputs(bad)
+	return errors.Join(errs...)
+}
+
+type badFunc = func(name string, value any, why string)
+
+// validateAddresses checks where the proxy listens and what it dials.
+func (c *Config) validateAddresses(bad badFunc) {
 	if strings.TrimSpace(c.BackendHost) == "" || strings.ContainsAny(c.BackendHost, " /") {
 		bad("BACKEND_HOST", c.BackendHost, "want a host name or IP address")
 	}
@@ -103,28 +116,32 @@ func (c *Config) Validate() error {
 	if c.ListenAddress != "" && net.ParseIP(strings.Trim(c.ListenAddress, "[]")) == nil {
 		bad("LISTEN_ADDRESS", c.ListenAddress, "want an IP address such as 127.0.0.1 or ::1")
 	}
-	if c.HealthCheckInterval <= 0 {
-		bad("HEALTH_CHECK_INTERVAL", c.HealthCheckInterval, "must be more than zero")
+	if c.AdminAddress != "off" {
+		if _, port, err := net.SplitHostPort(c.AdminAddress); err != nil || port == "" {
+			bad("ADMIN_ADDRESS", c.AdminAddress, "want host:port, such as 127.0.0.1:48323, or off")
+		}
+	} else if c.AdminPprof {
+		bad("ADMIN_PPROF", c.AdminPprof, "the profiler is served on the admin listener; set ADMIN_ADDRESS to a host:port")
 	}
+	if c.MaxConnections < 0 {
+		bad("MAX_CONNECTIONS", c.MaxConnections, "must be 0 (automatic) or more")
+	}
+}
+
+// validateTimes checks the health checks' counts and every duration.
+func (c *Config) validateTimes(bad badFunc) {
 	if c.HealthCheckRise < 1 {
 		bad("HEALTH_CHECK_RISE", c.HealthCheckRise, "must be 1 or more")
 	}
 	if c.HealthCheckFall < 1 {
 		bad("HEALTH_CHECK_FALL", c.HealthCheckFall, "must be 1 or more")
 	}
-	if strings.TrimSpace(c.CertDir) == "" {
-		bad("CERT_DIR", c.CertDir, "must name a directory")
-	}
-	for _, h := range c.CertHostnames {
-		if !validHostname(h) {
-			bad("CERT_HOSTNAMES", strings.Join(c.CertHostnames, ","), fmt.Sprintf("%q is not a DNS name or IP address", h))
-			break
-		}
-	}
 	for _, d := range []struct {
 		name string
 		v    Duration
 	}{
+		{"HEALTH_CHECK_INTERVAL", c.HealthCheckInterval},
+		{"CERT_WATCH_INTERVAL", c.CertWatch},
 		{"CONNECT_TIMEOUT", c.ConnectTimeout},
 		{"TUNNEL_TIMEOUT", c.TunnelTimeout},
 		{"HANDSHAKE_TIMEOUT", c.HandshakeTimeout},
@@ -135,13 +152,29 @@ func (c *Config) Validate() error {
 			bad(d.name, d.v, "must be more than zero")
 		}
 	}
+	if c.ClientKeepalive.D() < time.Second || c.ClientKeepalive.D() > 2*time.Hour {
+		bad("CLIENT_KEEPALIVE", c.ClientKeepalive, "want 1s to 2h")
+	}
+	if c.ShutdownGrace < 0 {
+		bad("SHUTDOWN_GRACE", c.ShutdownGrace, "must not be negative")
+	}
+}
+
+// validateFiles checks the certificate settings and the web root.
+func (c *Config) validateFiles(bad badFunc) {
+	if strings.TrimSpace(c.CertDir) == "" {
+		bad("CERT_DIR", c.CertDir, "must name a directory")
+	}
+	for _, h := range c.CertHostnames {
+		if !validHostname(h) {
+			bad("CERT_HOSTNAMES", strings.Join(c.CertHostnames, ","), fmt.Sprintf("%q is not a DNS name or IP address", h))
+			break
+		}
+	}
 	switch c.CertMode {
 	case "local-ca", "self-signed":
 	default:
 		bad("CERT_MODE", c.CertMode, "want local-ca or self-signed")
-	}
-	if c.CertWatch <= 0 {
-		bad("CERT_WATCH_INTERVAL", c.CertWatch, "must be more than zero")
 	}
 	if c.WebRoot != "" {
 		if st, err := os.Stat(c.WebRoot); err != nil || !st.IsDir() {
@@ -151,23 +184,10 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.WebPath, "/") || !strings.HasSuffix(c.WebPath, "/") || c.WebPath == "/" || strings.ContainsAny(c.WebPath, "?# ") {
 		bad("WEB_PATH", c.WebPath, "want a path that starts and ends with /, such as /app/")
 	}
-	c.validateLists(bad)
-	if c.AdminAddress != "off" {
-		if _, port, err := net.SplitHostPort(c.AdminAddress); err != nil || port == "" {
-			bad("ADMIN_ADDRESS", c.AdminAddress, "want host:port, such as 127.0.0.1:48323, or off")
-		}
-	} else if c.AdminPprof {
-		bad("ADMIN_PPROF", c.AdminPprof, "the profiler is served on the admin listener; set ADMIN_ADDRESS to a host:port")
-	}
-	if c.ClientKeepalive.D() < time.Second || c.ClientKeepalive.D() > 2*time.Hour {
-		bad("CLIENT_KEEPALIVE", c.ClientKeepalive, "want 1s to 2h")
-	}
-	if c.ShutdownGrace < 0 {
-		bad("SHUTDOWN_GRACE", c.ShutdownGrace, "must not be negative")
-	}
-	if c.MaxConnections < 0 {
-		bad("MAX_CONNECTIONS", c.MaxConnections, "must be 0 (automatic) or more")
-	}
+}
+
+// validateOutputs checks the log settings.
+func (c *Config) validateOutputs(bad badFunc) {
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -178,11 +198,10 @@ func (c *Config) Validate() error {
 	default:
 		bad("LOG_FORMAT", c.LogFormat, "want json, console or auto")
 	}
-	return errors.Join(errs...)
 }
 
 // validateLists parses the allow-lists and the routed runtimes to check.
-func (c *Config) validateLists(bad func(name string, value any, why string)) {
+func (c *Config) validateLists(bad badFunc) {
 	c.origins, c.runtimes, c.routeChecks = nil, nil, nil
 	if len(c.AllowedOrigins) > 0 {
 		o, err := allow.NewOrigins(c.AllowedOrigins)

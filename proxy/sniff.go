@@ -56,73 +56,32 @@ func parseRequestHead(head []byte) (requestHead, error) {
 	if err := r.parseRequestLine(lines[0]); err != nil {
 		return r, err
 	}
-
-	var (
-		hosts, lengths, te         int
-		contentLength              int64 = -1
-		connUpgrade, connClose, ka bool
-		upgradeField, websocket    bool
-	)
+	var f headFields
 	for _, line := range lines[1:] {
-		name, value, err := splitField(line)
-		if err != nil {
+		if err := f.add(&r, line); err != nil {
 			return r, err
-		}
-		switch {
-		case equalFold(name, "host"):
-			hosts++
-			r.host = string(value)
-		case equalFold(name, "origin"):
-			r.origin = string(value)
-		case equalFold(name, "connection"):
-			forEachToken(value, func(t []byte) {
-				connUpgrade = connUpgrade || equalFold(t, "upgrade")
-				connClose = connClose || equalFold(t, "close")
-				ka = ka || equalFold(t, "keep-alive")
-			})
-		case equalFold(name, "upgrade"):
-			upgradeField = true
-			forEachToken(value, func(t []byte) {
-				websocket = websocket || equalFold(t, "websocket")
-			})
-		case equalFold(name, "content-length"):
-			n, err := parseContentLength(value)
-			if err != nil {
-				return r, err
-			}
-			if lengths > 0 && n != contentLength {
-				return r, badHead("conflicting Content-Length fields")
-			}
-			lengths++
-			contentLength = n
-		case equalFold(name, "transfer-encoding"):
-			te++
-			if !equalFold(bytes.TrimSpace(value), "chunked") {
-				return r, notImplemented("Transfer-Encoding other than chunked")
-			}
 		}
 	}
 	switch {
-	case r.proto == "HTTP/1.1" && hosts != 1:
+	case r.proto == "HTTP/1.1" && f.hosts != 1:
 		return r, badHead("an HTTP/1.1 request needs exactly one Host field")
-	case hosts > 1:
+	case f.hosts > 1:
 		return r, badHead("more than one Host field")
-	case te > 0 && lengths > 0:
+	case f.te > 0 && f.lengths > 0:
 		return r, badHead("both Content-Length and Transfer-Encoding")
-	case te > 1:
+	case f.te > 1:
 		return r, badHead("more than one Transfer-Encoding field")
-	case te > 0 && r.proto == "HTTP/1.0":
+	case f.te > 0 && r.proto == "HTTP/1.0":
 		// RFC 9112 section 6.1: its framing cannot be trusted.
 		return r, badHead("Transfer-Encoding in an HTTP/1.0 request")
 	}
-	r.hasBody = te > 0 || contentLength > 0
-	r.close = connClose || (r.proto == "HTTP/1.0" && !ka)
-
-	if upgradeField {
+	r.hasBody = f.te > 0 || f.contentLength > 0
+	r.close = f.connClose || (r.proto == "HTTP/1.0" && !f.keepAlive)
+	if f.upgradeField {
 		switch {
-		case !connUpgrade:
+		case !f.connUpgrade:
 			return r, badHead("Upgrade without Connection: upgrade")
-		case !websocket:
+		case !f.websocket:
 			return r, notImplemented("upgrade to a protocol other than websocket")
 		case r.method != "GET":
 			return r, badHead("a WebSocket upgrade must be a GET")
@@ -132,6 +91,57 @@ func parseRequestHead(head []byte) (requestHead, error) {
 		r.upgrade = true
 	}
 	return r, nil
+}
+
+// headFields is what the request's fields said, counted for the checks
+// that need them all.
+type headFields struct {
+	hosts, lengths, te                int
+	contentLength                     int64
+	connUpgrade, connClose, keepAlive bool
+	upgradeField, websocket           bool
+}
+
+// add takes one field line into f, and into r what the proxy keeps.
+func (f *headFields) add(r *requestHead, line []byte) error {
+	name, value, err := splitField(line)
+	if err != nil {
+		return err
+	}
+	switch {
+	case equalFold(name, "host"):
+		f.hosts++
+		r.host = string(value)
+	case equalFold(name, "origin"):
+		r.origin = string(value)
+	case equalFold(name, "connection"):
+		forEachToken(value, func(t []byte) {
+			f.connUpgrade = f.connUpgrade || equalFold(t, "upgrade")
+			f.connClose = f.connClose || equalFold(t, "close")
+			f.keepAlive = f.keepAlive || equalFold(t, "keep-alive")
+		})
+	case equalFold(name, "upgrade"):
+		f.upgradeField = true
+		forEachToken(value, func(t []byte) {
+			f.websocket = f.websocket || equalFold(t, "websocket")
+		})
+	case equalFold(name, "content-length"):
+		n, err := parseContentLength(value)
+		if err != nil {
+			return err
+		}
+		if f.lengths > 0 && n != f.contentLength {
+			return badHead("conflicting Content-Length fields")
+		}
+		f.lengths++
+		f.contentLength = n
+	case equalFold(name, "transfer-encoding"):
+		f.te++
+		if !equalFold(bytes.TrimSpace(value), "chunked") {
+			return notImplemented("Transfer-Encoding other than chunked")
+		}
+	}
+	return nil
 }
 
 func (r *requestHead) parseRequestLine(line []byte) error {

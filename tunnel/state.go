@@ -1,0 +1,276 @@
+package tunnel
+
+import "time"
+
+// The tunnel's state machine: its states, the events that move it, and the
+// one transition function, step; then the parking phases of each way.
+
+// state is the tunnel's; it only moves forward (awaiting → relaying or
+// open → halfClosed → closing or cut → done), except that closing may
+// still become cut.
+type state uint8
+
+const (
+	awaiting   state = iota // the way up runs; no response relayed yet
+	relaying                // a response body goes down; the tunnel stops after it
+	open                    // upgraded: bytes both ways
+	halfClosed              // upgraded, one way ended cleanly: the other has until lingerAt
+	closing                 // stopping; the client gets a goodbye
+	cut                     // stopping at once; no goodbye
+	done                    // both ways ended
+)
+
+var stateNames = [...]string{"awaiting", "relaying", "open", "half-closed", "closing", "cut", "done"}
+
+func (s state) String() string { return stateNames[s] }
+
+// event is what happened to a tunnel; step decides what it means.
+type event uint8
+
+const (
+	evRelay        event = iota // the response head was relayed; its body follows
+	evUpgrade                   // the 101 was relayed; bytes flow both ways
+	evStop                      // Stop(Graceful), or a graceful Abandon
+	evCut                       // Stop(Cut), or Abandon(Cut)
+	evAbandon                   // the way down will not run
+	evEOF                       // d's source ended cleanly
+	evComplete                  // d (down) copied all of the response
+	evClientBroke               // a read from or a write to the client failed
+	evBackendBroke              // a read from or a write to the backend failed
+	evIdle                      // no byte either way for the idle time
+	evLingerOver                // the open way of a half-closed tunnel stayed quiet for Linger
+	evEnded                     // d's goroutine is done with it
+)
+
+// action is what step leaves to its caller, to do without the lock.
+type action uint8
+
+const (
+	actPassEOF action = 1 << iota // pass d's end on to its destination
+	actFinish                     // the tunnel is done: close and report
+)
+
+// step is the tunnel's transition function: every change of its state
+// happens here, with t.mu held, and the deadlines are set to match.
+func (t *Tunnel) step(ev event, d *direction, err error) action {
+	before := t.state
+	var act action
+	switch ev {
+	case evRelay:
+		t.moveTo(relaying)
+	case evUpgrade:
+		t.moveTo(open)
+	case evStop:
+		t.settle(Stopped, nil)
+		t.moveTo(closing)
+	case evCut:
+		t.settle(Stopped, nil)
+		t.moveTo(cut)
+	case evEOF, evComplete:
+		act = t.wayEnded(ev, d)
+	case evClientBroke:
+		t.settle(ClientLost, err)
+		t.moveTo(cut)
+	case evBackendBroke:
+		// The client is fine: it gets a goodbye rather than a reset
+		// that could destroy what it has not read yet.
+		t.settle(BackendLost, err)
+		t.moveTo(closing)
+	case evIdle:
+		t.settle(IdleTimeout, nil)
+		t.moveTo(closing)
+	case evLingerOver:
+		t.moveTo(closing)
+	case evAbandon, evEnded:
+		if d != nil {
+			d.phase = ended
+		}
+		if t.left--; t.left == 0 {
+			t.goodbye = t.state != cut && !(t.clientEOF && t.notified)
+			t.settle(Stopped, nil)
+			t.state = done
+			return actFinish
+		}
+	}
+	if t.state != before {
+		t.applyDeadlines()
+	}
+	return act
+}
+
+// wayEnded handles a clean end of d's source.
+func (t *Tunnel) wayEnded(ev event, d *direction) action {
+	switch {
+	case d.up:
+		t.clientEOF = true
+		t.settle(ClientClosed, nil)
+	case ev == evComplete:
+		t.settle(ResponseComplete, nil)
+	default:
+		t.settle(BackendClosed, nil)
+	}
+	switch t.state {
+	case awaiting:
+		return actPassEOF // the request's end goes on; the response is still to come
+	case relaying:
+		if d.up {
+			return actPassEOF
+		}
+		t.moveTo(closing) // the response is over
+	case open:
+		t.state = halfClosed
+		t.lingerAt = time.Now().Add(Linger)
+		return actPassEOF
+	case halfClosed:
+		return actPassEOF // both halves closed: tell the client all the same
+	}
+	return 0
+}
+
+// moveTo changes the state; stops never go back, and done is final.
+func (t *Tunnel) moveTo(s state) {
+	switch {
+	case t.state == done || t.state == cut:
+	case t.state == closing && s != cut:
+	case s >= closing || s > t.state:
+		t.state = s
+	}
+}
+
+// settle records what ended the tunnel; the first end stays.
+func (t *Tunnel) settle(e End, err error) {
+	if t.end == 0 {
+		t.end, t.endErr = e, err
+	}
+}
+
+// applyDeadlines sets every socket's deadlines for the state just
+// entered, and wakes parked ways that must see it.
+func (t *Tunnel) applyDeadlines() {
+	switch t.state {
+	case cut:
+		t.client.SetDeadline(past)
+		t.backend.SetDeadline(past)
+	case closing:
+		t.client.SetReadDeadline(past)
+		t.client.SetWriteDeadline(time.Now().Add(writeGrace))
+		t.backend.SetDeadline(past)
+	default:
+		for _, d := range t.dirs {
+			if d != nil && (d.phase == running || d.phase == parkAsked) {
+				d.src.SetReadDeadline(t.readDeadline(d))
+			}
+		}
+		return
+	}
+	for _, d := range t.dirs {
+		if d != nil && d.phase == parked {
+			t.wake(d)
+		}
+	}
+}
+
+// idle is the quiet a tunnel in its current state may have.
+func (t *Tunnel) idle() time.Duration {
+	switch t.state {
+	case awaiting:
+		return max(t.opts.Idle, t.opts.ResponseIdle)
+	case relaying:
+		return t.opts.ResponseIdle
+	}
+	return t.opts.Idle
+}
+
+// readDeadline is when a wait on d's source must end: now when stopping
+// or asked to park, at lingerAt when half-closed, else when the idle
+// time since the last byte is up.
+func (t *Tunnel) readDeadline(d *direction) time.Time {
+	switch {
+	case t.state >= closing || d.phase == parkAsked:
+		return past
+	case t.state == halfClosed:
+		return t.lingerAt
+	}
+	return time.Unix(0, t.lastActive.Load()).Add(t.idle())
+}
+
+// waitOver decides what a read deadline on d's source means, now that it
+// has passed: pump again (the deadline moved), or the way parks (parked)
+// or ends with the event to step with (0: nothing new, it is stopping).
+func (t *Tunnel) waitOver(d *direction) (again, parkedNow bool, ev event) {
+	now := time.Now()
+	switch {
+	case t.state >= closing:
+		return false, false, 0
+	case d.phase == parkAsked:
+		if t.park(d) {
+			return false, true, 0
+		}
+	case t.state == halfClosed && !now.Before(t.lingerAt):
+		return false, false, evLingerOver
+	case t.state != halfClosed && !now.Before(time.Unix(0, t.lastActive.Load()).Add(t.idle())):
+		return false, false, evIdle
+	}
+	d.src.SetReadDeadline(t.readDeadline(d))
+	return true, false, 0
+}
+
+// Parking, as seen from the tunnel: a way is running, asked to park (its
+// read deadline is in the past), parked (no goroutine), or ended.
+type phase uint8
+
+const (
+	running phase = iota
+	parkAsked
+	parked
+	ended
+)
+
+// sweep asks the quiet ways of an upgraded tunnel to park, and wakes
+// parked ones whose idle or linger time is over, so that they end.
+func (t *Tunnel) sweep(now time.Time, quietFor time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state != open && t.state != halfClosed {
+		return
+	}
+	last := time.Unix(0, t.lastActive.Load())
+	over := (t.state == open && !now.Before(last.Add(t.opts.Idle))) || (t.state == halfClosed && !now.Before(t.lingerAt))
+	for _, d := range t.dirs {
+		switch {
+		case d == nil || d.fd < 0:
+		case d.phase == parked && over:
+			t.wake(d)
+		case d.phase == running && now.Sub(last) >= quietFor:
+			d.phase = parkAsked
+			d.src.SetReadDeadline(past)
+		}
+	}
+}
+
+// park hands d's socket to the parker; false leaves d running.
+func (t *Tunnel) park(d *direction) bool {
+	if err := t.opts.Parker.add(d); err != nil {
+		d.phase = running
+		return false
+	}
+	d.phase = parked
+	return true
+}
+
+// woken is the parker's call when a parked way's socket is readable.
+func (t *Tunnel) woken(d *direction) {
+	t.mu.Lock()
+	if d.phase == parked {
+		t.wake(d)
+	}
+	t.mu.Unlock()
+}
+
+// wake carries a parked way on in a fresh goroutine.
+func (t *Tunnel) wake(d *direction) {
+	t.opts.Parker.remove(d)
+	d.phase = running
+	d.src.SetReadDeadline(t.readDeadline(d))
+	go d.run()
+}

@@ -47,15 +47,7 @@ func (o options) runs(scenario string) bool {
 }
 
 func run() error {
-	var o options
-	flag.StringVar(&o.out, "out", "bench/results", "where the table and chart go")
-	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured run (each runs twice per proxy, in ABBA order)")
-	flag.IntVar(&o.clients, "clients", 8, "closed-loop clients in the sessions scenario")
-	flag.IntVar(&o.idle, "idle", 5000, "sessions held in the idle scenario")
-	flag.DurationVar(&o.hold, "hold", 10*time.Second, "how long the idle sessions stay quiet before each must echo")
-	flag.StringVar(&o.only, "only", "", "run only these scenarios (comma-separated: sessions,messages,bulk,idle), for profiling")
-	flag.Parse()
-
+	o := parseOptions()
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		return fmt.Errorf("haproxy is not installed (apt-get install -y haproxy; make bench does it)")
 	}
@@ -64,32 +56,15 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(work)
-
-	bin := filepath.Join(work, "cloudxr-wss-proxy")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building the proxy: %w", err)
+	bin, err := buildProxy(work)
+	if err != nil {
+		return err
 	}
 	env, err := describeMachine()
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, env)
-
-	// Certificates: the same ECDSA P-256 and RSA-2048 for both; then each
-	// proxy's default (ours generates ECDSA, the container RSA-2048).
-	ecdsaDir, rsaDir, oursDefault, haDefault := filepath.Join(work, "ecdsa"), filepath.Join(work, "rsa"), filepath.Join(work, "ours-default"), filepath.Join(work, "ha-default")
-	if err := writeECDSA(ecdsaDir); err != nil {
-		return err
-	}
-	if err := writeRSA(rsaDir); err != nil {
-		return err
-	}
-	if err := writeRSA(haDefault); err != nil {
-		return err
-	}
-
 	// The stand-in for the CloudXR runtime, echoing raw bytes: it costs
 	// little, and the same for both proxies.
 	backend, err := wstest.StartBackendWith("127.0.0.1:0", func(b *wstest.Backend) { b.RawEcho = true })
@@ -98,66 +73,129 @@ func run() error {
 	}
 	defer backend.Close()
 
-	var rep report
-	rep.env = env
-	rep.opts = o
+	b := &bench{o: o, bin: bin, work: work, port: backend.Port(), rep: report{env: env, opts: o}}
+	if err := b.certificates(); err != nil {
+		return err
+	}
+	if err := b.sessionScenarios(); err != nil {
+		return err
+	}
+	if err := b.dataScenarios(); err != nil {
+		return err
+	}
+	return b.rep.write(o.out)
+}
+
+func parseOptions() options {
+	var o options
+	flag.StringVar(&o.out, "out", "bench/results", "where the table and chart go")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured run (each runs twice per proxy, in ABBA order)")
+	flag.IntVar(&o.clients, "clients", 8, "closed-loop clients in the sessions scenario")
+	flag.IntVar(&o.idle, "idle", 5000, "sessions held in the idle scenario")
+	flag.DurationVar(&o.hold, "hold", 10*time.Second, "how long the idle sessions stay quiet before each must echo")
+	flag.StringVar(&o.only, "only", "", "run only these scenarios (comma-separated: sessions,messages,bulk,idle), for profiling")
+	flag.Parse()
+	return o
+}
+
+func buildProxy(work string) (string, error) {
+	bin := filepath.Join(work, "cloudxr-wss-proxy")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("building the proxy: %w", err)
+	}
+	return bin, nil
+}
+
+// bench is one run of every scenario.
+type bench struct {
+	o         options
+	bin, work string
+	port      int // the backend's
+	rep       report
+}
+
+func (b *bench) dir(name string) string { return filepath.Join(b.work, name) }
+
+// certificates writes the same ECDSA P-256 and RSA-2048 for both; then
+// each proxy's default (ours generates ECDSA, the container RSA-2048).
+func (b *bench) certificates() error {
+	for _, w := range []struct {
+		dir   string
+		write func(string) error
+	}{{"ecdsa", writeECDSA}, {"rsa", writeRSA}, {"ha-default", writeRSA}} {
+		if err := w.write(b.dir(w.dir)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) sessionScenarios() error {
+	if !b.o.runs("sessions") {
+		return nil
+	}
+	ecdsa, rsa := b.dir("ecdsa"), b.dir("rsa")
 	for _, c := range []struct {
 		label         string
 		oursDir, haPM string
 		env           []string
 		resume        bool // tickets on for both, clients resume
 	}{
-		{"ECDSA P-256, same certificate", ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), nil, false},
-		{"ECDSA P-256, same certificate and key exchange (ours with TLS_POST_QUANTUM=false)", ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), []string{"TLS_POST_QUANTUM=false"}, false},
-		{"RSA-2048, same certificate", rsaDir, filepath.Join(rsaDir, "server.pem"), nil, false},
-		{"each with its default certificate", oursDefault, filepath.Join(haDefault, "server.pem"), nil, false},
-		{"ECDSA P-256, session resumption on for both (an option; off by default)", ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), []string{"TLS_SESSION_TICKETS=true"}, true},
+		{"ECDSA P-256, same certificate", ecdsa, filepath.Join(ecdsa, "server.pem"), nil, false},
+		{"ECDSA P-256, same certificate and key exchange (ours with TLS_POST_QUANTUM=false)", ecdsa, filepath.Join(ecdsa, "server.pem"), []string{"TLS_POST_QUANTUM=false"}, false},
+		{"RSA-2048, same certificate", rsa, filepath.Join(rsa, "server.pem"), nil, false},
+		{"each with its default certificate", b.dir("ours-default"), filepath.Join(b.dir("ha-default"), "server.pem"), nil, false},
+		{"ECDSA P-256, session resumption on for both (an option; off by default)", ecdsa, filepath.Join(ecdsa, "server.pem"), []string{"TLS_SESSION_TICKETS=true"}, true},
 	} {
-		if !o.runs("sessions") {
-			break
-		}
-		pair, err := startPair(bin, c.oursDir, c.haPM, backend.Port(), work, c.resume, c.env...)
+		pair, err := startPair(b.bin, c.oursDir, c.haPM, b.port, b.work, c.resume, c.env...)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "sessions (%s)...\n", c.label)
-		r, err := abba(pair, func(p *proxy) (measured, error) { return runSessions(p, o.clients, o.duration, c.resume) })
+		r, err := abba(pair, func(p *proxy) (measured, error) { return runSessions(p, b.o.clients, b.o.duration, c.resume) })
 		pair.stop()
 		if err != nil {
 			return err
 		}
-		rep.sessions = append(rep.sessions, labelled{c.label, r})
+		b.rep.sessions = append(b.rep.sessions, labelled{c.label, r})
 	}
+	return nil
+}
 
-	pair, err := startPair(bin, ecdsaDir, filepath.Join(ecdsaDir, "server.pem"), backend.Port(), work, false)
+// dataScenarios: messages, bulk and idle, on one pair with the same ECDSA
+// certificate.
+func (b *bench) dataScenarios() error {
+	pair, err := startPair(b.bin, b.dir("ecdsa"), filepath.Join(b.dir("ecdsa"), "server.pem"), b.port, b.work, false)
 	if err != nil {
 		return err
 	}
 	defer pair.stop()
-	if o.runs("messages") {
+	if b.o.runs("messages") {
 		fmt.Fprintln(os.Stderr, "messages...")
-		if rep.messages, err = abba(pair, func(p *proxy) (measured, error) { return runMessages(p, 8, o.duration) }); err != nil {
+		if b.rep.messages, err = abba(pair, func(p *proxy) (measured, error) { return runMessages(p, 8, b.o.duration) }); err != nil {
 			return err
 		}
 	}
-	if o.runs("bulk") {
+	if b.o.runs("bulk") {
 		fmt.Fprintln(os.Stderr, "bulk...")
-		if rep.bulk, err = abba(pair, func(p *proxy) (measured, error) { return runBulk(p, 4, o.duration) }); err != nil {
+		if b.rep.bulk, err = abba(pair, func(p *proxy) (measured, error) { return runBulk(p, 4, b.o.duration) }); err != nil {
 			return err
 		}
 	}
 	for i, p := range []*proxy{pair.ours, pair.ha} {
-		if !o.runs("idle") {
+		if !b.o.runs("idle") {
 			break
 		}
-		fmt.Fprintf(os.Stderr, "idle %d sessions on %s...\n", o.idle, p.name)
-		m, err := runIdle(p, o.idle, o.hold)
+		fmt.Fprintf(os.Stderr, "idle %d sessions on %s...\n", b.o.idle, p.name)
+		m, err := runIdle(p, b.o.idle, b.o.hold)
 		if err != nil {
 			return fmt.Errorf("idle on %s: %w", p.name, err)
 		}
-		rep.idle[i] = m
+		b.rep.idle[i] = m
 	}
-	return rep.write(o.out)
+	return nil
 }
 
 // pair is our proxy and HAProxy, both running, on the same backend.

@@ -184,7 +184,39 @@ func servedLeaf(t *testing.T, addr string, cfg *tls.Config) *x509.Certificate {
 
 func TestContainerImage(t *testing.T) {
 	buildImage(t)
+	checkImageConfig(t)
 
+	b := backend(t)
+	port := freePort(t)
+	volume := fmt.Sprintf("cxp-test-certs-%d", os.Getpid())
+	podman(t, "volume", "rm", "-f", volume)
+	t.Cleanup(func() { podman(t, "volume", "rm", "-f", volume) })
+	// The HAProxy image's README command, with free ports for the test.
+	r := containerRun{
+		env: []string{"-e", "BACKEND_HOST=localhost", "-e", fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
+			"-e", fmt.Sprintf("PROXY_PORT=%d", port), "-e", fmt.Sprintf("ADMIN_ADDRESS=127.0.0.1:%d", freePort(t))},
+		volume: volume,
+		addr:   fmt.Sprintf("127.0.0.1:%d", port),
+	}
+	t.Run("echo with the generated certificate", r.generatedCertificate)
+	if t.Failed() {
+		return
+	}
+	t.Run("named volume survives re-creation", r.volumeSurvives)
+	t.Run("read-only server.pem", r.readOnlyPEM)
+}
+
+// containerRun is what the container test's steps share.
+type containerRun struct {
+	env     []string
+	volume  string
+	addr    string
+	firstFP string // the certificate generated into the volume
+}
+
+// checkImageConfig checks the image's user, port, volume, environment,
+// labels and HEALTHCHECK.
+func checkImageConfig(t *testing.T) {
 	var img []struct {
 		Config struct {
 			User         string
@@ -218,116 +250,110 @@ func TestContainerImage(t *testing.T) {
 	if strings.Join(img[0].Healthcheck.Test, " ") != "CMD /cloudxr-wss-proxy healthcheck" {
 		t.Errorf("HEALTHCHECK: %v", img[0].Healthcheck.Test)
 	}
+}
 
-	b := backend(t)
-	port := freePort(t)
-	volume := fmt.Sprintf("cxp-test-certs-%d", os.Getpid())
-	podman(t, "volume", "rm", "-f", volume)
-	t.Cleanup(func() { podman(t, "volume", "rm", "-f", volume) })
-	// The HAProxy image's README command, with free ports for the test.
-	env := []string{"-e", "BACKEND_HOST=localhost", "-e", fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
-		"-e", fmt.Sprintf("PROXY_PORT=%d", port), "-e", fmt.Sprintf("ADMIN_ADDRESS=127.0.0.1:%d", freePort(t))}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-
-	var firstFP string
-	t.Run("echo with the generated certificate", func(t *testing.T) {
-		c := runContainer(t, "cxp-test-gen", append(env, "-v", volume+":"+certMount)...)
-		gen := c.waitLog("generated a certificate")
-		c.waitLog("listening")
-		mount := strings.TrimSpace(mustPodman(t, "volume", "inspect", volume, "--format", "{{.Mountpoint}}"))
-		trust := trustPEM(t, filepath.Join(mount, "ca.crt"))
-		firstFP = certs.Fingerprint(servedLeaf(t, addr, trust))
-		if firstFP != gen["sha256"] {
-			t.Fatalf("served %s, log says %v", firstFP, gen["sha256"])
-		}
-		var ws *wstest.Client
-		waitFor(t, 20*time.Second, "the backend marked up", func() bool {
-			var err error
-			ws, err = wstest.Dial(addr, "/sign_in?peer_id=1", trust)
-			return err == nil
-		})
-		if err := ws.Echo("through the container", 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		ws.Close()
-		// `podman logs` shows the session in the JSON access log.
-		end := c.waitLog("session ended")
-		if end["path"] != "/sign_in?peer_id=1" || end["status"] != float64(101) {
-			t.Errorf("session log line: %v", end)
-		}
-
-		// The image's HEALTHCHECK, as the engine runs it.
-		if out, err := podman(t, "healthcheck", "run", c.name); err != nil {
-			t.Errorf("HEALTHCHECK failed: %v %s", err, out)
-		}
-		var state []struct {
-			State struct{ Health struct{ Status string } }
-		}
-		json.Unmarshal([]byte(mustPodman(t, "inspect", c.name)), &state)
-		if len(state) != 1 || state[0].State.Health.Status != "healthy" {
-			t.Errorf("health status after the check: %+v", state)
-		}
-
-		// podman stop sends SIGTERM: a graceful exit 0 well within its 10 s.
-		start := time.Now()
-		mustPodman(t, "stop", "-t", "10", c.name)
-		if took := time.Since(start); took > 9*time.Second {
-			t.Errorf("podman stop took %v: SIGTERM not handled", took)
-		}
-		if code := strings.TrimSpace(mustPodman(t, "inspect", c.name, "--format", "{{.State.ExitCode}}")); code != "0" {
-			t.Errorf("exit code %s after podman stop", code)
-		}
-		if !c.logged("stopped") {
-			t.Error("no \"stopped\" line after podman stop")
-		}
+func (r *containerRun) generatedCertificate(t *testing.T) {
+	env, volume, addr := r.env, r.volume, r.addr
+	c := runContainer(t, "cxp-test-gen", append(env, "-v", volume+":"+certMount)...)
+	gen := c.waitLog("generated a certificate")
+	c.waitLog("listening")
+	mount := strings.TrimSpace(mustPodman(t, "volume", "inspect", volume, "--format", "{{.Mountpoint}}"))
+	trust := trustPEM(t, filepath.Join(mount, "ca.crt"))
+	firstFP := certs.Fingerprint(servedLeaf(t, addr, trust))
+	if firstFP != gen["sha256"] {
+		t.Fatalf("served %s, log says %v", firstFP, gen["sha256"])
+	}
+	var ws *wstest.Client
+	waitFor(t, 20*time.Second, "the backend marked up", func() bool {
+		var err error
+		ws, err = wstest.Dial(addr, "/sign_in?peer_id=1", trust)
+		return err == nil
 	})
-	if t.Failed() {
-		return
+	if err := ws.Echo("through the container", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ws.Close()
+	// `podman logs` shows the session in the JSON access log.
+	end := c.waitLog("session ended")
+	if end["path"] != "/sign_in?peer_id=1" || end["status"] != float64(101) {
+		t.Errorf("session log line: %v", end)
+	}
+	r.firstFP = firstFP
+	checkHealthAndStop(t, c)
+}
+
+// checkHealthAndStop runs the image's HEALTHCHECK, then podman stop.
+func checkHealthAndStop(t *testing.T, c *container) {
+	// The image's HEALTHCHECK, as the engine runs it.
+	if out, err := podman(t, "healthcheck", "run", c.name); err != nil {
+		t.Errorf("HEALTHCHECK failed: %v %s", err, out)
+	}
+	var state []struct {
+		State struct{ Health struct{ Status string } }
+	}
+	json.Unmarshal([]byte(mustPodman(t, "inspect", c.name)), &state)
+	if len(state) != 1 || state[0].State.Health.Status != "healthy" {
+		t.Errorf("health status after the check: %+v", state)
 	}
 
-	t.Run("named volume survives re-creation", func(t *testing.T) {
-		c := runContainer(t, "cxp-test-gen", append(env, "-v", volume+":"+certMount)...)
-		reused := c.waitLog("reusing the certificate generated earlier")
-		if reused["sha256"] != firstFP {
-			t.Errorf("re-created container serves %v, first one generated %s", reused["sha256"], firstFP)
-		}
-		mount := strings.TrimSpace(mustPodman(t, "volume", "inspect", volume, "--format", "{{.Mountpoint}}"))
-		if got := certs.Fingerprint(servedLeaf(t, addr, trustPEM(t, filepath.Join(mount, "ca.crt")))); got != firstFP {
-			t.Errorf("served %s after re-creation, want %s", got, firstFP)
-		}
-		if c.logged("generated a certificate") || c.logged("created a local CA; trust it once on each headset (see https://<host>:<port>/)") {
-			t.Error("a new certificate or CA was generated although the volume kept the old one")
-		}
-	})
+	// podman stop sends SIGTERM: a graceful exit 0 well within its 10 s.
+	start := time.Now()
+	mustPodman(t, "stop", "-t", "10", c.name)
+	if took := time.Since(start); took > 9*time.Second {
+		t.Errorf("podman stop took %v: SIGTERM not handled", took)
+	}
+	if code := strings.TrimSpace(mustPodman(t, "inspect", c.name, "--format", "{{.State.ExitCode}}")); code != "0" {
+		t.Errorf("exit code %s after podman stop", code)
+	}
+	if !c.logged("stopped") {
+		t.Error("no \"stopped\" line after podman stop")
+	}
+}
 
-	t.Run("read-only server.pem", func(t *testing.T) {
-		pemPath, der := writeUserPEM(t)
-		before, _ := os.ReadFile(pemPath)
-		c := runContainer(t, "cxp-test-user", append(env, "-v", pemPath+":"+certMount+"/server.pem:ro")...)
-		c.waitLog("loaded your certificate; it is only read, never changed")
-		leafCert, _ := x509.ParseCertificate(der)
-		pool := x509.NewCertPool()
-		pool.AddCert(leafCert)
-		if got := servedLeaf(t, addr, &tls.Config{RootCAs: pool, ServerName: "localhost"}); !bytes.Equal(got.Raw, der) {
-			t.Error("the mounted server.pem is not what is served")
-		}
-		// And the portal says so to a browser (no CA download for a user certificate).
-		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
-		resp, err := hc.Get("https://" + addr + "/status.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st map[string]any
-		json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
-		if cert, _ := st["certificate"].(map[string]any); cert == nil || cert["source"] == "generated" {
-			t.Errorf("status.json certificate: %v", st["certificate"])
-		}
-		mustPodman(t, "stop", "-t", "10", c.name)
-		if after, _ := os.ReadFile(pemPath); !bytes.Equal(after, before) {
-			t.Error("the mounted server.pem changed")
-		}
-	})
+func (r *containerRun) volumeSurvives(t *testing.T) {
+	env, volume, addr, firstFP := r.env, r.volume, r.addr, r.firstFP
+	c := runContainer(t, "cxp-test-gen", append(env, "-v", volume+":"+certMount)...)
+	reused := c.waitLog("reusing the certificate generated earlier")
+	if reused["sha256"] != firstFP {
+		t.Errorf("re-created container serves %v, first one generated %s", reused["sha256"], firstFP)
+	}
+	mount := strings.TrimSpace(mustPodman(t, "volume", "inspect", volume, "--format", "{{.Mountpoint}}"))
+	if got := certs.Fingerprint(servedLeaf(t, addr, trustPEM(t, filepath.Join(mount, "ca.crt")))); got != firstFP {
+		t.Errorf("served %s after re-creation, want %s", got, firstFP)
+	}
+	if c.logged("generated a certificate") || c.logged("created a local CA; trust it once on each headset (see https://<host>:<port>/)") {
+		t.Error("a new certificate or CA was generated although the volume kept the old one")
+	}
+}
+
+func (r *containerRun) readOnlyPEM(t *testing.T) {
+	env, addr := r.env, r.addr
+	pemPath, der := writeUserPEM(t)
+	before, _ := os.ReadFile(pemPath)
+	c := runContainer(t, "cxp-test-user", append(env, "-v", pemPath+":"+certMount+"/server.pem:ro")...)
+	c.waitLog("loaded your certificate; it is only read, never changed")
+	leafCert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leafCert)
+	if got := servedLeaf(t, addr, &tls.Config{RootCAs: pool, ServerName: "localhost"}); !bytes.Equal(got.Raw, der) {
+		t.Error("the mounted server.pem is not what is served")
+	}
+	// And the portal says so to a browser (no CA download for a user certificate).
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+	resp, err := hc.Get("https://" + addr + "/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if cert, _ := st["certificate"].(map[string]any); cert == nil || cert["source"] == "generated" {
+		t.Errorf("status.json certificate: %v", st["certificate"])
+	}
+	mustPodman(t, "stop", "-t", "10", c.name)
+	if after, _ := os.ReadFile(pemPath); !bytes.Equal(after, before) {
+		t.Error("the mounted server.pem changed")
+	}
 }
 
 // writeUserPEM writes a self-signed ECDSA server.pem for localhost, readable

@@ -162,13 +162,22 @@ func enableInq(fd int) {
 // once only a FIN is left (tcp_inq_hint in the kernel's net/ipv4/tcp.c).
 // Without the hint it says more, so the caller reads until EAGAIN.
 func readPending(fd int, buf []byte, oob *inqBuf) (n int, more bool, err error) {
-	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob[:], 0)
+	// unix.Recvmsg would allocate its source address on every call; a
+	// connected socket has none to report.
+	iov := unix.Iovec{Base: &buf[0]}
+	iov.SetLen(len(buf))
+	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &oob[0]}
+	msg.SetControllen(len(oob))
+	r, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), 0)
+	if errno != 0 {
+		return 0, false, errno
+	}
 	more = true
-	if err == nil && oobn >= unix.SizeofCmsghdr+4 {
+	if msg.Controllen >= unix.SizeofCmsghdr+4 {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		if h.Level == unix.SOL_TCP && h.Type == unix.TCP_CM_INQ {
 			more = binary.NativeEndian.Uint32(oob[unix.SizeofCmsghdr:]) != 0
 		}
 	}
-	return n, more, err
+	return int(r), more, nil
 }

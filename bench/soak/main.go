@@ -37,16 +37,28 @@ func main() {
 	}
 }
 
-func run() error {
-	var (
-		duration = flag.Duration("duration", 10*time.Minute, "how long to run")
-		workers  = flag.Int("workers", 1000, "sessions open at once, each worker opening one after another")
-		restart  = flag.Duration("restart-every", 10*time.Second, "stop the backend, and start it again, this often (0: never)")
-		messages = flag.Int("messages", 4, "echoed messages per session")
-		maxMsg   = flag.Int("max-message", 16<<10, "largest message, bytes (sizes are random from 1)")
-	)
-	flag.Parse()
+// flags are the soak's settings.
+type flags struct {
+	duration, restart time.Duration
+	workers           int
+	messages, maxMsg  int
+}
 
+func parseFlags() flags {
+	var f flags
+	flag.DurationVar(&f.duration, "duration", 10*time.Minute, "how long to run")
+	flag.IntVar(&f.workers, "workers", 1000, "sessions open at once, each worker opening one after another")
+	flag.DurationVar(&f.restart, "restart-every", 10*time.Second, "stop the backend, and start it again, this often (0: never)")
+	flag.IntVar(&f.messages, "messages", 4, "echoed messages per session")
+	flag.IntVar(&f.maxMsg, "max-message", 16<<10, "largest message, bytes (sizes are random from 1)")
+	flag.Parse()
+	return f
+}
+
+// run: build and start the proxy and the backend, take the proxy's
+// footprint, soak, and judge the outcomes and the footprint after.
+func run() error {
+	f := parseFlags()
 	work, err := os.MkdirTemp("", "cxp-soak")
 	if err != nil {
 		return err
@@ -58,13 +70,11 @@ func run() error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building the proxy: %w", err)
 	}
-
 	be, err := soak.StartBackend("127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	defer be.Close()
-
 	p, err := startProxy(bin, work, be.Addr())
 	if err != nil {
 		return err
@@ -74,38 +84,46 @@ func run() error {
 	if err != nil {
 		return err
 	}
-
-	// One session first, so that what starts on first use is running.
-	if c, err := wstest.Dial(p.addr, "/warm-up", trust); err != nil {
-		return fmt.Errorf("warm-up session: %w", err)
-	} else {
-		c.Echo("warm", 5*time.Second)
-		c.Close()
-	}
-	before, err := soak.Await(p.pid(), p.admin, 30*time.Second, func(s soak.Snapshot) bool { return s.OpenSessions == 0 })
+	before, err := warmUp(p, trust)
 	if err != nil {
 		return err
 	}
-
 	fmt.Printf("soak: %d workers for %v, backend restarted every %v, %d messages of up to %d bytes per session\n",
-		*workers, *duration, *restart, *messages, *maxMsg)
+		f.workers, f.duration, f.restart, f.messages, f.maxMsg)
 	fmt.Printf("machine: %d CPUs, %s\n", runtime.NumCPU(), runtime.Version())
 	fmt.Printf("proxy at start: %v\n", before)
 	o := soak.Options{
-		Addr: p.addr, TLS: trust, Workers: *workers, Duration: *duration,
-		Messages: *messages, MaxMessage: *maxMsg, Stall: 10 * time.Second,
+		Addr: p.addr, TLS: trust, Workers: f.workers, Duration: f.duration,
+		Messages: f.messages, MaxMessage: f.maxMsg, Stall: 10 * time.Second,
 	}
-	if *restart > 0 {
-		o.Restart, o.RestartEvery = be.Toggle, *restart/2
+	if f.restart > 0 {
+		o.Restart, o.RestartEvery = be.Toggle, f.restart/2
 	}
 	o.Watch = func() (soak.Snapshot, error) { return soak.Take(p.pid(), p.admin) }
 	res := soak.Run(o)
 	if err := be.EnsureRunning(); err != nil {
 		return err
 	}
+	return judge(p, before, res)
+}
+
+// warmUp runs one session first, so that what starts on first use is
+// running, and returns the proxy's footprint once it has ended.
+func warmUp(p *proxyProc, trust *tls.Config) (soak.Snapshot, error) {
+	c, err := wstest.Dial(p.addr, "/warm-up", trust)
+	if err != nil {
+		return soak.Snapshot{}, fmt.Errorf("warm-up session: %w", err)
+	}
+	c.Echo("warm", 5*time.Second)
+	c.Close()
+	return soak.Await(p.pid(), p.admin, 30*time.Second, func(s soak.Snapshot) bool { return s.OpenSessions == 0 })
+}
+
+// judge prints the outcomes and the footprint, and fails on an outcome a
+// restart must not cause or a proxy that does not return to its baseline.
+func judge(p *proxyProc, before soak.Snapshot, res *soak.Result) error {
 	fmt.Print(res.Report())
 	fmt.Printf("proxy at peak:  %v\n", res.Peak)
-
 	after, err := soak.Await(p.pid(), p.admin, 30*time.Second, func(s soak.Snapshot) bool { return soak.Settled(before, res.Peak, s) })
 	fmt.Printf("proxy at end:   %v\n", after)
 	if err == nil {

@@ -156,12 +156,22 @@ func (rep *report) svg() string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, w, h)
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>`)
-	colors := [2]string{"#1f77b4", "#d62728"}
-	names := [2]string{"cloudxr-wss-proxy", "HAProxy"}
+	rep.latencyChart(&b)
+	rep.ratioChart(&b)
+	fmt.Fprintf(&b, `<text x="%v" y="416" fill="#555" font-size="10">%s</text>`, 60.0, rep.env)
+	b.WriteString(`</svg>`)
+	return b.String()
+}
 
-	// Left: CDF of round-trip latency, log x.
+var (
+	chartColors = [2]string{"#1f77b4", "#d62728"}
+	chartNames  = [2]string{"cloudxr-wss-proxy", "HAProxy"}
+)
+
+// latencyChart draws the CDF of round-trip latency, log x.
+func (rep *report) latencyChart(b *bytes.Buffer) {
 	x0, y0, pw, ph := 60.0, 40.0, 380.0, 320.0
-	fmt.Fprintf(&b, `<text x="%v" y="24" font-size="14">256 B echo round trip, 8 sessions (CDF)</text>`, x0)
+	fmt.Fprintf(b, `<text x="%v" y="24" font-size="14">256 B echo round trip, 8 sessions (CDF)</text>`, x0)
 	lo, hi := math.Inf(1), 0.0
 	for _, m := range rep.messages {
 		if len(m.lat) > 0 {
@@ -175,17 +185,17 @@ func (rep *report) svg() string {
 	lx := func(v float64) float64 {
 		return x0 + pw*(math.Log10(math.Max(v, lo))-math.Log10(lo))/math.Max(math.Log10(hi)-math.Log10(lo), 1e-9)
 	}
-	fmt.Fprintf(&b, `<rect x="%v" y="%v" width="%v" height="%v" fill="none" stroke="#999"/>`, x0, y0, pw, ph)
+	fmt.Fprintf(b, `<rect x="%v" y="%v" width="%v" height="%v" fill="none" stroke="#999"/>`, x0, y0, pw, ph)
 	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
 		v := math.Pow(10, e)
 		if v < lo || v > hi {
 			continue
 		}
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%v" x2="%.1f" y2="%v" stroke="#eee"/><text x="%.1f" y="%v" text-anchor="middle">%g µs</text>`, lx(v), y0, lx(v), y0+ph, lx(v), y0+ph+16, v)
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%v" x2="%.1f" y2="%v" stroke="#eee"/><text x="%.1f" y="%v" text-anchor="middle">%g µs</text>`, lx(v), y0, lx(v), y0+ph, lx(v), y0+ph+16, v)
 	}
 	for _, q := range []float64{0, 0.25, 0.5, 0.75, 0.9, 1} {
 		y := y0 + ph*(1-q)
-		fmt.Fprintf(&b, `<text x="%v" y="%.1f" text-anchor="end">%g</text>`, x0-6, y+4, q)
+		fmt.Fprintf(b, `<text x="%v" y="%.1f" text-anchor="end">%g</text>`, x0-6, y+4, q)
 	}
 	for i, m := range rep.messages {
 		if len(m.lat) == 0 {
@@ -197,13 +207,16 @@ func (rep *report) svg() string {
 			q := float64(k) / float64(len(m.lat))
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", lx(us(m.lat[k])), y0+ph*(1-q)))
 		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, colors[i], strings.Join(pts, " "))
-		fmt.Fprintf(&b, `<text x="%v" y="%v" text-anchor="end" fill="%s">%s: p50 %.0f µs, p99 %.0f µs</text>`, x0+pw-8, y0+ph-36+16*float64(i), colors[i], names[i], us(m.pct(0.5)), us(m.pct(0.99)))
+		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, chartColors[i], strings.Join(pts, " "))
+		fmt.Fprintf(b, `<text x="%v" y="%v" text-anchor="end" fill="%s">%s: p50 %.0f µs, p99 %.0f µs</text>`, x0+pw-8, y0+ph-36+16*float64(i), chartColors[i], chartNames[i], us(m.pct(0.5)), us(m.pct(0.99)))
 	}
+}
 
-	// Right: CPU per operation, ours / HAProxy.
+// ratioChart draws CPU per operation and memory per session, ours /
+// HAProxy, against their targets.
+func (rep *report) ratioChart(b *bytes.Buffer) {
 	rx, rw := 560.0, 360.0
-	fmt.Fprintf(&b, `<text x="%v" y="24" font-size="14">CPU per operation and memory per session, ours / HAProxy</text>`, rx-60)
+	fmt.Fprintf(b, `<text x="%v" y="24" font-size="14">CPU per operation and memory per session, ours / HAProxy</text>`, rx-60)
 	var bars []row
 	for _, r := range rep.rows() {
 		if r.lowerBetter && (strings.HasPrefix(r.figure, "CPU") || strings.HasPrefix(r.figure, "memory")) {
@@ -223,23 +236,20 @@ func (rep *report) svg() string {
 		if math.IsNaN(ratio) {
 			ratio = 0
 		}
-		color := colors[0]
+		color := chartColors[0]
 		if r.target > 0 && ratio > r.target {
 			color = "#ff7f0e"
 		}
-		fmt.Fprintf(&b, `<rect x="%v" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, rx, y+4, rw*ratio/maxR, bh-18, color)
-		fmt.Fprintf(&b, `<text x="%v" y="%.1f">%s: %.2f</text>`, rx, y+bh-2, shorten(r.figure), r.ratio())
+		fmt.Fprintf(b, `<rect x="%v" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, rx, y+4, rw*ratio/maxR, bh-18, color)
+		fmt.Fprintf(b, `<text x="%v" y="%.1f">%s: %.2f</text>`, rx, y+bh-2, shorten(r.figure), r.ratio())
 		if r.target > 0 {
 			tx := rx + rw*r.target/maxR
-			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black" stroke-dasharray="3,2"/>`, tx, y+2, tx, y+bh-12)
+			fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black" stroke-dasharray="3,2"/>`, tx, y+2, tx, y+bh-12)
 		}
 	}
 	one := rx + rw/maxR
-	fmt.Fprintf(&b, `<line x1="%.1f" y1="36" x2="%.1f" y2="364" stroke="#d62728"/><text x="%.1f" y="380" text-anchor="middle" fill="#d62728">HAProxy = 1</text>`, one, one, one)
-	fmt.Fprintf(&b, `<text x="%v" y="404" fill="#555">lower is better; dashed: target; orange: target missed</text>`, rx-60)
-	fmt.Fprintf(&b, `<text x="%v" y="416" fill="#555" font-size="10">%s</text>`, x0, rep.env)
-	b.WriteString(`</svg>`)
-	return b.String()
+	fmt.Fprintf(b, `<line x1="%.1f" y1="36" x2="%.1f" y2="364" stroke="#d62728"/><text x="%.1f" y="380" text-anchor="middle" fill="#d62728">HAProxy = 1</text>`, one, one, one)
+	fmt.Fprintf(b, `<text x="%v" y="404" fill="#555">lower is better; dashed: target; orange: target missed</text>`, rx-60)
 }
 
 func shorten(s string) string {

@@ -84,42 +84,9 @@ func TestAdminProbesAndMetrics(t *testing.T) {
 		c.Close()
 		t.Fatal("untrusting client connected")
 	}
-	var m map[string]float64
-	waitFor(t, 10*time.Second, "metrics for the sessions", func() bool {
-		m = scrape(t, base)
-		total := 0.0
-		for k, v := range m {
-			if strings.HasPrefix(k, "cloudxr_wss_proxy_sessions_total{") {
-				total += v
-			}
-		}
-		return total == n
-	})
 	up := fmt.Sprintf(`cloudxr_wss_proxy_backend_up{backend="%s"}`, b.Addr())
 	down := fmt.Sprintf(`cloudxr_wss_proxy_backend_transitions_total{backend="%s",to="down"}`, b.Addr())
-	for series, want := range map[string]float64{
-		`cloudxr_wss_proxy_tls_handshakes_total`:                                                  n,
-		`cloudxr_wss_proxy_tls_handshake_failures_total{class="client rejected our certificate"}`: 1,
-		up: 1,
-		`cloudxr_wss_proxy_session_duration_seconds_count`: n,
-	} {
-		if m[series] != want {
-			t.Errorf("%s = %v, want %v", series, m[series], want)
-		}
-	}
-	if m[`cloudxr_wss_proxy_bytes_total{direction="client_to_backend"}`] < n*20 || m[`cloudxr_wss_proxy_bytes_total{direction="backend_to_client"}`] < n*20 {
-		t.Errorf("bytes %v / %v", m[`cloudxr_wss_proxy_bytes_total{direction="client_to_backend"}`], m[`cloudxr_wss_proxy_bytes_total{direction="backend_to_client"}`])
-	}
-	if exp := m["cloudxr_wss_proxy_certificate_expiry_timestamp_seconds"]; exp < float64(time.Now().Add(800*24*time.Hour).Unix()) {
-		t.Errorf("certificate expiry %v", exp)
-	}
-	found := false
-	for k := range m {
-		found = found || strings.HasPrefix(k, "cloudxr_wss_proxy_build_info{")
-	}
-	if !found {
-		t.Error("no build_info")
-	}
+	checkSessionMetrics(t, base, n, up)
 
 	// The backend goes away: not ready, and the metric says so.
 	b.Close()
@@ -165,6 +132,46 @@ func TestHealthcheckSubcommand(t *testing.T) {
 	ln.Close()
 	if code, out := run(closed); code != 1 {
 		t.Fatalf("healthcheck against nothing: exit %d: %s", code, out)
+	}
+}
+
+// checkSessionMetrics checks what the metrics say after n sessions, one
+// handshake a client rejected, and the backend up (the series up).
+func checkSessionMetrics(t *testing.T, base string, n float64, up string) {
+	t.Helper()
+	var m map[string]float64
+	waitFor(t, 10*time.Second, "metrics for the sessions", func() bool {
+		m = scrape(t, base)
+		total := 0.0
+		for k, v := range m {
+			if strings.HasPrefix(k, "cloudxr_wss_proxy_sessions_total{") {
+				total += v
+			}
+		}
+		return total == n
+	})
+	for series, want := range map[string]float64{
+		`cloudxr_wss_proxy_tls_handshakes_total`:                                                  n,
+		`cloudxr_wss_proxy_tls_handshake_failures_total{class="client rejected our certificate"}`: 1,
+		up: 1,
+		`cloudxr_wss_proxy_session_duration_seconds_count`: n,
+	} {
+		if m[series] != want {
+			t.Errorf("%s = %v, want %v", series, m[series], want)
+		}
+	}
+	if m[`cloudxr_wss_proxy_bytes_total{direction="client_to_backend"}`] < n*20 || m[`cloudxr_wss_proxy_bytes_total{direction="backend_to_client"}`] < n*20 {
+		t.Errorf("bytes %v / %v", m[`cloudxr_wss_proxy_bytes_total{direction="client_to_backend"}`], m[`cloudxr_wss_proxy_bytes_total{direction="backend_to_client"}`])
+	}
+	if exp := m["cloudxr_wss_proxy_certificate_expiry_timestamp_seconds"]; exp < float64(time.Now().Add(800*24*time.Hour).Unix()) {
+		t.Errorf("certificate expiry %v", exp)
+	}
+	found := false
+	for k := range m {
+		found = found || strings.HasPrefix(k, "cloudxr_wss_proxy_build_info{")
+	}
+	if !found {
+		t.Error("no build_info")
 	}
 }
 

@@ -34,14 +34,6 @@ fetch('/status.json').then(r => r.json()).then(st => {
 </script></body></html>`
 
 func TestChromiumTrustsCAAndEchoes(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("chromium is needed for this test (apt-get install chromium; .ci/run installs it)")
-	}
-	certutil, err := exec.LookPath("certutil")
-	if err != nil {
-		t.Fatal("certutil is needed for this test (apt-get install libnss3-tools; .ci/run installs it)")
-	}
 	b := backend(t)
 	dir, web, home := t.TempDir(), t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(web, "index.html"), []byte(clientPage), 0o644)
@@ -49,38 +41,8 @@ func TestChromiumTrustsCAAndEchoes(t *testing.T) {
 	_, port, _ := strings.Cut(p.addr(), "127.0.0.1:")
 	origin := "https://localhost:" + port
 
-	// Chromium on Linux reads trust from $HOME/.pki/nssdb.
-	nssdb := "sql:" + filepath.Join(home, ".pki", "nssdb")
-	os.MkdirAll(filepath.Join(home, ".pki", "nssdb"), 0o700)
-	for _, args := range [][]string{
-		{"-N", "-d", nssdb, "--empty-password"},
-		{"-A", "-d", nssdb, "-n", "cloudxr-wss-proxy test CA", "-t", "C,,", "-i", filepath.Join(dir, "ca.crt")},
-	} {
-		if out, err := exec.Command(certutil, args...).CombinedOutput(); err != nil {
-			t.Fatalf("certutil %v: %v\n%s", args, err, out)
-		}
-	}
-
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(filepath.Join(home, "profile")),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Env("HOME=" + home),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelTimeout()
+	trustInNSS(t, home, filepath.Join(dir, "ca.crt"))
+	ctx := newChromium(t, home)
 
 	// Navigate fails on a certificate error: the CA must really be trusted.
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
@@ -115,4 +77,53 @@ func TestChromiumTrustsCAAndEchoes(t *testing.T) {
 	if l := p.waitLog("session ended"); l == nil {
 		t.Error("no session log")
 	}
+}
+
+// trustInNSS makes the NSS database under home (where Chromium on Linux
+// reads trust) trust the CA in caPath.
+func trustInNSS(t *testing.T, home, caPath string) {
+	t.Helper()
+	certutil, err := exec.LookPath("certutil")
+	if err != nil {
+		t.Fatal("certutil is needed for this test (apt-get install libnss3-tools; .ci/run installs it)")
+	}
+	nssdb := "sql:" + filepath.Join(home, ".pki", "nssdb")
+	os.MkdirAll(filepath.Join(home, ".pki", "nssdb"), 0o700)
+	for _, args := range [][]string{
+		{"-N", "-d", nssdb, "--empty-password"},
+		{"-A", "-d", nssdb, "-n", "cloudxr-wss-proxy test CA", "-t", "C,,", "-i", caPath},
+	} {
+		if out, err := exec.Command(certutil, args...).CombinedOutput(); err != nil {
+			t.Fatalf("certutil %v: %v\n%s", args, err, out)
+		}
+	}
+}
+
+// newChromium starts the real headless Chromium with home as $HOME and a
+// fresh profile, for at most a minute; it is stopped when the test ends.
+func newChromium(t *testing.T, home string) context.Context {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is needed for this test (apt-get install chromium; .ci/run installs it)")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(filepath.Join(home, "profile")),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Env("HOME=" + home),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	return ctx
 }

@@ -59,65 +59,15 @@ func TestHandshakeFloodDoesNotStarveSessions(t *testing.T) {
 	}
 	failures0 := handshakeFailures(scrape(t, admin))
 
-	hello := recordedHello(t, trust)
 	stop := make(chan struct{})
 	var flooded atomic.Int64
 	var flood sync.WaitGroup
+	hello := recordedHello(t, trust)
 	for range 64 {
-		flood.Go(func() {
-			buf := make([]byte, 16<<10)
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-				if err != nil {
-					continue
-				}
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				if _, err := c.Write(hello); err == nil {
-					// The server's whole flight: ServerHello to Finished.
-					if n, _ := io.ReadAtLeast(c, buf, 1); n > 0 {
-						flooded.Add(1)
-					}
-				}
-				c.Close()
-			}
-		})
+		flood.Go(func() { floodHandshakes(addr, hello, stop, &flooded) })
 	}
-
-	// Meanwhile every established session echoes, one message after another.
 	const floodFor = 5 * time.Second
-	var (
-		mu        sync.Mutex
-		latencies []time.Duration
-		errs      []error
-	)
-	var echoes sync.WaitGroup
-	deadline := time.Now().Add(floodFor)
-	for i, c := range clients {
-		echoes.Go(func() {
-			pace := time.NewTicker(20 * time.Millisecond) // a signaling session's pace, not a benchmark's
-			defer pace.Stop()
-			for n := 0; time.Now().Before(deadline); n++ {
-				start := time.Now()
-				err := c.Echo(fmt.Sprintf("session %d message %d", i, n), 5*time.Second)
-				mu.Lock()
-				latencies = append(latencies, time.Since(start))
-				if err != nil {
-					errs = append(errs, err)
-				}
-				mu.Unlock()
-				if err != nil {
-					return
-				}
-				<-pace.C
-			}
-		})
-	}
-	echoes.Wait()
+	latencies, errs := echoWhile(clients, floodFor)
 	close(stop)
 	flood.Wait()
 
@@ -143,6 +93,66 @@ func TestHandshakeFloodDoesNotStarveSessions(t *testing.T) {
 	if len(latencies) < sessions*50 {
 		t.Errorf("only %d echoes in %v on %d sessions", len(latencies), floodFor, sessions)
 	}
+}
+
+// floodHandshakes sends a recorded ClientHello on one connection after
+// another, reads the server's whole flight (ServerHello to Finished) and
+// hangs up, until stop.
+func floodHandshakes(addr string, hello []byte, stop chan struct{}, answered *atomic.Int64) {
+	buf := make([]byte, 16<<10)
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			continue
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(hello); err == nil {
+			if n, _ := io.ReadAtLeast(c, buf, 1); n > 0 {
+				answered.Add(1)
+			}
+		}
+		c.Close()
+	}
+}
+
+// echoWhile has every client echo, one message after another at a
+// signaling session's pace, for d; it returns each echo's latency and the
+// errors.
+func echoWhile(clients []*wstest.Client, d time.Duration) ([]time.Duration, []error) {
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errs      []error
+		echoes    sync.WaitGroup
+	)
+	deadline := time.Now().Add(d)
+	for i, c := range clients {
+		echoes.Go(func() {
+			pace := time.NewTicker(20 * time.Millisecond) // a signaling session's pace, not a benchmark's
+			defer pace.Stop()
+			for n := 0; time.Now().Before(deadline); n++ {
+				start := time.Now()
+				err := c.Echo(fmt.Sprintf("session %d message %d", i, n), 5*time.Second)
+				mu.Lock()
+				latencies = append(latencies, time.Since(start))
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+				<-pace.C
+			}
+		})
+	}
+	echoes.Wait()
+	return latencies, errs
 }
 
 // handshakeFailures sums the proxy's handshake failures over all classes.

@@ -353,51 +353,23 @@ func TestRoutedBackendsChecked(t *testing.T) {
 	addr := p.addr()
 	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: trust}}
-	states := func() map[string]string {
-		resp, err := hc.Get("https://" + addr + "/status.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var st struct {
-			Routed []struct{ Address, State string } `json:"routed_backends"`
-		}
-		json.NewDecoder(resp.Body).Decode(&st)
-		m := map[string]string{}
-		for _, r := range st.Routed {
-			m[r.Address] = r.State
-		}
-		return m
-	}
+	states := func() map[string]string { return routedStates(t, hc, addr) }
 	live, dead := b.Addr(), fmt.Sprintf("127.0.0.1:%d", gone)
 	waitFor(t, 10*time.Second, "both routed runtimes checked", func() bool {
 		m := states()
 		return m[live] == "up" && m[dead] == "down"
 	})
-	metrics := scrape(t, "http://"+p.waitLog("admin listener")["address"].(string))
+	adminURL := "http://" + p.waitLog("admin listener")["address"].(string)
+	if code, body := httpStatus(t, adminURL+"/readyz"); code != 200 || !strings.Contains(body, "routing by path; 1 of 2 checked runtimes up") {
+		t.Errorf("/readyz in routing mode: %d %q", code, body)
+	}
+	metrics := scrape(t, adminURL)
 	if metrics[fmt.Sprintf(`cloudxr_wss_proxy_backend_up{backend="%s"}`, live)] != 1 ||
 		metrics[fmt.Sprintf(`cloudxr_wss_proxy_backend_up{backend="%s"}`, dead)] != 0 {
 		t.Errorf("backend_up per routed runtime: %v", metrics)
 	}
 
-	status := func(target string) int {
-		conn, err := tls.Dial("tcp", addr, trust)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		io.WriteString(conn, wstest.UpgradeRequest("localhost", target))
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.Header.Get("Access-Control-Allow-Private-Network") != "true" {
-			t.Errorf("%s: %d without the header set", target, resp.StatusCode)
-		}
-		return resp.StatusCode
-	}
+	status := func(target string) int { return upgradeStatus(t, addr, trust, target) }
 	if got := status("/" + dead + "/sign_in"); got != http.StatusServiceUnavailable {
 		t.Errorf("checked runtime marked down: %d, want 503", got)
 	}
@@ -423,6 +395,54 @@ func TestRoutedBackendsChecked(t *testing.T) {
 	if err := c.Echo("after", 5*time.Second); err == nil {
 		t.Error("the session outlived its runtime's mark-down")
 	}
+}
+
+// routedStates reads /status.json in routing mode: each checked runtime's
+// state by address. It also checks that the status claims no single
+// backend and says what is checked.
+func routedStates(t *testing.T, hc *http.Client, addr string) map[string]string {
+	t.Helper()
+	resp, err := hc.Get("https://" + addr + "/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Backend *struct{ Up bool }
+		Routing *struct{ Checked string }
+		Routed  []struct{ Address, State string } `json:"routed_backends"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	if st.Backend != nil || st.Routing == nil || !strings.Contains(st.Routing.Checked, "ROUTE_CHECK") {
+		t.Errorf("status in routing mode: backend %+v, routing %+v", st.Backend, st.Routing)
+	}
+	m := map[string]string{}
+	for _, r := range st.Routed {
+		m[r.Address] = r.State
+	}
+	return m
+}
+
+// upgradeStatus sends an upgrade for target and returns the status it
+// gets, checking that the answer carries the header set.
+func upgradeStatus(t *testing.T, addr string, trust *tls.Config, target string) int {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, wstest.UpgradeRequest("localhost", target))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Private-Network") != "true" {
+		t.Errorf("%s: %d without the header set", target, resp.StatusCode)
+	}
+	return resp.StatusCode
 }
 
 func TestInvalidConfiguration(t *testing.T) {

@@ -53,6 +53,40 @@ func strict(t *testing.T, file string, into any) {
 }
 
 func TestManifests(t *testing.T) {
+	m := decodeBase(t)
+	// The ConfigMap is a valid configuration of the proxy.
+	var environ []string
+	for key, v := range m.cm.Data {
+		environ = append(environ, key+"="+v)
+	}
+	cfg, err := config.Load(nil, environ, nil, "test")
+	if err != nil {
+		t.Fatalf("the ConfigMap is not a valid configuration: %v", err)
+	}
+	pod := m.dep.Spec.Template
+	checkSelectors(t, m)
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Spec.Containers))
+	}
+	c := pod.Spec.Containers[0]
+	checkPorts(t, m, c, cfg)
+	// envFrom refers to the ConfigMap.
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef == nil || c.EnvFrom[0].ConfigMapRef.Name != m.cm.Name {
+		t.Errorf("envFrom %+v does not name ConfigMap %s", c.EnvFrom, m.cm.Name)
+	}
+	checkSecretMount(t, pod.Spec, c, cfg)
+	checkProbes(t, c)
+	checkHardening(t, pod.Spec, c)
+}
+
+// base is the base directory's resources, decoded strictly.
+type baseManifests struct {
+	dep appsv1.Deployment
+	svc corev1.Service
+	cm  corev1.ConfigMap
+}
+
+func decodeBase(t *testing.T) *baseManifests {
 	var k kustomization
 	strict(t, "kustomization.yaml", &k)
 	files, _ := filepath.Glob("*.yaml")
@@ -61,12 +95,7 @@ func TestManifests(t *testing.T) {
 			t.Errorf("%s is not listed in kustomization.yaml", f)
 		}
 	}
-
-	var (
-		dep appsv1.Deployment
-		svc corev1.Service
-		cm  corev1.ConfigMap
-	)
+	var m baseManifests
 	for _, f := range k.Resources {
 		var tm metav1.TypeMeta
 		data, err := os.ReadFile(f)
@@ -76,44 +105,36 @@ func TestManifests(t *testing.T) {
 		yaml.Unmarshal(data, &tm)
 		switch tm.Kind {
 		case "Deployment":
-			strict(t, f, &dep)
+			strict(t, f, &m.dep)
 		case "Service":
-			strict(t, f, &svc)
+			strict(t, f, &m.svc)
 		case "ConfigMap":
-			strict(t, f, &cm)
+			strict(t, f, &m.cm)
 		default:
 			t.Fatalf("%s: unexpected kind %q", f, tm.Kind)
 		}
 	}
+	return &m
+}
 
-	// The ConfigMap is a valid configuration of the proxy.
-	var environ []string
-	for key, v := range cm.Data {
-		environ = append(environ, key+"="+v)
-	}
-	cfg, err := config.Load(nil, environ, nil, "test")
-	if err != nil {
-		t.Fatalf("the ConfigMap is not a valid configuration: %v", err)
-	}
-	_, adminPort, _ := net.SplitHostPort(cfg.AdminAddress)
-
-	// Labels and selectors.
-	pod := dep.Spec.Template
-	for key, v := range dep.Spec.Selector.MatchLabels {
+// checkSelectors: the Deployment's and the Service's select its pods.
+func checkSelectors(t *testing.T, m *baseManifests) {
+	pod := m.dep.Spec.Template
+	for key, v := range m.dep.Spec.Selector.MatchLabels {
 		if pod.Labels[key] != v {
 			t.Errorf("deployment selector %s=%s does not match the pod template", key, v)
 		}
 	}
-	for key, v := range svc.Spec.Selector {
+	for key, v := range m.svc.Spec.Selector {
 		if pod.Labels[key] != v {
 			t.Errorf("service selector %s=%s selects no pod of the deployment", key, v)
 		}
 	}
+}
 
-	if len(pod.Spec.Containers) != 1 {
-		t.Fatalf("%d containers", len(pod.Spec.Containers))
-	}
-	c := pod.Spec.Containers[0]
+// checkPorts: the container's and the Service's ports are the settings'.
+func checkPorts(t *testing.T, m *baseManifests, c corev1.Container, cfg *config.Config) {
+	_, adminPort, _ := net.SplitHostPort(cfg.AdminAddress)
 	ports := map[string]int32{}
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
@@ -124,18 +145,16 @@ func TestManifests(t *testing.T) {
 	if strconv.Itoa(int(ports["admin"])) != adminPort {
 		t.Errorf("container port admin %d, ADMIN_ADDRESS %s", ports["admin"], cfg.AdminAddress)
 	}
-	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.StrVal != "wss" || svc.Spec.Ports[0].Port != int32(cfg.ProxyPort) {
-		t.Errorf("service ports %+v", svc.Spec.Ports)
+	if len(m.svc.Spec.Ports) != 1 || m.svc.Spec.Ports[0].TargetPort.StrVal != "wss" || m.svc.Spec.Ports[0].Port != int32(cfg.ProxyPort) {
+		t.Errorf("service ports %+v", m.svc.Spec.Ports)
 	}
+}
 
-	// envFrom refers to the ConfigMap.
-	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef == nil || c.EnvFrom[0].ConfigMapRef.Name != cm.Name {
-		t.Errorf("envFrom %+v does not name ConfigMap %s", c.EnvFrom, cm.Name)
-	}
-
-	// The Secret is mounted, read-only, where the proxy looks (CERT_DIR).
+// checkSecretMount: the Secret is mounted, read-only, where the proxy looks
+// (CERT_DIR).
+func checkSecretMount(t *testing.T, pod corev1.PodSpec, c corev1.Container, cfg *config.Config) {
 	var secretVolume string
-	for _, v := range pod.Spec.Volumes {
+	for _, v := range pod.Volumes {
 		if v.Secret != nil {
 			secretVolume = v.Name
 			if v.Secret.SecretName != "cloudxr-wss-proxy-tls" {
@@ -152,8 +171,10 @@ func TestManifests(t *testing.T) {
 	if !mounted {
 		t.Errorf("the TLS secret is not mounted read-only at CERT_DIR %s", cfg.CertDir)
 	}
+}
 
-	// Probes hit the admin listener on paths it serves.
+// checkProbes: probes hit the admin listener on paths it serves.
+func checkProbes(t *testing.T, c corev1.Container) {
 	h := admin.NewServer(admin.NewMetrics("test"), func() (bool, string) { return true, "" }, false).Handler()
 	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
 		if p == nil || p.HTTPGet == nil {
@@ -172,10 +193,11 @@ func TestManifests(t *testing.T) {
 	if c.ReadinessProbe != nil && !strings.Contains(c.ReadinessProbe.HTTPGet.Path, "ready") {
 		t.Errorf("readiness probe on %s", c.ReadinessProbe.HTTPGet.Path)
 	}
+}
 
-	// Security context and resources.
-	sc := c.SecurityContext
-	psc := pod.Spec.SecurityContext
+// checkHardening: security context and resources.
+func checkHardening(t *testing.T, pod corev1.PodSpec, c corev1.Container) {
+	sc, psc := c.SecurityContext, pod.SecurityContext
 	switch {
 	case psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot:
 		t.Error("pod may run as root")
@@ -191,23 +213,12 @@ func TestManifests(t *testing.T) {
 	}
 }
 
-// base decodes the base Deployment and ConfigMap.
-func base(t *testing.T) (appsv1.Deployment, corev1.ConfigMap) {
-	t.Helper()
-	var (
-		dep appsv1.Deployment
-		cm  corev1.ConfigMap
-	)
-	strict(t, "deployment.yaml", &dep)
-	strict(t, "configmap.yaml", &cm)
-	return dep, cm
-}
-
 // The routing overlay patches the base ConfigMap into a valid routing
 // configuration whose checked runtimes are on its allow-list, and its
 // NetworkPolicy lets the proxy's pods reach those runtimes and no further.
 func TestRoutingOverlay(t *testing.T) {
-	dep, cm := base(t)
+	b := decodeBase(t)
+	dep, cm := b.dep, b.cm
 	var k kustomization
 	strict(t, "routing/kustomization.yaml", &k)
 	if !slices.Contains(k.Resources, "../") || len(k.Patches) != 1 {
@@ -239,6 +250,12 @@ func TestRoutingOverlay(t *testing.T) {
 		t.Errorf("ROUTE_CHECK %v names one runtime twice: %v", cfg.RouteCheck, cfg.RouteChecks())
 	}
 
+	checkNetworkPolicy(t, k, dep, cfg)
+}
+
+// checkNetworkPolicy: the overlay's NetworkPolicy selects the proxy's pods
+// and lets them reach the runtimes' port on every CIDR of ROUTE_ALLOW.
+func checkNetworkPolicy(t *testing.T, k kustomization, dep appsv1.Deployment, cfg *config.Config) {
 	var np networkingv1.NetworkPolicy
 	for _, r := range k.Resources {
 		if r != "../" {
@@ -278,7 +295,7 @@ func TestRoutingOverlay(t *testing.T) {
 // The cert-manager example writes the Secret the Deployment mounts, with a
 // key and usages a TLS server certificate needs.
 func TestCertManagerCertificate(t *testing.T) {
-	dep, _ := base(t)
+	dep := decodeBase(t).dep
 	var crt cmv1.Certificate
 	strict(t, "cert-manager/certificate.yaml", &crt)
 	var secret string

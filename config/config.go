@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/allow"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 )
 
 // Config holds every setting. Each field is an environment variable (the
@@ -51,6 +53,21 @@ type Config struct {
 	RouteAllow  []string `env:"ROUTE_ALLOW" envSeparator:"," help:"with ROUTE_BY_PATH, the only targets that may be dialed: CIDRs, IPs, host names, *.domain"`
 	RouteCheck  []string `env:"ROUTE_CHECK" envSeparator:"," help:"with ROUTE_BY_PATH, runtimes (host[:port], each on ROUTE_ALLOW) health-checked like the default backend: 503 at once while down, sessions closed when marked down"`
 
+	AuthOIDCIssuer     string   `env:"AUTH_OIDC_ISSUER" help:"OpenID Connect issuer URL: every upgrade and forwarded request needs a JWT it signed (discovery finds its keys)"`
+	AuthJWKSURL        string   `env:"AUTH_JWKS_URL" help:"the provider's JWKS URL, for providers without discovery (with AUTH_OIDC_ISSUER too: no discovery, iss still checked)"`
+	AuthAudience       string   `env:"AUTH_AUDIENCE" help:"with OIDC, the audience tokens must name in aud (or client_id, as Cognito's access tokens do); required"`
+	AuthRequiredClaims []string `env:"AUTH_REQUIRED_CLAIMS" envSeparator:"," help:"with OIDC, claims tokens must carry: name=value entries, a list claim must contain the value (cognito:groups=cloudxr)"`
+	AuthTokensFile     string   `env:"AUTH_TOKENS_FILE" help:"a file of accepted tokens, one per line (# comments), re-read on change and SIGHUP: authentication without an identity provider"`
+	AuthQueryParam     string   `env:"AUTH_QUERY_PARAM" envDefault:"token" help:"query parameter a client may carry its token in (CloudXR.js signalingQueryParameters); cut before forwarding"`
+	AuthCookie         string   `env:"AUTH_COOKIE" envDefault:"cxr_token" help:"cookie a same-origin web client may carry its token in; removed before forwarding"`
+
+	ClientMaxConnections int `env:"CLIENT_MAX_CONNECTIONS" envDefault:"64" help:"most connections at once from one client address (an IPv6 /64 counts as one); 0: no limit"`
+	ClientHandshakeRate  int `env:"CLIENT_HANDSHAKE_RATE" envDefault:"20" help:"new TLS handshakes per second from one client address (bursts of twice that); 0: no limit"`
+	ClientAuthFailures   int `env:"CLIENT_AUTH_FAILURES" envDefault:"10" help:"failed authentications per minute from one client address; past it, 429 with Retry-After and no verification; 0: no limit"`
+	ClientTableSize      int `env:"CLIENT_TABLE_SIZE" envDefault:"65536" help:"client addresses tracked for the limits above at most (idle ones are swept and evicted first)"`
+
+	NativeBackendPort Port `env:"NATIVE_BACKEND_PORT" envDefault:"0" help:"upgrades with x-cloudxr-device-type: native go to this port of the runtime (CloudXR native signaling, 48010); 0: no special routing"`
+
 	AdminAddress string `env:"ADMIN_ADDRESS" envDefault:"127.0.0.1:48323" help:"host:port of the admin listener (/healthz, /readyz, /metrics); off turns it off"`
 	AdminPprof   bool   `env:"ADMIN_PPROF" envDefault:"false" help:"also serve Go's profiler at /debug/pprof/ on the admin listener (CPU and heap profiles for a bug report); keep that listener private"`
 
@@ -70,7 +87,17 @@ type Config struct {
 	origins     *allow.Origins
 	runtimes    *allow.Runtimes
 	routeChecks []string
+	claims      []auth.Claim
 }
+
+// AuthEnabled reports whether upgrades and forwarded requests need a
+// credential.
+func (c *Config) AuthEnabled() bool {
+	return c.AuthOIDCIssuer != "" || c.AuthJWKSURL != "" || c.AuthTokensFile != ""
+}
+
+// RequiredClaims is AUTH_REQUIRED_CLAIMS parsed.
+func (c *Config) RequiredClaims() []auth.Claim { return c.claims }
 
 // Origins is ALLOWED_ORIGINS parsed; nil when unset (any origin).
 func (c *Config) Origins() *allow.Origins { return c.origins }
@@ -99,6 +126,7 @@ func (c *Config) Validate() error {
 	c.validateTimes(bad)
 	c.validateFiles(bad)
 	c.validateLists(bad)
+	c.validateAuth(bad)
 	c.validateOutputs(bad)
 	return errors.Join(errs...)
 }
@@ -123,8 +151,17 @@ func (c *Config) validateAddresses(bad badFunc) {
 	} else if c.AdminPprof {
 		bad("ADMIN_PPROF", c.AdminPprof, "the profiler is served on the admin listener; set ADMIN_ADDRESS to a host:port")
 	}
-	if c.MaxConnections < 0 {
-		bad("MAX_CONNECTIONS", c.MaxConnections, "must be 0 (automatic) or more")
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"MAX_CONNECTIONS", c.MaxConnections}, {"CLIENT_MAX_CONNECTIONS", c.ClientMaxConnections},
+		{"CLIENT_HANDSHAKE_RATE", c.ClientHandshakeRate}, {"CLIENT_AUTH_FAILURES", c.ClientAuthFailures}} {
+		if n.v < 0 {
+			bad(n.name, n.v, "must be 0 (none, or automatic) or more")
+		}
+	}
+	if c.ClientTableSize < 1024 {
+		bad("CLIENT_TABLE_SIZE", c.ClientTableSize, "must be 1024 or more")
 	}
 }
 
@@ -184,6 +221,62 @@ func (c *Config) validateFiles(bad badFunc) {
 	if !strings.HasPrefix(c.WebPath, "/") || !strings.HasSuffix(c.WebPath, "/") || c.WebPath == "/" || strings.ContainsAny(c.WebPath, "?# ") {
 		bad("WEB_PATH", c.WebPath, "want a path that starts and ends with /, such as /app/")
 	}
+}
+
+// validateAuth checks the authentication settings: one mode at a time,
+// provider URLs over HTTPS (plain http only on loopback, for tests).
+func (c *Config) validateAuth(bad badFunc) {
+	c.claims = nil
+	oidc := c.AuthOIDCIssuer != "" || c.AuthJWKSURL != ""
+	for _, u := range []struct{ name, value string }{{"AUTH_OIDC_ISSUER", c.AuthOIDCIssuer}, {"AUTH_JWKS_URL", c.AuthJWKSURL}} {
+		if u.value != "" {
+			if why := providerURLProblem(u.value); why != "" {
+				bad(u.name, u.value, why)
+			}
+		}
+	}
+	switch {
+	case oidc && c.AuthTokensFile != "":
+		bad("AUTH_TOKENS_FILE", c.AuthTokensFile, "choose one way to authenticate: a tokens file, or an OpenID provider (AUTH_OIDC_ISSUER/AUTH_JWKS_URL)")
+	case oidc && c.AuthAudience == "":
+		bad("AUTH_AUDIENCE", "", "with an OpenID provider, name the audience tokens must be for (your app's client ID)")
+	case !oidc && (c.AuthAudience != "" || len(c.AuthRequiredClaims) > 0):
+		bad("AUTH_AUDIENCE", c.AuthAudience, "AUTH_AUDIENCE and AUTH_REQUIRED_CLAIMS apply to tokens from an OpenID provider: set AUTH_OIDC_ISSUER or AUTH_JWKS_URL")
+	}
+	if cl, err := auth.ParseClaims(c.AuthRequiredClaims); err != nil {
+		bad("AUTH_REQUIRED_CLAIMS", strings.Join(c.AuthRequiredClaims, ","), err.Error())
+	} else {
+		c.claims = cl
+	}
+	if c.AuthTokensFile != "" {
+		if st, err := os.Stat(c.AuthTokensFile); err != nil || st.IsDir() {
+			bad("AUTH_TOKENS_FILE", c.AuthTokensFile, "not a readable file")
+		}
+	}
+	for _, n := range []struct{ name, value string }{{"AUTH_QUERY_PARAM", c.AuthQueryParam}, {"AUTH_COOKIE", c.AuthCookie}} {
+		if n.value == "" || strings.ContainsAny(n.value, " ;=&?#,\"\t") {
+			bad(n.name, n.value, "want a plain name, such as token")
+		}
+	}
+}
+
+// providerURLProblem says what is wrong with an identity provider's URL:
+// HTTPS, or plain http to a loopback address only (a test's provider).
+func providerURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "":
+		return "want a URL such as https://login.example.com/realms/lab"
+	case u.Scheme == "https":
+		return ""
+	case u.Scheme == "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+			return ""
+		}
+		return "an identity provider is reached over https (plain http only on loopback, for tests)"
+	}
+	return "want an https:// URL"
 }
 
 // validateOutputs checks the log settings.

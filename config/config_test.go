@@ -26,6 +26,8 @@ func TestDefaults(t *testing.T) {
 		HandshakeTimeout: Duration(10 * time.Second), HeadTimeout: Duration(10 * time.Second),
 		ResponseTimeout: Duration(30 * time.Second), ShutdownGrace: Duration(8 * time.Second), ClientKeepalive: Duration(30 * time.Second),
 		LogLevel: "info", LogFormat: "auto", TLSPostQuantum: true, AdminAddress: "127.0.0.1:48323",
+		AuthQueryParam: "token", AuthCookie: "cxr_token",
+		ClientMaxConnections: 64, ClientHandshakeRate: 20, ClientAuthFailures: 10, ClientTableSize: 65536,
 	}
 	if c.BackendAddr() != "localhost:49100" || c.ListenAddr() != ":48322" {
 		t.Errorf("addresses %s %s", c.BackendAddr(), c.ListenAddr())
@@ -88,6 +90,18 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"ROUTE_CHECK=10.0.3.17", `invalid ROUTE_CHECK="10.0.3.17": lists routed runtimes to check; set ROUTE_BY_PATH=true`},
 		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.3.0/24;ROUTE_CHECK=10.0.3.17,10.0.4.1", `invalid ROUTE_CHECK="10.0.3.17,10.0.4.1": 10.0.4.1 is not on the routing allow-list`},
 		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.3.0/24;ROUTE_CHECK=10.0.3.17:http", `invalid ROUTE_CHECK="10.0.3.17:http": bad port in "10.0.3.17:http"`},
+		{"AUTH_OIDC_ISSUER=http://login.example.com;AUTH_AUDIENCE=x", `invalid AUTH_OIDC_ISSUER="http://login.example.com": an identity provider is reached over https`},
+		{"AUTH_JWKS_URL=ftp://x/keys;AUTH_AUDIENCE=x", `invalid AUTH_JWKS_URL="ftp://x/keys": want an https:// URL`},
+		{"AUTH_OIDC_ISSUER=https://login.example.com", `invalid AUTH_AUDIENCE="": with an OpenID provider, name the audience`},
+		{"AUTH_AUDIENCE=app", `invalid AUTH_AUDIENCE="app": AUTH_AUDIENCE and AUTH_REQUIRED_CLAIMS apply to tokens from an OpenID provider`},
+		{"AUTH_OIDC_ISSUER=https://l.example;AUTH_AUDIENCE=a;AUTH_REQUIRED_CLAIMS=groups", `invalid AUTH_REQUIRED_CLAIMS="groups": "groups" is not name=value`},
+		{"AUTH_OIDC_ISSUER=https://l.example;AUTH_AUDIENCE=a;AUTH_TOKENS_FILE=/etc/hostname", `invalid AUTH_TOKENS_FILE="/etc/hostname": choose one way to authenticate`},
+		{"AUTH_TOKENS_FILE=/nonexistent/tokens", `invalid AUTH_TOKENS_FILE="/nonexistent/tokens": not a readable file`},
+		{"AUTH_QUERY_PARAM=a&b", `invalid AUTH_QUERY_PARAM="a&b"`},
+		{"AUTH_COOKIE=a b", `invalid AUTH_COOKIE="a b"`},
+		{"NATIVE_BACKEND_PORT=70000", `invalid NATIVE_BACKEND_PORT="70000"`},
+		{"CLIENT_MAX_CONNECTIONS=-1", `invalid CLIENT_MAX_CONNECTIONS="-1"`},
+		{"CLIENT_TABLE_SIZE=10", `invalid CLIENT_TABLE_SIZE="10"`},
 	}
 	if _, err := Load(nil, []string{"ADMIN_ADDRESS=off", "ADMIN_PPROF=true"}, nil, "test"); err == nil || !strings.Contains(err.Error(), "invalid ADMIN_PPROF") {
 		t.Errorf("ADMIN_PPROF without an admin listener: got %v", err)
@@ -192,5 +206,19 @@ func TestListsParsed(t *testing.T) {
 	}
 	if d, _ := Load(nil, nil, nil, "test"); d.Origins() != nil || d.Runtimes() != nil || d.RouteChecks() != nil {
 		t.Error("lists set without their settings")
+	}
+}
+
+func TestAuthSettings(t *testing.T) {
+	c, err := Load(nil, []string{"AUTH_OIDC_ISSUER=http://127.0.0.1:9/", "AUTH_AUDIENCE=app",
+		"AUTH_REQUIRED_CLAIMS=cognito:groups=cloudxr, email_verified=true"}, nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.AuthEnabled() || len(c.RequiredClaims()) != 2 || c.RequiredClaims()[0].Name != "cognito:groups" {
+		t.Errorf("%v %v", c.AuthEnabled(), c.RequiredClaims())
+	}
+	if d, _ := Load(nil, nil, nil, "test"); d.AuthEnabled() {
+		t.Error("authentication on by default")
 	}
 }

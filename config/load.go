@@ -67,6 +67,7 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 	cfg.RouteAllow = tidyList(cfg.RouteAllow)
 	cfg.RouteCheck = tidyList(cfg.RouteCheck)
 	cfg.AllowedOrigins = tidyList(cfg.AllowedOrigins)
+	cfg.AuthRequiredClaims = tidyList(cfg.AuthRequiredClaims)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/admin"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
@@ -31,6 +32,9 @@ type app struct {
 	metrics *admin.Metrics
 	checker *health.Checker            // the single backend; nil when routing by path
 	routed  map[string]*health.Checker // routed runtimes on ROUTE_CHECK
+	auth    auth.Verifier // nil: authentication off
+	tokens  *auth.Static  // the tokens file's verifier, to reload on SIGHUP
+	oidc    *auth.OIDC    // the provider's verifier, run in the background
 	srv     *proxy.Server
 	ln      net.Listener
 	admin   *admin.Server
@@ -64,6 +68,9 @@ func build(cfg *config.Config, log *zap.Logger) (*app, error) {
 		return nil, usageError{err}
 	}
 	a.newCheckers()
+	if err := a.newAuth(); err != nil {
+		return nil, usageError{err}
+	}
 	site, err := a.newPortal()
 	if err != nil {
 		return nil, usageError{fmt.Errorf("WEB_ROOT: %w", err)}
@@ -98,8 +105,36 @@ func (a *app) newCheckers() {
 	}
 }
 
+// newAuth makes the verifier the settings ask for: a tokens file or an
+// OpenID provider (config.Validate allows one).
+func (a *app) newAuth() error {
+	cfg := a.cfg
+	switch {
+	case cfg.AuthTokensFile != "":
+		s, err := auth.NewStatic(cfg.AuthTokensFile, a.log)
+		if err != nil {
+			return fmt.Errorf("AUTH_TOKENS_FILE: %w", err)
+		}
+		a.tokens, a.auth = s, s
+	case cfg.AuthOIDCIssuer != "" || cfg.AuthJWKSURL != "":
+		a.oidc = auth.NewOIDC(auth.OIDCOptions{
+			Issuer:   cfg.AuthOIDCIssuer,
+			JWKSURL:  cfg.AuthJWKSURL,
+			Audience: cfg.AuthAudience,
+			Claims:   cfg.RequiredClaims(),
+			Logger:   a.log,
+		})
+		a.auth = a.oidc
+		if cfg.AuthOIDCIssuer == "" {
+			a.log.Warn("authentication: AUTH_JWKS_URL without AUTH_OIDC_ISSUER checks signatures and the audience, not who issued the token")
+		}
+	}
+	return nil
+}
+
 func (a *app) newPortal() (*portal.Portal, error) {
 	o := portal.Options{
+		Private:     a.auth != nil,
 		Version:     fullVersion(),
 		Certificate: a.certs.Current,
 		WebRoot:     a.cfg.WebRoot,
@@ -146,9 +181,15 @@ func (a *app) newProxy(site *portal.Portal) *proxy.Server {
 		ReleaseIdleMemory: true,
 		Observer:          a.metrics,
 		Logger:            a.log,
+		AuthQueryParam:    cfg.AuthQueryParam,
+		AuthCookie:        cfg.AuthCookie,
+		NativeBackendPort: int(cfg.NativeBackendPort),
+	}
+	if a.auth != nil {
+		o.Auth = a.auth
 	}
 	if r := cfg.Runtimes(); r != nil {
-		o.Router = proxy.NewRouter(r)
+		o.Router = proxy.NewRouter(r, int(cfg.NativeBackendPort))
 	}
 	return proxy.New(o)
 }
@@ -180,6 +221,11 @@ func (a *app) wire() {
 // listener serves; what is left is the backend. Routing by path, readiness
 // is the proxy's own: one runtime down must not take it out of its Service.
 func (a *app) ready() (bool, string) {
+	if a.auth != nil {
+		if ok, why := a.auth.Ready(); !ok {
+			return false, why
+		}
+	}
 	if a.checker == nil {
 		up := 0
 		for _, c := range a.routed {
@@ -251,6 +297,12 @@ func (a *app) serve() error {
 		bg.Go(func() { c.Run(ctx) })
 	}
 	bg.Go(func() { a.certs.Watch(ctx, a.cfg.CertWatch.D()) })
+	if a.tokens != nil {
+		bg.Go(func() { a.tokens.Watch(ctx, a.cfg.CertWatch.D()) })
+	}
+	if a.oidc != nil {
+		bg.Go(func() { a.oidc.Run(ctx) })
+	}
 	if a.admin != nil {
 		bg.Go(a.serveAdmin)
 	}
@@ -286,6 +338,9 @@ func (a *app) waitForSignals(serveErr chan error) error {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				a.certs.Reload("SIGHUP")
+				if a.tokens != nil {
+					a.tokens.Reload("SIGHUP")
+				}
 				continue
 			}
 			grace := a.cfg.ShutdownGrace.D()

@@ -23,6 +23,8 @@ type Metrics struct {
 	backendUp         *prometheus.GaugeVec
 	transitions       *prometheus.CounterVec
 	checkDuration     *prometheus.HistogramVec
+	authRefusals      *prometheus.CounterVec
+	clientLimited     *prometheus.CounterVec
 }
 
 // Gauges read at scrape time.
@@ -60,8 +62,12 @@ func NewMetrics(version string) *Metrics {
 		Help: "Backend state changes, by backend and the state entered."}, []string{"backend", "to"})
 	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "health_check_duration_seconds",
 		Help: "Duration of backend TCP connect checks.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"result"})
+	m.authRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "auth_refusals_total",
+		Help: "Credentials refused (401), by why: missing, expired, wrong audience, bad signature, ..."}, []string{"why"})
+	m.clientLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "client_limited_total",
+		Help: "Connections or requests refused by a per-client limit, by limit."}, []string{"limit"})
 	for _, c := range []prometheus.Collector{m.handshakes, m.handshakeFailures, m.sessions, m.bytes, m.duration,
-		m.refused, m.backendUp, m.transitions, m.checkDuration} {
+		m.refused, m.backendUp, m.transitions, m.checkDuration, m.authRefusals, m.clientLimited} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
@@ -105,6 +111,12 @@ func (m *Metrics) SessionEnded(outcome string, up, down int64, took time.Duratio
 
 // ConnectionRefused implements proxy.Observer.
 func (m *Metrics) ConnectionRefused() { m.refused.Inc() }
+
+// AuthRefused implements proxy.Observer.
+func (m *Metrics) AuthRefused(why string) { m.authRefusals.WithLabelValues(why).Inc() }
+
+// ClientLimited implements proxy.Observer.
+func (m *Metrics) ClientLimited(limit string) { m.clientLimited.WithLabelValues(limit).Inc() }
 
 // BackendState records a checked backend's state change ("up", "down").
 func (m *Metrics) BackendState(backend, state string) {

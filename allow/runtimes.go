@@ -145,3 +145,11 @@ func (r *Runtimes) allowed(host string) bool {
 	}
 	return false
 }
+
+// WithDefaultPort is the same list with another default port (native
+// clients' signaling port).
+func (r *Runtimes) WithDefaultPort(port int) *Runtimes {
+	c := *r
+	c.defaultPort = strconv.Itoa(port)
+	return &c
+}

@@ -9,7 +9,7 @@ import (
 // home is the page a headset sees on its first visit: proof that TLS works,
 // the runtime's state, and how to trust the certificate for good.
 func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
-	st := p.snapshot()
+	st := p.snapshotFor(r)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	pageTemplate.Execute(w, map[string]any{

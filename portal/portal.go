@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 )
 
@@ -37,6 +38,9 @@ type Backend struct {
 
 // Options configure a Portal.
 type Options struct {
+	// Private: authentication is on, and a request without an accepted
+	// credential (auth.Authenticated) sees no backend address.
+	Private bool
 	Version string
 	// Backend reports the single runtime's health now; nil when routing
 	// by path, where there is no single runtime.
@@ -182,12 +186,33 @@ func (p *Portal) snapshot() Status {
 	return st
 }
 
-func (p *Portal) status(w http.ResponseWriter, _ *http.Request) {
+func (p *Portal) status(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	enc.Encode(p.snapshot())
+	enc.Encode(p.snapshotFor(r))
+}
+
+// withheld stands for a backend address an unauthenticated caller may not
+// see.
+const withheld = "(withheld: sign in to see it)"
+
+// snapshotFor is the status as r may see it: with authentication on, a
+// caller without an accepted credential learns whether the runtime is up,
+// not where it is.
+func (p *Portal) snapshotFor(r *http.Request) Status {
+	st := p.snapshot()
+	if !p.opts.Private || auth.Authenticated(r.Context()) {
+		return st
+	}
+	if st.Backend != nil {
+		st.Backend.Address = withheld
+	}
+	for i := range st.RoutedBackends {
+		st.RoutedBackends[i].Address = withheld
+	}
+	return st
 }
 
 func (p *Portal) anchor() *x509.Certificate { return p.opts.Certificate().Anchor }

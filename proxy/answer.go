@@ -77,15 +77,17 @@ func (s *session) refuse(err error) {
 	rf := &refusal{status: http.StatusBadRequest, msg: err.Error(), reason: reasonBadRequest}
 	errors.As(err, &rf)
 	s.status = rf.status
-	detail := rf.msg
-	if rf.reason == reasonRouteRefused {
-		detail = "" // the warning below says why
+	detail := rf.detail
+	switch rf.reason {
+	case reasonBadRequest:
+		detail = rf.msg
+	case reasonRouteRefused:
 		s.srv.floodLog.Warn("routing refused", zap.String("client", s.client), zap.String("path", s.path), zap.String("why", rf.msg))
 	}
 	s.mu.Lock()
 	s.setReasonLocked(rf.reason, detail)
 	s.mu.Unlock()
-	s.writeClient(localResponse(s.cors, rf.status, false, "", rf.msg+"\n"))
+	s.writeClient(localResponse(s.cors, rf.status, false, rf.header, rf.msg+"\n"))
 }
 
 // writeClient writes a response the proxy made, under the head timeout.

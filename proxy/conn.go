@@ -117,6 +117,9 @@ func (s *session) handleRequests() bool {
 		req, err := parseRequestHead(buf[:hl])
 		s.requests++
 		s.method, s.path = req.method, req.target
+		if s.srv.opts.Auth != nil {
+			s.path = s.srv.credNames.redactTarget(req.target) // the log never holds a token
+		}
 		s.cors = s.srv.corsFor(req.origin)
 		if err == nil {
 			err = s.srv.checkOrigin(req)
@@ -156,15 +159,17 @@ func (s *session) handleRequests() bool {
 func (s *session) forward(req requestHead, hb *headBuf, hl, n int) bool {
 	o := &s.srv.opts
 	buf := hb.b
-	head := buf[:hl]
-	if r := o.Router; r != nil {
-		addr, rest, err := r.Route(req.target)
-		if err != nil {
-			s.refuse(err)
-			return false
-		}
-		head = rewriteTarget(head, rest)
-		s.target = addr
+	ctx, cancel := context.WithTimeout(s.srv.ctx, o.ResponseTimeout)
+	err := s.authorize(ctx, req)
+	cancel()
+	if err != nil {
+		s.refuse(err)
+		return false
+	}
+	head, rewritten, err := s.backendHead(req, buf[:hl])
+	if err != nil {
+		s.refuse(err)
+		return false
 	}
 	backend, err := s.srv.dial(s.srv.ctx, s.target)
 	if err != nil {
@@ -183,7 +188,7 @@ func (s *session) forward(req requestHead, hb *headBuf, hl, n int) bool {
 	switch {
 	case !req.upgrade:
 		out = append(closingRequest(make([]byte, 0, n+32), head), buf[hl:n]...)
-	case s.target != "":
+	case rewritten:
 		out = append(head, buf[hl:n]...)
 	}
 	backend.SetWriteDeadline(time.Now().Add(o.ResponseTimeout))
@@ -202,6 +207,29 @@ func (s *session) forward(req requestHead, hb *headBuf, hl, n int) bool {
 	}
 	s.respond(t, req, backend, hb)
 	return true
+}
+
+// backendHead is the head as the runtime gets it, and picks the runtime:
+// the first path segment's when routing by path (then cut from the
+// target), the native signaling port for native clients, and never a
+// credential (see credential.go).
+func (s *session) backendHead(req requestHead, head []byte) (out []byte, rewritten bool, err error) {
+	o := &s.srv.opts
+	native := req.native && req.upgrade && o.NativeBackendPort != 0
+	if r := o.Router; r != nil {
+		addr, rest, err := r.Route(req.target, native)
+		if err != nil {
+			return nil, false, err
+		}
+		head, rewritten = rewriteTarget(head, rest), true
+		s.target = addr
+	} else if native {
+		s.target = s.srv.nativeBackend
+	}
+	if o.Auth != nil {
+		head, rewritten = s.srv.credNames.strip(head), true
+	}
+	return head, rewritten, nil
 }
 
 // openTunnel starts the tunnel, unless the session was killed: the

@@ -24,8 +24,10 @@ var corsFields = []struct{ name, value string }{
 // dial, a page from an origin not allowed.
 type refusal struct {
 	status int
-	msg    string // the answer's body, and the log's words
+	msg    string // the answer's body, and the log's words for a bad request
 	reason reason
+	detail string // the log's words after the reason, when not msg
+	header string // further header lines of the answer, each with CRLF
 }
 
 func (e *refusal) Error() string { return e.msg }
@@ -146,7 +148,7 @@ func (s *Server) checkOrigin(req requestHead) error {
 	if o == nil || req.origin == "" || o.Allows(req.origin) || (!req.upgrade && req.method != http.MethodOptions) {
 		return nil
 	}
-	return &refusal{http.StatusForbidden, "origin " + req.origin + " is not allowed", reasonBadRequest}
+	return &refusal{status: http.StatusForbidden, msg: "origin " + req.origin + " is not allowed", reason: reasonBadRequest}
 }
 
 // headerSet is the header set for one response: the names it replaces and

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 )
 
 // Local answers the requests the proxy serves itself (the portal): GET and
@@ -33,6 +35,9 @@ func (s *session) serveLocal(req requestHead, head []byte) bool {
 	r.RemoteAddr = s.client
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.opts.ResponseTimeout)
 	defer cancel()
+	if s.authenticated(ctx, req) {
+		ctx = auth.WithAuthenticated(ctx) // the pages may show the backend
+	}
 	w := &localWriter{s: s, header: http.Header{}, noBody: req.method == http.MethodHead, keep: !req.close && !req.hasBody}
 	s.srv.opts.Local.ServeHTTP(w, r.WithContext(ctx))
 	w.finish()

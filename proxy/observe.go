@@ -14,6 +14,11 @@ type Observer interface {
 	// and how long it lasted.
 	SessionEnded(outcome string, clientToBackend, backendToClient int64, took time.Duration)
 	ConnectionRefused()
+	// AuthRefused counts a refused credential by why (auth.Why's words).
+	AuthRefused(why string)
+	// ClientLimited counts a connection or request refused by a
+	// per-client limit ("connections", "handshakes", "auth failures").
+	ClientLimited(limit string)
 }
 
 type nopObserver struct{}
@@ -22,3 +27,5 @@ func (nopObserver) HandshakeSucceeded()                              {}
 func (nopObserver) HandshakeFailed(string)                           {}
 func (nopObserver) SessionEnded(string, int64, int64, time.Duration) {}
 func (nopObserver) ConnectionRefused()                               {}
+func (nopObserver) AuthRefused(string)                               {}
+func (nopObserver) ClientLimited(string)                             {}

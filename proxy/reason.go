@@ -26,6 +26,9 @@ const (
 	reasonIdleTimeout
 	reasonShutdown
 	reasonBackendDown
+	reasonUnauthorized
+	reasonAuthNotReady
+	reasonRateLimited
 )
 
 var reasonNames = [...]string{
@@ -47,6 +50,9 @@ var reasonNames = [...]string{
 	reasonIdleTimeout:        "idle timeout",
 	reasonShutdown:           "shutdown",
 	reasonBackendDown:        "backend down",
+	reasonUnauthorized:       "unauthorized",
+	reasonAuthNotReady:       "authentication not ready",
+	reasonRateLimited:        "rate limited",
 }
 
 func (r reason) String() string { return reasonNames[r] }

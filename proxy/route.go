@@ -16,30 +16,44 @@ import (
 // are ever dialed.
 type Router struct {
 	runtimes *allow.Runtimes
+	native   *allow.Runtimes // the same list, the native signaling port by default
 }
 
-// NewRouter routes to the runtimes on the list.
-func NewRouter(r *allow.Runtimes) *Router { return &Router{runtimes: r} }
+// NewRouter routes to the runtimes on the list; nativePort, if not 0, is
+// the default port for native clients.
+func NewRouter(r *allow.Runtimes, nativePort int) *Router {
+	rt := &Router{runtimes: r, native: r}
+	if nativePort != 0 {
+		rt.native = r.WithDefaultPort(nativePort)
+	}
+	return rt
+}
 
 // Route splits a request target into the backend address and the target
-// to forward (the rest of the path, with the query, unchanged). Its errors
+// to forward (the rest of the path, with the query, unchanged). A native
+// client's runtime is reached on the native port unless the segment names
+// a port. Its errors
 // are refusals: 400 for a malformed target, 403 for one not allowed.
-func (r *Router) Route(target string) (addr, rest string, err error) {
+func (r *Router) Route(target string, native bool) (addr, rest string, err error) {
 	path, query, hasQuery := strings.Cut(target, "?")
 	seg, tail, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	if seg == "" {
-		return "", "", &refusal{http.StatusBadRequest, "the first path segment must name the CloudXR runtime (/<host>[:port]/...)", reasonRouteRefused}
+		return "", "", &refusal{status: http.StatusBadRequest, msg: "the first path segment must name the CloudXR runtime (/<host>[:port]/...)", reason: reasonRouteRefused}
 	}
 	if s, err := url.PathUnescape(seg); err == nil {
 		seg = s // browsers may send an IPv6 literal's brackets encoded
 	}
-	addr, err = r.runtimes.Target(seg)
+	list := r.runtimes
+	if native {
+		list = r.native
+	}
+	addr, err = list.Target(seg)
 	if err != nil {
 		status := http.StatusForbidden
 		if errors.Is(err, allow.ErrBadTarget) {
 			status = http.StatusBadRequest
 		}
-		return "", "", &refusal{status, err.Error(), reasonRouteRefused}
+		return "", "", &refusal{status: status, msg: err.Error(), reason: reasonRouteRefused}
 	}
 	rest = "/" + tail
 	if hasQuery {

@@ -53,7 +53,7 @@ func TestRoute(t *testing.T) {
 		{"/user@10.0.3.17/x", "", "", 403},
 	}
 	for _, c := range cases {
-		addr, rest, err := r.Route(c.target)
+		addr, rest, err := r.Route(c.target, false)
 		if c.status != 0 {
 			var re *refusal
 			if !errors.As(err, &re) || re.status != c.status {
@@ -168,7 +168,7 @@ func newRouter(t *testing.T, port int, allowList []string) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewRouter(r), nil
+	return NewRouter(r, 0), nil
 }
 
 func backendOn(t *testing.T) *wstest.Backend {

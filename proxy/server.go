@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/allow"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
@@ -54,6 +56,15 @@ type Options struct {
 	// AllowedOrigins, if set, is the ALLOWED_ORIGINS allow-list (see
 	// Origins); nil allows any origin.
 	AllowedOrigins *allow.Origins
+	// Auth, if set, must accept the credential of every upgrade and
+	// forwarded request (see authorize.go); the credential is taken out of
+	// the request before it goes on. AuthQueryParam and AuthCookie name
+	// where else than "Authorization: Bearer" it may be.
+	Auth                       auth.Verifier
+	AuthQueryParam, AuthCookie string
+	// NativeBackendPort, if set, is the runtime's port for upgrades from
+	// native clients (x-cloudxr-device-type: native).
+	NativeBackendPort int
 	// Router, if set, picks the backend from each request's first path
 	// segment (see Router) instead of Backend.
 	Router *Router
@@ -91,6 +102,9 @@ type Server struct {
 	// in floods from scanners and misconfigured clients.
 	floodLog       *zap.Logger
 	unreachableMsg string
+	credNames credentialNames
+	// nativeBackend is the default backend's host at NativeBackendPort.
+	nativeBackend string
 	// routedDialer connects to routed runtimes, checking where their
 	// names resolved to (allow.Runtimes.CheckResolved).
 	routedDialer net.Dialer
@@ -138,6 +152,11 @@ func New(o Options) *Server {
 		listeners:      map[net.Listener]struct{}{},
 		sweepStop:      make(chan struct{}),
 		sweepDone:      make(chan struct{}),
+	}
+	srv.credNames = credentialNames{param: o.AuthQueryParam, cookie: o.AuthCookie}
+	if o.NativeBackendPort != 0 {
+		host, _, _ := net.SplitHostPort(o.Backend)
+		srv.nativeBackend = net.JoinHostPort(host, strconv.Itoa(o.NativeBackendPort))
 	}
 	srv.routedDialer = backendDialer
 	if o.Router != nil {

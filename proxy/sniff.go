@@ -13,13 +13,13 @@ import (
 // maxHeadSize bounds a request or response head; a longer one gets 431.
 const maxHeadSize = 16 << 10
 
-func badHead(msg string) error { return &refusal{http.StatusBadRequest, msg, reasonBadRequest} }
+func badHead(msg string) error { return &refusal{status: http.StatusBadRequest, msg: msg, reason: reasonBadRequest} }
 func notImplemented(msg string) error {
-	return &refusal{http.StatusNotImplemented, msg, reasonBadRequest}
+	return &refusal{status: http.StatusNotImplemented, msg: msg, reason: reasonBadRequest}
 }
 
 // errHeadTooLarge is answered with 431.
-var errHeadTooLarge = &refusal{http.StatusRequestHeaderFieldsTooLarge, "request head larger than 16 KiB", reasonBadRequest}
+var errHeadTooLarge = &refusal{status: http.StatusRequestHeaderFieldsTooLarge, msg: "request head larger than 16 KiB", reason: reasonBadRequest}
 
 // headEnd returns the length of the head at the start of b, through the
 // blank line that ends it, or -1 when b does not hold a whole head yet.
@@ -41,6 +41,9 @@ type requestHead struct {
 	close bool
 	// hasBody: Content-Length above zero or a chunked body follows.
 	hasBody bool
+	// What authentication and native routing look at (see credential.go).
+	authorization, cookie string
+	native                bool // x-cloudxr-device-type: native
 }
 
 // parseRequestHead parses a complete head as found by headEnd. It is strict
@@ -114,6 +117,15 @@ func (f *headFields) add(r *requestHead, line []byte) error {
 		r.host = string(value)
 	case equalFold(name, "origin"):
 		r.origin = string(value)
+	case equalFold(name, "authorization"):
+		r.authorization = string(value)
+	case equalFold(name, "cookie"):
+		if r.cookie != "" {
+			r.cookie += "; "
+		}
+		r.cookie += string(value)
+	case equalFold(name, "x-cloudxr-device-type"):
+		r.native = equalFold(bytes.TrimSpace(value), "native")
 	case equalFold(name, "connection"):
 		forEachToken(value, func(t []byte) {
 			f.connUpgrade = f.connUpgrade || equalFold(t, "upgrade")

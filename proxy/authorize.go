@@ -1,0 +1,51 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
+)
+
+// authorize decides, when authentication is on, whether a request may go
+// to the runtime. It returns nil, or the refusal to answer with: 401 with
+// the CORS set and a WWW-Authenticate that says why (the page's script can
+// read both), 503 while the provider's keys have never loaded.
+func (s *session) authorize(ctx context.Context, req requestHead) error {
+	a := s.srv.opts.Auth
+	if a == nil {
+		return nil
+	}
+	var err error
+	if tok, ok := s.srv.credNames.credential(req); ok {
+		err = a.Verify(ctx, tok)
+	} else {
+		err = &auth.Failure{Why: auth.Missing, Detail: "send the token as Authorization: Bearer, the " +
+			s.srv.credNames.param + " query parameter or the " + s.srv.credNames.cookie + " cookie"}
+	}
+	if err == nil {
+		return nil
+	}
+	f := &auth.Failure{Why: auth.BadSignature, Detail: err.Error()}
+	errors.As(err, &f)
+	if f.Why == auth.NotReady {
+		return &refusal{status: http.StatusServiceUnavailable, msg: "authentication not ready: the identity provider's keys have not loaded",
+			reason: reasonAuthNotReady}
+	}
+	s.srv.opts.Observer.AuthRefused(f.Why.String())
+	return &refusal{status: http.StatusUnauthorized, msg: "unauthorized: " + f.Error(), reason: reasonUnauthorized,
+		detail: f.Why.String(),
+		header: `WWW-Authenticate: Bearer error="invalid_token", error_description="` + f.Error() + "\"\r\n"}
+}
+
+// authenticated reports whether a request to the proxy's own pages carries
+// a credential that is accepted: only then do they show the backend.
+func (s *session) authenticated(ctx context.Context, req requestHead) bool {
+	a := s.srv.opts.Auth
+	if a == nil {
+		return true
+	}
+	tok, ok := s.srv.credNames.credential(req)
+	return ok && a.Verify(ctx, tok) == nil
+}

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -17,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 )
 
@@ -266,5 +268,35 @@ func TestRoutingStatusIsHonest(t *testing.T) {
 	}
 	if strings.Contains(string(page), "CloudXR runtime is up") {
 		t.Error("page claims a single runtime is up")
+	}
+}
+
+// With authentication on, a caller without an accepted credential learns
+// whether the runtime is up, not where it is.
+func TestPrivateStatusWithholdsTheBackend(t *testing.T) {
+	m, err := certs.NewManager(certs.Options{Dir: t.TempDir(), Names: []string{"localhost"}, Label: "box", Mode: certs.ModeLocalCA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Options{Private: true, Version: "v-test", Certificate: m.Current,
+		Backend: func() Backend { return Backend{Address: "10.0.0.9:49100", Up: true, State: "up"} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ctx      context.Context
+		revealed bool
+	}{{context.Background(), false}, {auth.WithAuthenticated(context.Background()), true}} {
+		for _, path := range []string{"/status.json", "/"} {
+			rec := httptest.NewRecorder()
+			p.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil).WithContext(c.ctx))
+			body := rec.Body.String()
+			if strings.Contains(body, "10.0.0.9") != c.revealed {
+				t.Errorf("%s, authenticated %v: address shown %v", path, c.revealed, !c.revealed)
+			}
+			if path == "/status.json" && !strings.Contains(body, `"up": true`) {
+				t.Errorf("%s: the runtime's state is hidden too: %s", path, body)
+			}
+		}
 	}
 }

@@ -32,9 +32,9 @@ type app struct {
 	metrics *admin.Metrics
 	checker *health.Checker            // the single backend; nil when routing by path
 	routed  map[string]*health.Checker // routed runtimes on ROUTE_CHECK
-	auth    auth.Verifier // nil: authentication off
-	tokens  *auth.Static  // the tokens file's verifier, to reload on SIGHUP
-	oidc    *auth.OIDC    // the provider's verifier, run in the background
+	auth    auth.Verifier              // nil: authentication off
+	tokens  *auth.Static               // the tokens file's verifier, to reload on SIGHUP
+	oidc    *auth.OIDC                 // the provider's verifier, run in the background
 	srv     *proxy.Server
 	ln      net.Listener
 	admin   *admin.Server

@@ -102,7 +102,7 @@ type Server struct {
 	// in floods from scanners and misconfigured clients.
 	floodLog       *zap.Logger
 	unreachableMsg string
-	credNames credentialNames
+	credNames      credentialNames
 	// nativeBackend is the default backend's host at NativeBackendPort.
 	nativeBackend string
 	// routedDialer connects to routed runtimes, checking where their

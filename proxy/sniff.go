@@ -13,7 +13,9 @@ import (
 // maxHeadSize bounds a request or response head; a longer one gets 431.
 const maxHeadSize = 16 << 10
 
-func badHead(msg string) error { return &refusal{status: http.StatusBadRequest, msg: msg, reason: reasonBadRequest} }
+func badHead(msg string) error {
+	return &refusal{status: http.StatusBadRequest, msg: msg, reason: reasonBadRequest}
+}
 func notImplemented(msg string) error {
 	return &refusal{status: http.StatusNotImplemented, msg: msg, reason: reasonBadRequest}
 }

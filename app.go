@@ -19,6 +19,7 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/portal"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/proxy"
 )
@@ -187,6 +188,10 @@ func (a *app) newProxy(site *portal.Portal) *proxy.Server {
 	}
 	if a.auth != nil {
 		o.Auth = a.auth
+	}
+	if cfg.ClientMaxConnections > 0 || cfg.ClientHandshakeRate > 0 || cfg.ClientAuthFailures > 0 {
+		o.Limits = limit.New(limit.Options{MaxConns: cfg.ClientMaxConnections, HandshakeRate: cfg.ClientHandshakeRate,
+			AuthFailures: cfg.ClientAuthFailures, TableSize: cfg.ClientTableSize})
 	}
 	if r := cfg.Runtimes(); r != nil {
 		o.Router = proxy.NewRouter(r, int(cfg.NativeBackendPort))

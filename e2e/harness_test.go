@@ -81,7 +81,10 @@ func startProc(t *testing.T, env ...string) *proc {
 func startProcCmd(t *testing.T, cmd *exec.Cmd, env ...string) *proc {
 	t.Helper()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=json", "LISTEN_ADDRESS=127.0.0.1", "PROXY_PORT=0",
-		"HEALTH_CHECK_INTERVAL=100", "ADMIN_ADDRESS=127.0.0.1:0"}
+		"HEALTH_CHECK_INTERVAL=100", "ADMIN_ADDRESS=127.0.0.1:0",
+		// Every test client comes from 127.0.0.1: the per-client limits
+		// are off unless a test sets them.
+		"CLIENT_MAX_CONNECTIONS=0", "CLIENT_HANDSHAKE_RATE=0", "CLIENT_AUTH_FAILURES=0"}
 	for _, kv := range env {
 		if strings.Contains(kv, "=") {
 			cmd.Env = append(cmd.Env, kv)

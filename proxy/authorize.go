@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
 )
 
 // authorize decides, when authentication is on, whether a request may go
@@ -16,6 +18,14 @@ func (s *session) authorize(ctx context.Context, req requestHead) error {
 	a := s.srv.opts.Auth
 	if a == nil {
 		return nil
+	}
+	if l := s.srv.opts.Limits; l != nil && s.clientIP.IsValid() {
+		if wait, blocked := l.Blocked(s.clientIP); blocked {
+			// No verification work for a client that keeps failing.
+			s.srv.opts.Observer.ClientLimited(limit.AuthFailures)
+			return &refusal{status: http.StatusTooManyRequests, msg: "too many failed authentications from this address; retry later",
+				reason: reasonRateLimited, detail: limit.AuthFailures, header: "Retry-After: " + strconv.Itoa(int(wait.Seconds())) + "\r\n"}
+		}
 	}
 	var err error
 	if tok, ok := s.srv.credNames.credential(req); ok {
@@ -34,6 +44,9 @@ func (s *session) authorize(ctx context.Context, req requestHead) error {
 			reason: reasonAuthNotReady}
 	}
 	s.srv.opts.Observer.AuthRefused(f.Why.String())
+	if l := s.srv.opts.Limits; l != nil && s.clientIP.IsValid() {
+		l.Failed(s.clientIP)
+	}
 	return &refusal{status: http.StatusUnauthorized, msg: "unauthorized: " + f.Error(), reason: reasonUnauthorized,
 		detail: f.Why.String(),
 		header: `WWW-Authenticate: Bearer error="invalid_token", error_description="` + f.Error() + "\"\r\n"}

@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
@@ -25,6 +28,8 @@ type session struct {
 	cors  *headerSet // the header set for the current request's answers
 
 	client     string
+	clientIP   netip.Addr // the client's address, for the per-client limits
+	limited    bool       // counted in the per-client limits: uncount at the end
 	method     string
 	path       string
 	status     int
@@ -76,6 +81,9 @@ func (s *session) handshake() bool {
 		}
 		pending = rest
 	}
+	if !s.admit() {
+		return false
+	}
 	s.cc = tunnel.NewConn(s.conn, pending)
 	s.tc = tls.Server(s.cc, s.srv.tlsConf)
 	err := s.tc.HandshakeContext(context.WithValue(s.srv.ctx, helloKey{}, &s.hello))
@@ -93,6 +101,29 @@ func (s *session) handshake() bool {
 	}
 	o.Observer.HandshakeSucceeded()
 	return s.live(func() { s.conn.SetDeadline(time.Time{}) })
+}
+
+// admit applies the per-client limits on connections and handshakes,
+// before any TLS work is done for the client.
+func (s *session) admit() bool {
+	l := s.srv.opts.Limits
+	if l == nil {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(s.client)
+	if err != nil {
+		return true // not an IP client (a Unix socket in a test): no limit applies
+	}
+	s.clientIP = ap.Addr()
+	ok, which := l.Connect(s.clientIP)
+	if !ok {
+		s.setReason(reasonRateLimited)
+		s.srv.opts.Observer.ClientLimited(which)
+		s.srv.floodLog.Warn("client limit reached: connection closed", zap.String("client", s.client), zap.String("limit", which))
+		return false
+	}
+	s.limited = true
+	return true
 }
 
 // handleRequests reads request heads, answering preflights and the proxy's
@@ -307,6 +338,9 @@ func (s *session) finish(goodbye bool) {
 		drain(s.conn)
 	}
 	s.conn.Close()
+	if s.limited {
+		s.srv.opts.Limits.Disconnect(s.clientIP)
+	}
 	s.mu.Lock()
 	if s.backend != nil && s.tun == nil {
 		s.backend.Close() // a tunnel closes its own

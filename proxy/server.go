@@ -23,6 +23,7 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/allow"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
@@ -62,6 +63,10 @@ type Options struct {
 	// where else than "Authorization: Bearer" it may be.
 	Auth                       auth.Verifier
 	AuthQueryParam, AuthCookie string
+	// Limits, if set, are the per-client limits: connections and
+	// handshakes checked before TLS, failed authentications before
+	// verification (see authorize.go).
+	Limits *limit.Table
 	// NativeBackendPort, if set, is the runtime's port for upgrades from
 	// native clients (x-cloudxr-device-type: native).
 	NativeBackendPort int
@@ -316,6 +321,9 @@ func (s *Server) sweepLoop() {
 		case <-s.sweepStop:
 			return
 		case now := <-t.C:
+			if l := s.opts.Limits; l != nil && now.Second()%10 == 0 {
+				l.Sweep()
+			}
 			acc, open := s.accepted.Load(), s.active.Load()
 			if acc != lastAccepted || open != lastOpen {
 				lastAccepted, lastOpen, quietSince = acc, open, now

@@ -127,3 +127,65 @@ func newChromium(t *testing.T, home string) context.Context {
 	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
 	return ctx
 }
+
+// A page without the cookie: its script reads the 401 and why.
+const noCookiePage = `<!doctype html>
+<html><head><meta charset="utf-8"></head><body><p id="result">pending</p>
+<script>
+fetch('/sign_in?peer_id=anonymous').then(r => {
+  document.getElementById('result').textContent = r.status + ';' + r.headers.get('WWW-Authenticate');
+}).catch(e => { document.getElementById('result').textContent = 'fetch error: ' + e; });
+</script></body></html>`
+
+// The web client after its login: it sets the cookie and opens the
+// signaling WebSocket to its own origin, which sends the cookie along.
+const loginPage = `<!doctype html>
+<html><head><meta charset="utf-8"></head><body><p id="result">pending</p>
+<script>
+const out = document.getElementById('result');
+document.cookie = 'cxr_token=headset-token; path=/; Secure; SameSite=Strict';
+const ws = new WebSocket('wss://' + location.host + '/sign_in?peer_id=chromium');
+ws.onopen = () => ws.send('hello with a cookie');
+ws.onmessage = (e) => { out.textContent = 'echo:' + e.data; ws.close(); };
+ws.onerror = () => { out.textContent = 'websocket error'; };
+</script></body></html>`
+
+func TestChromiumCookieAuthentication(t *testing.T) {
+	b := backend(t)
+	dir, web, home := t.TempDir(), t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(web, "anonymous.html"), []byte(noCookiePage), 0o644)
+	os.WriteFile(filepath.Join(web, "login.html"), []byte(loginPage), 0o644)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("headset-token\n"), 0o600)
+	p := startProc(t, "CERT_DIR="+dir, "WEB_ROOT="+web, fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1",
+		"AUTH_TOKENS_FILE="+tokens)
+	_, port, _ := strings.Cut(p.addr(), "127.0.0.1:")
+	origin := "https://localhost:" + port
+	trustInNSS(t, home, filepath.Join(dir, "ca.crt"))
+	ctx := newChromium(t, home)
+
+	result := func(page string) string {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Navigate(origin+"/app/"+page)); err != nil {
+			t.Fatalf("loading %s: %v", page, err)
+		}
+		r, err := chromedp.Run(ctx, chromedp.Poll[string](
+			`(() => { const t = document.getElementById('result').textContent; return t !== 'pending' && t; })()`,
+			chromedp.WithPollingTimeout(30*time.Second)))
+		if err != nil {
+			t.Fatalf("%s: waiting for the result: %v", page, err)
+		}
+		return r
+	}
+	// First, with no cookie in the browser yet.
+	if got := result("anonymous.html"); got != `401;Bearer error="invalid_token", error_description="missing: send the token as Authorization: Bearer, the token query parameter or the cxr_token cookie"` {
+		t.Errorf("the page without the cookie read %q", got)
+	}
+	if got := result("login.html"); got != "echo:hello with a cookie" {
+		t.Errorf("the page with the cookie: %q", got)
+	}
+	reqs := b.Requests()
+	if len(reqs) != 1 || strings.Contains(string(reqs[0].Raw), "headset-token") {
+		t.Errorf("the runtime saw %d requests, or the cookie: %v", len(reqs), reqs)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,10 +38,12 @@ const (
 
 // Provider is a running OpenID provider.
 type Provider struct {
-	Issuer  string // http://127.0.0.1:PORT
+	Issuer  string // http://127.0.0.1:PORT, or https:// with NewTLS
 	addr    string
 	handler http.Handler
 	store   *store
+	cert    *tls.Certificate // with NewTLS
+	client  *http.Client     // trusts cert
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -48,14 +52,26 @@ type Provider struct {
 
 // New makes a provider on a free loopback port, not yet serving: Start
 // serves it (the tests can thus know the issuer before the provider runs).
-func New() (*Provider, error) {
+func New() (*Provider, error) { return newProvider(nil) }
+
+// NewTLS is New over HTTPS with cert (for 127.0.0.1), as a real provider
+// is reached; a client must trust cert (SSL_CERT_FILE for the proxy).
+func NewTLS(cert *tls.Certificate) (*Provider, error) { return newProvider(cert) }
+
+func newProvider(cert *tls.Certificate) (*Provider, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	p := &Provider{Issuer: "http://" + addr, addr: addr}
+	p := &Provider{Issuer: "http://" + addr, addr: addr, cert: cert, client: http.DefaultClient}
+	if cert != nil {
+		pool := x509.NewCertPool()
+		pool.AddCert(cert.Leaf)
+		p.Issuer = "https://" + addr
+		p.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
 	if p.store, err = newStore(p.Issuer); err != nil {
 		return nil, err
 	}
@@ -80,6 +96,9 @@ func (p *Provider) Start() error {
 	if err != nil {
 		return err
 	}
+	if p.cert != nil {
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*p.cert}})
+	}
 	p.ln, p.srv = ln, &http.Server{Handler: p.handler, ReadHeaderTimeout: 5 * time.Second}
 	go p.srv.Serve(ln)
 	return nil
@@ -93,6 +112,7 @@ func (p *Provider) Stop() {
 		p.srv.Close()
 		p.srv = nil
 	}
+	p.client.CloseIdleConnections()
 }
 
 // Token runs the client-credentials grant at the token endpoint and
@@ -105,7 +125,7 @@ func (p *Provider) Token() (string, error) {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(ClientID, secret)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return "", err
 	}

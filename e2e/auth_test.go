@@ -1,0 +1,147 @@
+//go:build e2e
+
+package e2e
+
+// Authentication through the binary: an OpenID provider reached over HTTPS
+// with a private CA (SSL_CERT_FILE), started after the proxy; a tokens file
+// reloaded on SIGHUP.
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/oidctest"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
+)
+
+func TestOIDCThroughTheBinary(t *testing.T) {
+	g, err := certs.GenerateSelfSigned([]string{"127.0.0.1"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := certs.ParseKeyPair(g.PEM())
+	caFile := filepath.Join(t.TempDir(), "provider-ca.pem")
+	os.WriteFile(caFile, g.CertPEM, 0o644)
+	provider, err := oidctest.NewTLS(&kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer provider.Stop()
+
+	b := backend(t)
+	dir := t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
+		"AUTH_OIDC_ISSUER="+provider.Issuer, "AUTH_AUDIENCE="+oidctest.ClientID, "SSL_CERT_FILE="+caFile)
+	addr := p.addr()
+	admin := "http://" + p.waitLog("admin listener")["address"].(string)
+	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
+
+	// The provider is not up yet: the proxy runs, says why it is not ready,
+	// and answers upgrades 503.
+	p.waitLog("authentication not ready: upgrades get 503 until the provider's keys load")
+	if code, body := httpStatus(t, admin+"/readyz"); code != 503 || !strings.Contains(body, "authentication not ready") {
+		t.Errorf("/readyz before the provider: %d %q", code, body)
+	}
+	if _, err := wstest.Dial(addr, "/sign_in?token=x.y.z", trust); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("upgrade before the provider: %v, want 503", err)
+	}
+
+	if err := provider.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLine(40*time.Second, "keys loaded", func(l map[string]any) bool { return l["msg"] == "authentication ready: the provider's keys loaded" })
+	waitFor(t, 10*time.Second, "ready", func() bool { code, _ := httpStatus(t, admin+"/readyz"); return code == 200 })
+
+	tok, err := provider.Token() // a real client-credentials grant, over HTTPS
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := wstest.Dial(addr, "/sign_in?peer_id=1&token="+tok, trust)
+	if err != nil {
+		t.Fatalf("with a token from the provider: %v", err)
+	}
+	if err := c.Echo("signed in", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := b.Requests()[0].Target; got != "/sign_in?peer_id=1" {
+		t.Errorf("the runtime got %q", got)
+	}
+	if strings.Contains(p.output(), tok) {
+		t.Error("the token is in the proxy's log")
+	}
+	if _, err := wstest.Dial(addr, "/sign_in?peer_id=2", trust); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("without a token: %v, want 401", err)
+	}
+	if l := p.waitLine(10*time.Second, "the refusal's session line", func(l map[string]any) bool {
+		return l["msg"] == "session ended" && l["path"] == "/sign_in?peer_id=2"
+	}); l["reason"] != "unauthorized: missing" {
+		t.Errorf("refusal logged as %v", l["reason"])
+	}
+	if m := scrape(t, admin); m[`cloudxr_wss_proxy_auth_refusals_total{why="missing"}`] != 1 {
+		t.Errorf("refusals metric: %v", m[`cloudxr_wss_proxy_auth_refusals_total{why="missing"}`])
+	}
+
+	// The status page withholds the backend's address from a caller
+	// without a credential.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: trust}}
+	for _, c := range []struct {
+		header string
+		shown  bool
+	}{{"", false}, {"Bearer " + tok, true}} {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/status.json", nil)
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), b.Addr()) != c.shown {
+			t.Errorf("status.json with %q shows the backend: %v", c.header, !c.shown)
+		}
+	}
+}
+
+func TestTokensFileThroughTheBinary(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("# lab headsets\nquest-a\n"), 0o600)
+	b := backend(t)
+	dir := t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
+		"AUTH_TOKENS_FILE="+tokens, "CERT_WATCH_INTERVAL=1h")
+	addr := p.addr()
+	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
+	dial := func(tok string) error {
+		c, err := wstest.Dial(addr, "/sign_in", trust, "Authorization: Bearer "+tok)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial("quest-a"); err != nil {
+		t.Fatalf("a listed token: %v", err)
+	}
+	if err := dial("quest-b"); err == nil {
+		t.Fatal("an unlisted token accepted")
+	}
+	os.WriteFile(tokens, []byte("quest-b\n"), 0o600)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog("tokens file reloaded")
+	if err := dial("quest-b"); err != nil {
+		t.Errorf("after SIGHUP, the new token: %v", err)
+	}
+	if err := dial("quest-a"); err == nil {
+		t.Error("after SIGHUP, the removed token still accepted")
+	}
+}

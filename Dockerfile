@@ -25,6 +25,9 @@ LABEL org.opencontainers.image.title="cloudxr-wss-proxy" \
       org.opencontainers.image.source="https://github.com/cloudxr-wss-proxy/cloudxr-wss-proxy" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/cloudxr-wss-proxy /cloudxr-wss-proxy
+# The system's trust store, for an identity provider reached over HTTPS
+# (AUTH_OIDC_ISSUER); SSL_CERT_FILE names another bundle for a private CA.
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build --chown=65532:65532 /out/certs /usr/local/etc/haproxy/certs
 # LOG_FORMAT stays auto: JSON lines under `docker run -d` (what log
 # collectors read), a console format under `docker run -it`.

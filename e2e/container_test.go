@@ -185,6 +185,7 @@ func servedLeaf(t *testing.T, addr string, cfg *tls.Config) *x509.Certificate {
 func TestContainerImage(t *testing.T) {
 	buildImage(t)
 	checkImageConfig(t)
+	checkTrustStore(t)
 
 	b := backend(t)
 	port := freePort(t)
@@ -214,6 +215,24 @@ type containerRun struct {
 	volume  string
 	addr    string
 	firstFP string // the certificate generated into the volume
+}
+
+// checkTrustStore checks that the image carries the system's CA bundle,
+// which reaching an identity provider over HTTPS needs.
+func checkTrustStore(t *testing.T) {
+	name := fmt.Sprintf("cxp-test-ca-%d", os.Getpid())
+	mustPodman(t, "create", "--name", name, imageTag)
+	defer podman(t, "rm", "-f", name)
+	out := filepath.Join(t.TempDir(), "ca-certificates.crt")
+	mustPodman(t, "cp", name+":/etc/ssl/certs/ca-certificates.crt", out)
+	pem, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) || strings.Count(string(pem), "BEGIN CERTIFICATE") < 50 {
+		t.Errorf("the image's trust store holds %d certificates", strings.Count(string(pem), "BEGIN CERTIFICATE"))
+	}
 }
 
 // checkImageConfig checks the image's user, port, volume, environment,

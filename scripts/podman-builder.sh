@@ -23,10 +23,16 @@ trap 'rm -rf "$ctx"' EXIT
 # Hard links when GOROOT is on the same file system: no copy of 270 MB.
 cp -al "$goroot" "$ctx/go" 2>/dev/null || cp -a "$goroot" "$ctx/go"
 cp "$busybox" "$ctx/busybox"
+# The trust store the image copies into its final stage (the golang image
+# has it from Debian's ca-certificates).
+bundle=/etc/ssl/certs/ca-certificates.crt
+[ -s "$bundle" ] || { echo "$bundle not found: apt-get install ca-certificates" >&2; exit 1; }
+cp "$bundle" "$ctx/ca-certificates.crt"
 cat >"$ctx/Containerfile" <<'CONTAINERFILE'
 FROM scratch
 COPY go /usr/local/go
 COPY busybox /bin/busybox
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
 RUN mkdir -p /tmp /go /root && chmod 1777 /tmp
 ENV PATH=/usr/local/go/bin:/go/bin:/bin HOME=/root GOPATH=/go GOTOOLCHAIN=local

@@ -13,6 +13,7 @@ command -v make >/dev/null || need+=(make)
 command -v prlimit >/dev/null || need+=(util-linux)
 command -v testssl >/dev/null || need+=(testssl.sh)
 command -v ip >/dev/null || need+=(iproute2) # network namespaces for the vanished-client test
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates) # the container image's trust store
 # The container test: rootful Podman with runc, and a static busybox for the
 # builder image assembled from this machine's Go (scripts/podman-builder.sh).
 command -v podman >/dev/null || need+=(podman)

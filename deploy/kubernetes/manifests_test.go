@@ -323,3 +323,80 @@ func TestCertManagerCertificate(t *testing.T) {
 		t.Error("no issuerRef")
 	}
 }
+
+// patchedConfig applies an overlay's ConfigMap patch to the base
+// ConfigMap and returns the environment the proxy would get; files maps a
+// setting to a stand-in for a file the cluster would mount.
+func patchedConfig(t *testing.T, base corev1.ConfigMap, patchPath string, files map[string]string) (*config.Config, corev1.ConfigMap) {
+	t.Helper()
+	var patch corev1.ConfigMap
+	strict(t, patchPath, &patch)
+	if patch.Name != base.Name || patch.Kind != "ConfigMap" {
+		t.Fatalf("%s targets %s %s, want ConfigMap %s", patchPath, patch.Kind, patch.Name, base.Name)
+	}
+	data := map[string]string{}
+	for k, v := range base.Data {
+		data[k] = v
+	}
+	for k, v := range patch.Data {
+		data[k] = v
+	}
+	var environ []string
+	for k, v := range data {
+		if f, ok := files[k]; ok {
+			v = f
+		}
+		environ = append(environ, k+"="+v)
+	}
+	cfg, err := config.Load(nil, environ, nil, "test")
+	if err != nil {
+		t.Fatalf("%s does not make a valid configuration: %v", patchPath, err)
+	}
+	return cfg, patch
+}
+
+// The authentication overlays: the provider's settings in the ConfigMap, or
+// a tokens file from a Secret mounted where AUTH_TOKENS_FILE points.
+func TestAuthOverlays(t *testing.T) {
+	b := decodeBase(t)
+	var k kustomization
+	strict(t, "auth-oidc/kustomization.yaml", &k)
+	if !slices.Contains(k.Resources, "../") || len(k.Patches) != 1 {
+		t.Fatalf("auth-oidc: %+v", k)
+	}
+	cfg, _ := patchedConfig(t, b.cm, filepath.Join("auth-oidc", k.Patches[0].Path), nil)
+	if cfg.AuthOIDCIssuer == "" || cfg.AuthAudience == "" || !cfg.AuthEnabled() {
+		t.Errorf("auth-oidc: authentication not configured: %+v", cfg)
+	}
+
+	strict(t, "auth-tokens/kustomization.yaml", &k)
+	if !slices.Contains(k.Resources, "../") || len(k.Patches) != 2 {
+		t.Fatalf("auth-tokens: %+v", k)
+	}
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("t\n"), 0o600)
+	cfg, patch := patchedConfig(t, b.cm, filepath.Join("auth-tokens", "configmap-patch.yaml"), map[string]string{"AUTH_TOKENS_FILE": tokens})
+	want := patch.Data["AUTH_TOKENS_FILE"]
+	if !cfg.AuthEnabled() || want == "" {
+		t.Fatal("auth-tokens: no tokens file configured")
+	}
+	var dep appsv1.Deployment
+	strict(t, filepath.Join("auth-tokens", "deployment-patch.yaml"), &dep)
+	if dep.Name != b.dep.Name || len(dep.Spec.Template.Spec.Containers) != 1 ||
+		dep.Spec.Template.Spec.Containers[0].Name != b.dep.Spec.Template.Spec.Containers[0].Name {
+		t.Fatalf("the Deployment patch targets %s/%v", dep.Name, dep.Spec.Template.Spec.Containers)
+	}
+	var secretVolume string
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "cloudxr-wss-proxy-tokens" {
+			secretVolume = v.Name
+		}
+	}
+	mounted := false
+	for _, m := range dep.Spec.Template.Spec.Containers[0].VolumeMounts {
+		mounted = mounted || (m.Name == secretVolume && m.ReadOnly && m.MountPath == filepath.Dir(want))
+	}
+	if secretVolume == "" || !mounted {
+		t.Errorf("the tokens Secret is not mounted read-only where AUTH_TOKENS_FILE (%s) points", want)
+	}
+}

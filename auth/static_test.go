@@ -78,3 +78,21 @@ func TestParseClaims(t *testing.T) {
 		}
 	}
 }
+
+// Verified tokens are remembered until their exp and no longer; the set is
+// bounded.
+func TestPassedTokens(t *testing.T) {
+	p := passed{max: 3}
+	now := time.Now()
+	d := func(i byte) (x [32]byte) { x[0] = i; return x }
+	p.add(d(1), now.Add(time.Minute))
+	if !p.has(d(1), now) || p.has(d(1), now.Add(time.Minute)) {
+		t.Error("a token is remembered past its exp, or not before")
+	}
+	for i := range byte(10) {
+		p.add(d(i), now.Add(time.Hour))
+		if len(p.m) > 3 {
+			t.Fatalf("%d remembered, bound 3", len(p.m))
+		}
+	}
+}

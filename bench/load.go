@@ -58,13 +58,13 @@ func (m measured) pct(p float64) time.Duration {
 // dialWS opens one wss:// session through addr.
 func dialWS(addr string) (*wstest.Client, error) { return dialWSWith(addr, clientTLS) }
 
-func dialWSWith(addr string, cfg *tls.Config) (*wstest.Client, error) {
+func dialWSWith(addr string, cfg *tls.Config, header ...string) (*wstest.Client, error) {
 	c, err := (&net.Dialer{Timeout: 10 * time.Second}).Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	tc := tls.Client(c, cfg)
-	cl, err := wstest.Upgrade(tc, "localhost", "/sign_in?peer_id=bench")
+	cl, err := wstest.Upgrade(tc, "localhost", "/sign_in?peer_id=bench", header...)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -153,7 +153,7 @@ func runSessions(p *proxy, clients int, d time.Duration, resume bool) (measured,
 			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 		}
 		for !stopped(stop) {
-			cl, err := dialWSWith(p.addr, cfg)
+			cl, err := dialWSWith(p.addr, cfg, p.header...)
 			if err != nil {
 				return err
 			}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/oidctest"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
@@ -80,6 +81,9 @@ func run() error {
 	if err := b.sessionScenarios(); err != nil {
 		return err
 	}
+	if err := b.authScenario(); err != nil {
+		return err
+	}
 	if err := b.dataScenarios(); err != nil {
 		return err
 	}
@@ -93,7 +97,7 @@ func parseOptions() options {
 	flag.IntVar(&o.clients, "clients", 8, "closed-loop clients in the sessions scenario")
 	flag.IntVar(&o.idle, "idle", 5000, "sessions held in the idle scenario")
 	flag.DurationVar(&o.hold, "hold", 10*time.Second, "how long the idle sessions stay quiet before each must echo")
-	flag.StringVar(&o.only, "only", "", "run only these scenarios (comma-separated: sessions,messages,bulk,idle), for profiling")
+	flag.StringVar(&o.only, "only", "", "run only these scenarios (comma-separated: sessions,auth,messages,bulk,idle), for profiling")
 	flag.Parse()
 	return o
 }
@@ -162,6 +166,61 @@ func (b *bench) sessionScenarios() error {
 		b.rep.sessions = append(b.rep.sessions, labelled{c.label, r})
 	}
 	return nil
+}
+
+// authScenario measures what OIDC verification adds to a session: ours
+// requiring tokens from a real provider (its keys cached) against ours
+// without authentication, ABBA, same certificate.
+func (b *bench) authScenario() error {
+	if !b.o.runs("auth") {
+		return nil
+	}
+	prov, err := oidctest.New()
+	if err != nil {
+		return err
+	}
+	if err := prov.Start(); err != nil {
+		return err
+	}
+	defer prov.Stop()
+	token, err := prov.Token()
+	if err != nil {
+		return err
+	}
+	on, err := startOurs(b.bin, b.dir("ecdsa"), b.port, b.work, "AUTH_OIDC_ISSUER="+prov.Issuer, "AUTH_AUDIENCE="+oidctest.ClientID)
+	if err != nil {
+		return err
+	}
+	on.header = []string{"Authorization: Bearer " + token}
+	off, err := startOurs(b.bin, b.dir("ecdsa"), b.port, b.work)
+	if err != nil {
+		on.stop()
+		return err
+	}
+	p := &pair{on, off}
+	defer p.stop()
+	for _, x := range []*proxy{on, off} { // warm up, and wait for the keys to load
+		if err := warm(x); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(os.Stderr, "sessions with and without OIDC verification...")
+	b.rep.auth, err = abba(p, func(x *proxy) (measured, error) { return runSessions(x, b.o.clients, b.o.duration, false) })
+	return err
+}
+
+// warm runs sessions until they work (keys may still be loading), then a
+// little more.
+func warm(x *proxy) error {
+	var err error
+	for range 50 {
+		if _, err = runSessions(x, 4, 200*time.Millisecond, false); err == nil {
+			_, err = runSessions(x, 4, 500*time.Millisecond, false)
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("warming up %s: %w", x.name, err)
 }
 
 // dataScenarios: messages, bulk and idle, on one pair with the same ECDSA

@@ -16,10 +16,11 @@ import (
 // proxy is one proxy under test, running as its own process so that its
 // CPU time and memory can be read from /proc.
 type proxy struct {
-	name string
-	cmd  *exec.Cmd
-	addr string
-	log  *os.File
+	name   string
+	cmd    *exec.Cmd
+	addr   string
+	log    *os.File
+	header []string // sent on each upgrade (a credential)
 }
 
 func (p *proxy) pid() int { return p.cmd.Process.Pid }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,4 +130,63 @@ func TestClientTableBoundedUnderManyAddresses(t *testing.T) {
 		t.Fatalf("after the flood: %v", err)
 	}
 	cl.Close()
+}
+
+// Connections past a client's limits are closed before any TLS work, and
+// counted; other clients are not affected.
+func TestConnectionLimitsPerClient(t *testing.T) {
+	obs := &limited{}
+	e := start(t, func(o *Options) {
+		o.ProxyProtocol = true
+		o.Observer = obs
+		o.Limits = limit.New(limit.Options{MaxConns: 2, TableSize: 1024})
+	})
+	var open []*wstest.Client
+	for i := range 2 {
+		cl, err := wstest.Upgrade(viaLB(t, e, "192.0.2.50"), "localhost", fmt.Sprintf("/held%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, cl)
+	}
+	c := viaLB(t, e, "192.0.2.50")
+	if err := c.Handshake(); err == nil {
+		t.Error("a third connection from the same client completed TLS")
+	}
+	if cl, err := wstest.Upgrade(viaLB(t, e, "192.0.2.51"), "localhost", "/other"); err != nil {
+		t.Errorf("another client: %v", err)
+	} else {
+		cl.Close()
+	}
+	open[0].Close()
+	waitFor(t, 5*time.Second, "the first session's end", func() bool { return len(e.logs.FilterMessage("session ended").All()) >= 2 })
+	if cl, err := wstest.Upgrade(viaLB(t, e, "192.0.2.50"), "localhost", "/again"); err != nil {
+		t.Errorf("after one of its connections ended: %v", err)
+	} else {
+		cl.Close()
+	}
+	if got := obs.list(); got != limit.Connections {
+		t.Errorf("limited: %q", got)
+	}
+	if e.logs.FilterMessage("client limit reached: connection closed").Len() != 1 {
+		t.Error("the refusal was not logged")
+	}
+}
+
+type limited struct {
+	nopObserver
+	mu    sync.Mutex
+	which []string
+}
+
+func (l *limited) ClientLimited(which string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.which = append(l.which, which)
+}
+
+func (l *limited) list() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.which, ",")
 }

@@ -83,7 +83,7 @@ func (s *Static) Verify(_ context.Context, token string) error {
 	return fail(UnknownToken, "the token is not in the tokens file")
 }
 
-// Ready: the file was read at start.
+// Ready is always true: the file was read at start.
 func (s *Static) Ready() (bool, string) { return true, "" }
 
 // Reload reads the file now (SIGHUP).

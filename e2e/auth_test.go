@@ -7,6 +7,7 @@ package e2e
 // reloaded on SIGHUP.
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -90,9 +91,15 @@ func TestOIDCThroughTheBinary(t *testing.T) {
 		t.Errorf("refusals metric: %v", m[`cloudxr_wss_proxy_auth_refusals_total{why="missing"}`])
 	}
 
-	// The status page withholds the backend's address from a caller
-	// without a credential.
+	checkStatusWithheld(t, addr, trust, tok, b.Addr())
+}
+
+// checkStatusWithheld: the status page withholds the backend's address
+// from a caller without a credential, and shows it to one with.
+func checkStatusWithheld(t *testing.T, addr string, trust *tls.Config, tok, backend string) {
+	t.Helper()
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: trust}}
+	defer hc.CloseIdleConnections()
 	for _, c := range []struct {
 		header string
 		shown  bool
@@ -107,7 +114,7 @@ func TestOIDCThroughTheBinary(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(body), b.Addr()) != c.shown {
+		if strings.Contains(string(body), backend) != c.shown {
 			t.Errorf("status.json with %q shows the backend: %v", c.header, !c.shown)
 		}
 	}

@@ -151,7 +151,7 @@ func (p *Provider) Sign(claims map[string]any) (string, error) {
 	return SignWith(k.key, k.id, jose.RS256, claims)
 }
 
-// PublicKeyPEM is the current key's public half, for the HS256 forgery.
+// PublicKey is the current key's public half, for the HS256 forgery.
 func (p *Provider) PublicKey() *rsa.PublicKey { return &p.store.current().key.PublicKey }
 
 // SignWith signs claims with any key, for the forged cases.

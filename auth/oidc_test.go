@@ -26,18 +26,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // provider starts a real OpenID provider for the test.
-func provider(t *testing.T) *oidctest.Provider {
-	t.Helper()
-	p, err := oidctest.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
-	return p
-}
+var provider = oidctest.Started
 
 // running starts v.Run until the test ends and waits until it is ready.
 func running(t *testing.T, v *OIDC) {

@@ -40,14 +40,7 @@ func (r *refusals) list() string {
 // withOIDC starts a real provider and a proxy that requires its tokens.
 func withOIDC(t *testing.T, obs Observer) (*env, *oidctest.Provider) {
 	t.Helper()
-	p, err := oidctest.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
+	p := oidctest.Started(t)
 	v := auth.NewOIDC(auth.OIDCOptions{Issuer: p.Issuer, Audience: oidctest.ClientID})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -83,6 +84,20 @@ func newProvider(cert *tls.Certificate) (*Provider, error) {
 	}
 	p.handler = prov
 	return p, nil
+}
+
+// Started is a provider serving for the test, stopped when it ends.
+func Started(t testing.TB) *Provider {
+	t.Helper()
+	p, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
 }
 
 // Start serves the provider on its address (again after Stop).

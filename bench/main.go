@@ -2,7 +2,7 @@
 // package, configured as the reference container) on this machine, in one
 // run, on one echo backend, and writes a Markdown table and an SVG chart.
 //
-// Usage: go run ./bench [-out bench/results] [-duration 5s] [-idle 5000]
+// Usage: go run ./bench [-out bench/results] [-duration 3s] [-rounds 6] [-idle 5000]
 // (make bench installs HAProxy first when it is missing).
 package main
 
@@ -37,6 +37,7 @@ func main() {
 type options struct {
 	out      string
 	duration time.Duration
+	rounds   int
 	clients  int
 	idle     int
 	hold     time.Duration
@@ -93,7 +94,8 @@ func run() error {
 func parseOptions() options {
 	var o options
 	flag.StringVar(&o.out, "out", "bench/results", "where the table and chart go")
-	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measured run (each runs twice per proxy, in ABBA order)")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each measured run")
+	flag.IntVar(&o.rounds, "rounds", 6, "rounds per scenario, each one run of both proxies, alternating which goes first")
 	flag.IntVar(&o.clients, "clients", 8, "closed-loop clients in the sessions scenario")
 	flag.IntVar(&o.idle, "idle", 5000, "sessions held in the idle scenario")
 	flag.DurationVar(&o.hold, "hold", 10*time.Second, "how long the idle sessions stay quiet before each must echo")
@@ -158,12 +160,12 @@ func (b *bench) sessionScenarios() error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "sessions (%s)...\n", c.label)
-		r, err := abba(pair, func(p *proxy) (measured, error) { return runSessions(p, b.o.clients, b.o.duration, c.resume) })
+		r, per, err := alternate(pair, b.o.rounds, func(p *proxy) (measured, error) { return runSessions(p, b.o.clients, b.o.duration, c.resume) })
 		pair.stop()
 		if err != nil {
 			return err
 		}
-		b.rep.sessions = append(b.rep.sessions, labelled{c.label, r})
+		b.rep.sessions = append(b.rep.sessions, labelled{c.label, r, per})
 	}
 	return nil
 }
@@ -205,7 +207,7 @@ func (b *bench) authScenario() error {
 		}
 	}
 	fmt.Fprintln(os.Stderr, "sessions with and without OIDC verification...")
-	b.rep.auth, err = abba(p, func(x *proxy) (measured, error) { return runSessions(x, b.o.clients, b.o.duration, false) })
+	b.rep.auth, b.rep.authRounds, err = alternate(p, b.o.rounds, func(x *proxy) (measured, error) { return runSessions(x, b.o.clients, b.o.duration, false) })
 	return err
 }
 
@@ -233,13 +235,13 @@ func (b *bench) dataScenarios() error {
 	defer pair.stop()
 	if b.o.runs("messages") {
 		fmt.Fprintln(os.Stderr, "messages...")
-		if b.rep.messages, err = abba(pair, func(p *proxy) (measured, error) { return runMessages(p, 8, b.o.duration) }); err != nil {
+		if b.rep.messages, b.rep.messageRounds, err = alternate(pair, b.o.rounds, func(p *proxy) (measured, error) { return runMessages(p, 8, b.o.duration) }); err != nil {
 			return err
 		}
 	}
 	if b.o.runs("bulk") {
 		fmt.Fprintln(os.Stderr, "bulk...")
-		if b.rep.bulk, err = abba(pair, func(p *proxy) (measured, error) { return runBulk(p, 4, b.o.duration) }); err != nil {
+		if b.rep.bulk, b.rep.bulkRounds, err = alternate(pair, b.o.rounds, func(p *proxy) (measured, error) { return runBulk(p, 4, b.o.duration) }); err != nil {
 			return err
 		}
 	}
@@ -283,19 +285,28 @@ func startPair(bin, oursDir, haPEM string, backendPort int, work string, tickets
 
 func (p *pair) stop() { p.ours.stop(); p.ha.stop() }
 
-// abba measures ours, HAProxy, HAProxy, ours and sums each proxy's two
-// runs, so a drift in the machine's speed weighs on both alike.
-func abba(p *pair, f func(*proxy) (measured, error)) ([2]measured, error) {
-	var out [2]measured
-	for _, i := range []int{0, 1, 1, 0} {
-		x := []*proxy{p.ours, p.ha}[i]
-		m, err := f(x)
-		if err != nil {
-			return out, fmt.Errorf("%s: %w", x.name, err)
+// alternate measures the pair in rounds, alternating which goes first
+// (ours then HAProxy, HAProxy then ours, ...), so a drift in the machine's
+// speed weighs on both alike. It returns each proxy's sum over the rounds
+// and every round's pair, from which the report takes the median ratio and
+// its spread.
+func alternate(p *pair, rounds int, f func(*proxy) (measured, error)) ([2]measured, [][2]measured, error) {
+	var sum [2]measured
+	per := make([][2]measured, 0, rounds)
+	for r := range rounds {
+		var this [2]measured
+		for _, i := range [2][2]int{{0, 1}, {1, 0}}[r%2] {
+			x := []*proxy{p.ours, p.ha}[i]
+			m, err := f(x)
+			if err != nil {
+				return sum, per, fmt.Errorf("%s: %w", x.name, err)
+			}
+			this[i] = m
+			sum[i] = merge(sum[i], m)
 		}
-		out[i] = merge(out[i], m)
+		per = append(per, this)
 	}
-	return out, nil
+	return sum, per, nil
 }
 
 func merge(a, b measured) measured {

@@ -6,13 +6,15 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
 
 type labelled struct {
-	label string
-	m     [2]measured // ours, HAProxy
+	label  string
+	m      [2]measured   // ours, HAProxy: sums over the rounds
+	rounds [][2]measured // each round
 }
 
 type report struct {
@@ -21,8 +23,10 @@ type report struct {
 	sessions []labelled
 	auth     [2]measured // ours with OIDC verification, ours without
 	messages [2]measured
-	bulk     [2]measured
-	idle     [2]measured
+	// each round of the scenarios above, for the median ratio and spread
+	authRounds, messageRounds, bulkRounds [][2]measured
+	bulk                                  [2]measured
+	idle                                  [2]measured
 }
 
 // row is one line of the table: ours, HAProxy, their ratio and the target.
@@ -32,13 +36,55 @@ type row struct {
 	unit        string
 	target      float64 // ratio ours/HAProxy must be at most this; 0: none
 	lowerBetter bool
+	// med, lo, hi: the median ratio of the rounds and its spread; 0 when
+	// the figure has no rounds (memory, sessions held)
+	med, lo, hi float64
 }
 
 func (r row) ratio() float64 {
+	if r.med > 0 {
+		return r.med
+	}
 	if r.ha == 0 {
 		return math.NaN()
 	}
 	return r.ours / r.ha
+}
+
+// spread is the rounds' lowest and highest ratio, for the table.
+func (r row) spread() string {
+	if r.med == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f–%.2f", r.lo, r.hi)
+}
+
+// withRounds sets r's median ratio and spread from each round's figure f.
+func (r row) withRounds(rounds [][2]measured, f func(measured) float64) row {
+	var ratios []float64
+	for _, pr := range rounds {
+		if b := f(pr[1]); b > 0 {
+			ratios = append(ratios, f(pr[0])/b)
+		}
+	}
+	if len(ratios) == 0 {
+		return r
+	}
+	slices.Sort(ratios)
+	n := len(ratios)
+	r.med = ratios[n/2]
+	if n%2 == 0 {
+		r.med = (ratios[n/2-1] + ratios[n/2]) / 2
+	}
+	r.lo, r.hi = ratios[0], ratios[n-1]
+	return r
+}
+
+func cpuUs(m measured) float64 { return us(m.cpuPerOp()) }
+
+// mk is a row without rounds.
+func mk(figure string, ours, ha float64, unit string, target float64, lowerBetter bool) row {
+	return row{figure: figure, ours: ours, ha: ha, unit: unit, target: target, lowerBetter: lowerBetter}
 }
 
 func (r row) verdict() string {
@@ -64,21 +110,21 @@ func (rep *report) rows() []row {
 			target = 0.5
 		}
 		rows = append(rows,
-			row{"CPU per session, " + s.label, us(s.m[0].cpuPerOp()), us(s.m[1].cpuPerOp()), "µs", target, true},
-			row{"sessions per second, " + s.label, s.m[0].rate(), s.m[1].rate(), "/s", 0, false})
+			row{figure: "CPU per session, " + s.label, ours: us(s.m[0].cpuPerOp()), ha: us(s.m[1].cpuPerOp()), unit: "µs", target: target, lowerBetter: true}.withRounds(s.rounds, cpuUs),
+			mk("sessions per second, "+s.label, s.m[0].rate(), s.m[1].rate(), "/s", 0, false))
 	}
 	if a := rep.auth; a[0].ops > 0 {
-		rows = append(rows, row{"CPU per session, ECDSA P-256: ours with OIDC verification (cached keys) in the first column, ours without in the second",
-			us(a[0].cpuPerOp()), us(a[1].cpuPerOp()), "µs", 1.05, true})
+		rows = append(rows, row{figure: "CPU per session, ECDSA P-256: ours with OIDC verification (cached keys) in the first column, ours without in the second",
+			ours: us(a[0].cpuPerOp()), ha: us(a[1].cpuPerOp()), unit: "µs", target: 1.05, lowerBetter: true}.withRounds(rep.authRounds, cpuUs))
 	}
 	m := rep.messages
 	if m[0].ops > 0 {
 		rows = append(rows,
-			row{"CPU per 256 B echo round trip", us(m[0].cpuPerOp()), us(m[1].cpuPerOp()), "µs", 0.8, true},
-			row{"p50 latency, 8 sessions", us(m[0].pct(0.50)), us(m[1].pct(0.50)), "µs", 0, true},
-			row{"p99 latency, 8 sessions", us(m[0].pct(0.99)), us(m[1].pct(0.99)), "µs", 1.0, true},
-			row{"p99.9 latency, 8 sessions", us(m[0].pct(0.999)), us(m[1].pct(0.999)), "µs", 0, true},
-			row{"round trips per second", m[0].rate(), m[1].rate(), "/s", 0, false})
+			row{figure: "CPU per 256 B echo round trip", ours: us(m[0].cpuPerOp()), ha: us(m[1].cpuPerOp()), unit: "µs", target: 0.8, lowerBetter: true}.withRounds(rep.messageRounds, cpuUs),
+			mk("p50 latency, 8 sessions", us(m[0].pct(0.50)), us(m[1].pct(0.50)), "µs", 0, true),
+			mk("p99 latency, 8 sessions", us(m[0].pct(0.99)), us(m[1].pct(0.99)), "µs", 1.0, true),
+			mk("p99.9 latency, 8 sessions", us(m[0].pct(0.999)), us(m[1].pct(0.999)), "µs", 0, true),
+			mk("round trips per second", m[0].rate(), m[1].rate(), "/s", 0, false))
 	}
 	b := rep.bulk
 	perMiB := func(x measured) float64 {
@@ -89,28 +135,28 @@ func (rep *report) rows() []row {
 	}
 	if b[0].ops > 0 {
 		rows = append(rows,
-			row{"CPU per MiB, bulk 64 KiB both ways", perMiB(b[0]), perMiB(b[1]), "ms", 1.0, true},
-			row{"bulk throughput", b[0].rate() / 1e6, b[1].rate() / 1e6, "MB/s", 0, false})
+			row{figure: "CPU per MiB, bulk 64 KiB both ways", ours: perMiB(b[0]), ha: perMiB(b[1]), unit: "ms", target: 1.0, lowerBetter: true}.withRounds(rep.bulkRounds, perMiB),
+			mk("bulk throughput", b[0].rate()/1e6, b[1].rate()/1e6, "MB/s", 0, false))
 	}
 	i := rep.idle
 	if i[0].held == 0 {
 		return rows
 	}
 	rows = append(rows,
-		row{"memory per idle session", i[0].perSession / 1024, i[1].perSession / 1024, "KiB", 0.75, true},
-		row{fmt.Sprintf("sessions held, of %d", rep.opts.idle), float64(i[0].held), float64(i[1].held), "", 0, false},
-		row{"held sessions that echo after idling", float64(i[0].alive), float64(i[1].alive), "", 0, false})
+		mk("memory per idle session", i[0].perSession/1024, i[1].perSession/1024, "KiB", 0.75, true),
+		mk(fmt.Sprintf("sessions held, of %d", rep.opts.idle), float64(i[0].held), float64(i[1].held), "", 0, false),
+		mk("held sessions that echo after idling", float64(i[0].alive), float64(i[1].alive), "", 0, false))
 	return rows
 }
 
 func (rep *report) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# cloudxr-wss-proxy against HAProxy\n\nMeasured %s.\n\n", rep.env)
-	fmt.Fprintf(&b, "Each figure sums two runs of %v per proxy in ABBA order (ours, HAProxy, HAProxy, ours); CPU is the proxy's own user+system time from /proc/PID/stat over all threads, divided by the operations it served; memory is the growth of its resident set while %d sessions are held, per session.\n\n",
-		rep.opts.duration, rep.opts.idle)
-	b.WriteString("| figure | ours | HAProxy | ours / HAProxy | target |\n|---|---:|---:|---:|---|\n")
+	fmt.Fprintf(&b, "Each scenario runs %d rounds of %v per proxy, alternating which goes first (ours then HAProxy, then HAProxy then ours, ...). The ours and HAProxy columns sum all rounds; for CPU, the ratio is the median of the rounds' ratios and the spread their lowest and highest, so one noisy round on this shared machine moves neither. CPU is the proxy's own user+system time from /proc/PID/stat over all threads, divided by the operations it served; memory is the growth of its resident set while %d sessions are held, per session.\n\n",
+		rep.opts.rounds, rep.opts.duration, rep.opts.idle)
+	b.WriteString("| figure | ours | HAProxy | ours / HAProxy | spread of the rounds | target |\n|---|---:|---:|---:|---:|---|\n")
 	for _, r := range rep.rows() {
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s |\n", r.figure, num(r.ours, r.unit), num(r.ha, r.unit), r.ratio(), r.verdict())
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s | %s |\n", r.figure, num(r.ours, r.unit), num(r.ha, r.unit), r.ratio(), r.spread(), r.verdict())
 	}
 	var errs []string
 	for _, s := range rep.sessions {

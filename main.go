@@ -60,6 +60,7 @@ func run(args []string) error {
 	}
 	defer log.Sync()
 	logStart(cfg, log)
+	tuneGC(maxConnections(cfg), log)
 
 	a, err := build(cfg, log)
 	if err != nil {

@@ -240,3 +240,21 @@ func TestTwoInstancesWithDefaultAdminAddress(t *testing.T) {
 		t.Errorf("explicit taken ADMIN_ADDRESS: exit %d, stderr %q; want 2 naming ADMIN_ADDRESS", code, stderr.String())
 	}
 }
+
+// The GC target and soft memory limit the proxy sets for itself, unless
+// GOGC and GOMEMLIMIT say otherwise.
+func TestGarbageCollectorSettings(t *testing.T) {
+	for _, c := range []struct {
+		env            []string
+		gogc, memlimit string
+	}{
+		{nil, "400", "MiB"},
+		{[]string{"GOGC=150", "GOMEMLIMIT=100MiB"}, "150", "100MiB"},
+	} {
+		p := startProc(t, append([]string{"CERT_DIR=" + t.TempDir()}, c.env...)...)
+		l := p.waitLog("garbage collector")
+		if l["GOGC"] != c.gogc || !strings.HasSuffix(fmt.Sprint(l["GOMEMLIMIT"]), c.memlimit) {
+			t.Errorf("%v: %v", c.env, l)
+		}
+	}
+}

@@ -11,10 +11,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/filestate"
 )
 
 // Static accepts the tokens listed in a file (AUTH_TOKENS_FILE), for a lab
@@ -28,7 +29,7 @@ type Static struct {
 	tokens atomic.Pointer[[][sha256.Size]byte] // digests: equal lengths for constant-time comparison
 
 	mu       sync.Mutex // one reload at a time
-	lastSeen fileState
+	lastSeen []filestate.State
 }
 
 // NewStatic reads the tokens file; it must exist and be readable.
@@ -44,7 +45,7 @@ func NewStatic(path string, log *zap.Logger) (*Static, error) {
 	if n == 0 {
 		log.Warn("the tokens file lists no token: every session will be refused", zap.String("path", path))
 	}
-	s.lastSeen = stat(path)
+	s.lastSeen = filestate.Of(path)
 	return s, nil
 }
 
@@ -90,7 +91,7 @@ func (s *Static) Ready() (bool, string) { return true, "" }
 func (s *Static) Reload(why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lastSeen = stat(s.path)
+	s.lastSeen = filestate.Of(s.path)
 	s.reload(why)
 }
 
@@ -103,7 +104,7 @@ func (s *Static) reload(why string) {
 	s.log.Info("tokens file reloaded", zap.String("why", why), zap.String("path", s.path), zap.Int("tokens", n))
 }
 
-// Watch reloads the file when its size, time or inode changes, every
+// Watch reloads the file when it changes (filestate), every
 // interval, until ctx ends.
 func (s *Static) Watch(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
@@ -114,32 +115,11 @@ func (s *Static) Watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			s.mu.Lock()
-			if now := stat(s.path); now != s.lastSeen {
+			if now := filestate.Of(s.path); filestate.Changed(now, s.lastSeen) {
 				s.lastSeen = now
 				s.reload("file changed")
 			}
 			s.mu.Unlock()
 		}
 	}
-}
-
-// fileState is what tells a changed file (a Secret's symlink swap changes
-// the inode).
-type fileState struct {
-	size  int64
-	mtime time.Time
-	ino   uint64
-	err   bool
-}
-
-func stat(path string) fileState {
-	st, err := os.Stat(path)
-	if err != nil {
-		return fileState{err: true}
-	}
-	fs := fileState{size: st.Size(), mtime: st.ModTime()}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		fs.ino = sys.Ino
-	}
-	return fs
 }

@@ -81,29 +81,6 @@ func absent(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
-// fileState identifies a file's content cheaply: a Kubernetes Secret update
-// swaps a symlink, which changes the inode that stat (following links) sees.
-type fileState struct {
-	ok        bool
-	size, mod int64
-	ino, dev  uint64
-}
-
-func stateOf(paths ...string) []fileState {
-	out := make([]fileState, len(paths))
-	for i, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			continue
-		}
-		out[i] = fileState{ok: true, size: st.Size(), mod: st.ModTime().UnixNano()}
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			out[i].ino, out[i].dev = sys.Ino, uint64(sys.Dev)
-		}
-	}
-	return out
-}
-
 func digest(parts ...[]byte) [32]byte {
 	h := sha256.New()
 	for _, p := range parts {

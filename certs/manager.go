@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/filestate"
 )
 
 // Mode is how the proxy makes a certificate when it has to.
@@ -70,7 +72,7 @@ type Manager struct {
 	cur  atomic.Pointer[Served]
 
 	mu       sync.Mutex // serialises Reload and re-issues
-	lastSeen []fileState
+	lastSeen []filestate.State
 }
 
 // NewManager loads or generates the certificate. Its errors are the user's

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/filestate"
 )
 
 // Keeping the certificate current: reloads on SIGHUP and on changed files,
@@ -39,8 +41,8 @@ func (m *Manager) reload(why string) {
 	m.checkExpiry()
 }
 
-func (m *Manager) watchedState() []fileState {
-	return stateOf(m.path(PEMFile), m.path(SecretCert), m.path(SecretKey))
+func (m *Manager) watchedState() []filestate.State {
+	return filestate.Of(m.path(PEMFile), m.path(SecretCert), m.path(SecretKey))
 }
 
 // Watch polls the certificate files every interval and reloads on change
@@ -57,7 +59,7 @@ func (m *Manager) Watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-poll.C:
 			m.mu.Lock()
-			if st := m.watchedState(); !equalStates(st, m.lastSeen) {
+			if st := m.watchedState(); filestate.Changed(st, m.lastSeen) {
 				m.lastSeen = st
 				m.reload("files changed")
 			}
@@ -69,18 +71,6 @@ func (m *Manager) Watch(ctx context.Context, interval time.Duration) {
 			m.mu.Unlock()
 		}
 	}
-}
-
-func equalStates(a, b []fileState) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // renewIfDue re-issues a generated certificate that nears expiry while the

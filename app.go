@@ -27,24 +27,25 @@ import (
 // app is the proxy's parts, wired: built by build, opened by listen, run
 // by serve.
 type app struct {
-	cfg     *config.Config
-	log     *zap.Logger
-	certs   *certs.Manager
-	metrics *admin.Metrics
-	checker *health.Checker            // the single backend; nil when routing by path
-	routed  map[string]*health.Checker // routed runtimes on ROUTE_CHECK
-	auth    auth.Verifier              // nil: authentication off
-	tokens  *auth.Static               // the tokens file's verifier, to reload on SIGHUP
-	oidc    *auth.OIDC                 // the provider's verifier, run in the background
-	srv     *proxy.Server
-	ln      net.Listener
-	admin   *admin.Server
-	adminLn net.Listener
+	cfg      *config.Config
+	maxConns int // MAX_CONNECTIONS, or from the open-file limit
+	log      *zap.Logger
+	certs    *certs.Manager
+	metrics  *admin.Metrics
+	checker  *health.Checker            // the single backend; nil when routing by path
+	routed   map[string]*health.Checker // routed runtimes on ROUTE_CHECK
+	auth     auth.Verifier              // nil: authentication off
+	tokens   *auth.Static               // the tokens file's verifier, to reload on SIGHUP
+	oidc     *auth.OIDC                 // the provider's verifier, run in the background
+	srv      *proxy.Server
+	ln       net.Listener
+	admin    *admin.Server
+	adminLn  net.Listener
 }
 
 // logStart logs every effective setting once.
-func logStart(cfg *config.Config, log *zap.Logger) {
-	fields := []zap.Field{zap.String("version", fullVersion()), zap.Int("effective_max_connections", maxConnections(cfg))}
+func logStart(cfg *config.Config, maxConns int, log *zap.Logger) {
+	fields := []zap.Field{zap.String("version", fullVersion()), zap.Int("effective_max_connections", maxConns)}
 	for _, s := range cfg.Effective() {
 		fields = append(fields, zap.String(s.Key, s.Value))
 	}
@@ -54,8 +55,8 @@ func logStart(cfg *config.Config, log *zap.Logger) {
 // build makes the parts in the order they need each other: certificate,
 // metrics, health checks, portal, proxy; then subscribes each to what it
 // watches.
-func build(cfg *config.Config, log *zap.Logger) (*app, error) {
-	a := &app{cfg: cfg, log: log, metrics: admin.NewMetrics(fullVersion())}
+func build(cfg *config.Config, maxConns int, log *zap.Logger) (*app, error) {
+	a := &app{cfg: cfg, maxConns: maxConns, log: log, metrics: admin.NewMetrics(fullVersion())}
 	hostname, _ := os.Hostname()
 	var err error
 	a.certs, err = certs.NewManager(certs.Options{
@@ -177,17 +178,15 @@ func (a *app) newProxy(site *portal.Portal) *proxy.Server {
 		HandshakeTimeout:  cfg.HandshakeTimeout.D(),
 		HeadTimeout:       cfg.HeadTimeout.D(),
 		ResponseTimeout:   cfg.ResponseTimeout.D(),
-		MaxConnections:    maxConnections(cfg),
+		MaxConnections:    a.maxConns,
 		ProxyProtocol:     cfg.ProxyProtocol,
 		ReleaseIdleMemory: true,
 		Observer:          a.metrics,
 		Logger:            a.log,
+		Auth:              a.auth,
 		AuthQueryParam:    cfg.AuthQueryParam,
 		AuthCookie:        cfg.AuthCookie,
 		NativeBackendPort: int(cfg.NativeBackendPort),
-	}
-	if a.auth != nil {
-		o.Auth = a.auth
 	}
 	if cfg.ClientMaxConnections > 0 || cfg.ClientHandshakeRate > 0 || cfg.ClientAuthFailures > 0 {
 		o.Limits = limit.New(limit.Options{MaxConns: cfg.ClientMaxConnections, HandshakeRate: cfg.ClientHandshakeRate,

@@ -59,10 +59,11 @@ func run(args []string) error {
 		return usageError{err}
 	}
 	defer log.Sync()
-	logStart(cfg, log)
-	tuneGC(maxConnections(cfg), log)
+	maxConns := maxConnections(cfg)
+	logStart(cfg, maxConns, log)
+	tuneGC(maxConns, log)
 
-	a, err := build(cfg, log)
+	a, err := build(cfg, maxConns, log)
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,7 @@ type options struct {
 	idle     int
 	hold     time.Duration
 	only     string
+	baseline string // a git revision: measure this tree against it instead of HAProxy
 }
 
 func (o options) runs(scenario string) bool {
@@ -50,7 +51,7 @@ func (o options) runs(scenario string) bool {
 
 func run() error {
 	o := parseOptions()
-	if _, err := exec.LookPath("haproxy"); err != nil {
+	if _, err := exec.LookPath("haproxy"); err != nil && o.baseline == "" {
 		return fmt.Errorf("haproxy is not installed (apt-get install -y haproxy; make bench does it)")
 	}
 	work, err := os.MkdirTemp("", "cxp-bench")
@@ -79,6 +80,9 @@ func run() error {
 	if err := b.certificates(); err != nil {
 		return err
 	}
+	if o.baseline != "" {
+		return b.againstBaseline()
+	}
 	if err := b.sessionScenarios(); err != nil {
 		return err
 	}
@@ -100,6 +104,7 @@ func parseOptions() options {
 	flag.IntVar(&o.idle, "idle", 5000, "sessions held in the idle scenario")
 	flag.DurationVar(&o.hold, "hold", 10*time.Second, "how long the idle sessions stay quiet before each must echo")
 	flag.StringVar(&o.only, "only", "", "run only these scenarios (comma-separated: sessions,auth,messages,bulk,idle), for profiling")
+	flag.StringVar(&o.baseline, "baseline", "", "measure this tree against the proxy at this git revision (a lever's effect) instead of against HAProxy")
 	flag.Parse()
 	return o
 }

@@ -63,7 +63,7 @@ func startOurs(bin, certDir string, backendPort int, work string, env ...string)
 		// has no per-client limits either.
 		"CLIENT_MAX_CONNECTIONS=0", "CLIENT_HANDSHAKE_RATE=0", "CLIENT_AUTH_FAILURES=0")
 	cmd.Env = append(cmd.Env, env...)
-	return launch("cloudxr-wss-proxy", cmd, fmt.Sprintf("127.0.0.1:%d", port), filepath.Join(work, "ours.log"))
+	return launch("cloudxr-wss-proxy", cmd, fmt.Sprintf("127.0.0.1:%d", port), filepath.Join(work, fmt.Sprintf("ours-%d.log", port)))
 }
 
 // haproxyConfig is the reference container's configuration (see

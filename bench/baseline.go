@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// A lever is measured against the proxy without it: -baseline REV builds
+// the proxy as it was at git revision REV and runs the working tree's
+// build against it in the same alternating rounds as against HAProxy, for
+// the figures issue 14 is about. The ratio is new / baseline: under 1, the
+// change pays.
+
+// buildBaseline builds the proxy at rev (any git revision) in its own
+// directory under work.
+func buildBaseline(work, rev string) (string, error) {
+	src := filepath.Join(work, "baseline-src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	archive := exec.Command("sh", "-c", `git archive "$1" | tar -x -C "$2"`, "sh", rev, src)
+	archive.Stderr = os.Stderr
+	if err := archive.Run(); err != nil {
+		return "", fmt.Errorf("extracting %s: %w", rev, err)
+	}
+	bin := filepath.Join(work, "cloudxr-wss-proxy-baseline")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	build.Dir, build.Stdout, build.Stderr = src, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("building %s: %w", rev, err)
+	}
+	return bin, nil
+}
+
+// baselineRuns measures the working tree's build (first) against the
+// baseline (second): CPU per session with the same key exchange as
+// HAProxy's and with the default one, and CPU per echo round trip.
+func (b *bench) baselineRuns(baseBin string) (string, error) {
+	var out strings.Builder
+	fmt.Fprintf(&out, "| figure | this tree | %s | this / %s | spread of the rounds |\n|---|---:|---:|---:|---:|\n", b.o.baseline, b.o.baseline)
+	for _, c := range []struct {
+		label string
+		env   []string
+		run   func(*proxy) (measured, error)
+		unit  func(measured) float64
+	}{
+		{"CPU per session, X25519 (TLS_POST_QUANTUM=false)", []string{"TLS_POST_QUANTUM=false"},
+			func(p *proxy) (measured, error) { return runSessions(p, b.o.clients, b.o.duration, false) }, cpuUs},
+		{"CPU per session, default key exchange", nil,
+			func(p *proxy) (measured, error) { return runSessions(p, b.o.clients, b.o.duration, false) }, cpuUs},
+		{"CPU per 256 B echo round trip", nil,
+			func(p *proxy) (measured, error) { return runMessages(p, 8, b.o.duration) }, cpuUs},
+	} {
+		if !b.o.runs(map[bool]string{true: "messages", false: "sessions"}[strings.Contains(c.label, "echo")]) {
+			continue
+		}
+		p, err := b.startSelfPair(baseBin, c.env...)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(os.Stderr, "%s, against %s...\n", c.label, b.o.baseline)
+		sum, per, err := alternate(p, b.o.rounds, c.run)
+		p.stop()
+		if err != nil {
+			return "", err
+		}
+		r := row{ours: c.unit(sum[0]), ha: c.unit(sum[1])}.withRounds(per, c.unit)
+		fmt.Fprintf(&out, "| %s | %.1f µs | %.1f µs | %.2f | %s |\n", c.label, r.ours, r.ha, r.ratio(), r.spread())
+	}
+	return out.String(), nil
+}
+
+// startSelfPair runs this tree's build and the baseline with the same
+// certificate and settings, warmed up.
+func (b *bench) startSelfPair(baseBin string, env ...string) (*pair, error) {
+	cur, err := startOurs(b.bin, b.dir("ecdsa"), b.port, b.work, env...)
+	if err != nil {
+		return nil, err
+	}
+	base, err := startOurs(baseBin, b.dir("ecdsa"), b.port, b.work, env...)
+	if err != nil {
+		cur.stop()
+		return nil, err
+	}
+	base.name = "baseline"
+	p := &pair{cur, base}
+	for _, x := range []*proxy{cur, base} {
+		if err := warm(x); err != nil {
+			p.stop()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// againstBaseline builds the baseline, measures, and writes the table to
+// the output folder as baseline.md (and to standard output).
+func (b *bench) againstBaseline() error {
+	baseBin, err := buildBaseline(b.work, b.o.baseline)
+	if err != nil {
+		return err
+	}
+	table, err := b.baselineRuns(baseBin)
+	if err != nil {
+		return err
+	}
+	text := fmt.Sprintf("# This tree against %s\n\n%s\n\n%d rounds of %s per build, alternating which goes first; the ratio is the median of the rounds'.\n\n%s",
+		b.o.baseline, b.rep.env, b.o.rounds, b.o.duration, table)
+	fmt.Print(text)
+	if err := os.MkdirAll(b.o.out, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(b.o.out, "baseline.md"), []byte(text), 0o644)
+}

@@ -408,6 +408,9 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 	if !wasUp {
 		h.Observe()
 	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		return tunnel.NewSocket(tc), nil // raw reads and writes (see Socket)
+	}
 	return c, nil
 }
 

@@ -12,7 +12,7 @@ import (
 // touching the socket. crypto/tls keeps its state across such an error and
 // a later Read carries on (pinned by TestTLSReadSurvivesTemporaryError).
 type Conn struct {
-	*net.TCPConn
+	*Socket
 	pending  []byte // read before crypto/tls took over (past a PROXY header): served first
 	staged   bool   // staged mode; only the goroutine reading the client sets it
 	stage    []byte // bytes the way up read, not yet taken by crypto/tls
@@ -22,7 +22,7 @@ type Conn struct {
 // NewConn wraps the accepted connection c. pending is what was read from c
 // before (past a PROXY protocol header): crypto/tls reads it first.
 func NewConn(c *net.TCPConn, pending []byte) *Conn {
-	return &Conn{TCPConn: c, pending: pending}
+	return &Conn{Socket: NewSocket(c), pending: pending}
 }
 
 // errWouldBlock is what a staged read returns when nothing is staged: a
@@ -43,7 +43,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if !c.staged {
-		return c.TCPConn.Read(p)
+		return c.Socket.Read(p)
 	}
 	if len(c.stage) > 0 {
 		n := copy(p, c.stage)

@@ -168,7 +168,7 @@ func readPending(fd int, buf []byte, oob *inqBuf) (n int, more bool, err error) 
 	iov.SetLen(len(buf))
 	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &oob[0]}
 	msg.SetControllen(len(oob))
-	r, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), 0)
+	r, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), 0)
 	if errno != 0 {
 		return 0, false, errno
 	}

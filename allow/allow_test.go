@@ -2,6 +2,7 @@ package allow
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 )
 
@@ -76,17 +77,17 @@ func TestRuntimes(t *testing.T) {
 // A name on the list never leads to loopback, link-local, unspecified or
 // multicast addresses that are not listed themselves.
 func TestCheckResolved(t *testing.T) {
-	for _, addr := range []string{"169.254.169.254:80", "[fe80::1]:80", "0.0.0.0:80", "224.0.0.1:80", "[::1]:80"} {
+	for _, addr := range []string{"169.254.169.254", "fe80::1", "0.0.0.0", "224.0.0.1", "::1", "127.0.0.1"} {
 		r, _ := NewRuntimes([]string{"metadata.example"}, 1)
-		if err := r.CheckResolved("tcp", addr, nil); err == nil {
+		if err := r.CheckResolved(netip.MustParseAddr(addr)); err == nil {
 			t.Errorf("%s dialable through a name", addr)
 		}
 	}
 	r, _ := NewRuntimes([]string{"runtime.example", "127.0.0.0/8"}, 1)
-	if err := r.CheckResolved("tcp", "10.0.3.17:49100", nil); err != nil {
+	if err := r.CheckResolved(netip.MustParseAddr("10.0.3.17")); err != nil {
 		t.Errorf("a private address refused: %v", err)
 	}
-	if err := r.CheckResolved("tcp", "127.0.0.1:49100", nil); err != nil {
+	if err := r.CheckResolved(netip.MustParseAddr("127.0.0.1")); err != nil {
 		t.Errorf("a listed loopback network refused: %v", err)
 	}
 }

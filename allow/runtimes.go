@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // Runtimes is the ROUTE_ALLOW list: the only runtimes routing by path may
@@ -94,26 +94,18 @@ func (r *Runtimes) Target(spec string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// CheckResolved is a net.Dialer's Control for routed runtimes: it sees
-// each address a target resolved to, just before the connect. A host name
-// on the list may resolve anywhere except to loopback, link-local (where
-// cloud metadata services answer), unspecified or multicast addresses that
-// are not themselves on the list: whoever runs DNS for an allowed name must
-// not be able to point the proxy back at its own host.
-func (r *Runtimes) CheckResolved(_, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
-	}
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return fmt.Errorf("not dialing %q: not an IP address", address)
-	}
+// CheckResolved sees each address a routed runtime's target resolved to,
+// just before the connect (tunnel.Dialer's Check). A host name on the list
+// may resolve anywhere except to loopback, link-local (where cloud metadata
+// services answer), unspecified or multicast addresses that are not
+// themselves on the list: whoever runs DNS for an allowed name must not be
+// able to point the proxy back at its own host.
+func (r *Runtimes) CheckResolved(ip netip.Addr) error {
 	if !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && !ip.IsUnspecified() && !ip.IsMulticast() {
 		return nil
 	}
 	for _, n := range r.nets {
-		if n.Contains(ip) {
+		if n.Contains(net.IP(ip.AsSlice())) {
 			return nil
 		}
 	}

@@ -110,9 +110,10 @@ type Server struct {
 	credNames      credentialNames
 	// nativeBackend is the default backend's host at NativeBackendPort.
 	nativeBackend string
-	// routedDialer connects to routed runtimes, checking where their
-	// names resolved to (allow.Runtimes.CheckResolved).
-	routedDialer net.Dialer
+	// dialer connects to the default backend; routedDialer to routed
+	// runtimes, checking where their names resolved to
+	// (allow.Runtimes.CheckResolved).
+	dialer, routedDialer tunnel.Dialer
 
 	// ctx is cancelled when the server stops for good.
 	ctx    context.Context
@@ -163,9 +164,8 @@ func New(o Options) *Server {
 		host, _, _ := net.SplitHostPort(o.Backend)
 		srv.nativeBackend = net.JoinHostPort(host, strconv.Itoa(o.NativeBackendPort))
 	}
-	srv.routedDialer = backendDialer
 	if o.Router != nil {
-		srv.routedDialer.Control = o.Router.runtimes.CheckResolved
+		srv.routedDialer.Check = o.Router.runtimes.CheckResolved
 	}
 	if o.ParkAfter == 0 {
 		o.ParkAfter = parkAfter
@@ -392,13 +392,11 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 			timeout = min(timeout, downDialTimeout)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	d := &backendDialer
+	d := &s.dialer
 	if target != "" {
 		d = &s.routedDialer
 	}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := d.Dial(ctx, addr, timeout)
 	if err != nil {
 		if !wasUp {
 			return nil, fmt.Errorf("dialing backend: %w: %w", errBackendDown, err)
@@ -407,9 +405,6 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 	}
 	if !wasUp {
 		h.Observe()
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		return tunnel.NewSocket(tc), nil // raw reads and writes (see Socket)
 	}
 	return c, nil
 }

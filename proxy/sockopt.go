@@ -63,8 +63,3 @@ func setClientOptions(fd int, dp deadPeer) error {
 	}
 	return nil
 }
-
-// backendDialer connects to the runtime. Its sockets get no keepalive:
-// the health checks watch the backend, and a backend marked down has its
-// sessions closed. Go sets TCP_NODELAY, which signaling latency needs.
-var backendDialer = net.Dialer{KeepAlive: -1}

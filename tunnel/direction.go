@@ -17,11 +17,13 @@ type direction struct {
 	limit int64           // bytes still to copy; -1: until src ends
 	n     int64           // bytes copied
 
-	// reading: the callback run inside RawConn.Read (pump.go)
-	fill    func(fd uintptr) bool
-	release func()
-	ended   pumpEnd // why fill stopped the read
-	err     error
+	// reading: the callback run inside RawConn.Read (pump.go), cr's for
+	// the way up, br's for the way down
+	fill  func(fd uintptr) bool
+	cr    clientReader
+	br    backendReader
+	ended pumpEnd // why fill stopped the read
+	err   error
 
 	// parking, under t.mu
 	phase      phase
@@ -44,32 +46,43 @@ const (
 func newDirection(t *Tunnel, up bool, limit int64) *direction {
 	d := &direction{t: t, up: up, limit: limit, fd: -1}
 	if up {
-		d.src = t.client.TCPConn
+		d.src = t.client.Socket
 	} else {
 		d.src = t.backend
 	}
-	if sc, ok := d.src.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
+	switch src := d.src.(type) {
+	case *Socket: // TCP_INQ is on already
+		d.rc, d.fd = src.rc, src.fd
+	case syscall.Conn:
+		if rc, err := src.SyscallConn(); err == nil {
 			d.rc = rc
 			rc.Control(func(fd uintptr) {
 				enableInq(int(fd))
-				if t.opts.Parker != nil {
-					d.fd = int(fd)
-				}
+				d.fd = int(fd)
 			})
-			if p := t.opts.Parker; p != nil {
-				d.key = p.newKey()
-			}
 		}
 	}
-	if up {
-		r := &clientReader{d: d}
-		d.fill, d.release = r.fill, r.releaseBufs
+	if d.rc != nil && t.opts.Parker != nil {
+		d.key = t.opts.Parker.newKey()
 	} else {
-		r := &backendReader{d: d}
-		d.fill, d.release = r.fill, r.releaseBufs
+		d.fd = -1 // not parkable
+	}
+	d.cr.d, d.br.d = d, d
+	if up {
+		d.fill = d.cr.fill
+	} else {
+		d.fill = d.br.fill
 	}
 	return d
+}
+
+// release gives back the reader's buffers.
+func (d *direction) release() {
+	if d.up {
+		d.cr.releaseBufs()
+	} else {
+		d.br.releaseBufs()
+	}
 }
 
 // run pumps until the way ends or parks. runUp and runDown name the

@@ -1,11 +1,14 @@
 package tunnel
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -23,11 +26,14 @@ import (
 // Writes use send(2) with MSG_NOSIGNAL: a peer gone gives EPIPE, not a
 // signal.
 //
-// Everything else (deadlines, Close, CloseWrite, addresses) is the
-// embedded *net.TCPConn's.
+// A Socket is made from an accepted *net.TCPConn (NewSocket) or by Dial,
+// which builds it on an *os.File around a socket it connected itself.
 type Socket struct {
-	*net.TCPConn
-	rc syscall.RawConn
+	c            sockConn
+	fd           int // for the parker's epoll set
+	laddr, raddr net.Addr
+	rc           syscall.RawConn
+	closed       atomic.Bool // Close was called: errors say net.ErrClosed
 
 	rmu   sync.Mutex // one read at a time uses r
 	r     rawOp
@@ -37,6 +43,16 @@ type Socket struct {
 	sendF func(fd uintptr) bool
 }
 
+// sockConn is what a Socket is built on: the runtime's poller waits on it
+// and applies its deadlines.
+type sockConn interface {
+	Close() error
+	SetDeadline(time.Time) error
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	SyscallConn() (syscall.RawConn, error)
+}
+
 // rawOp is the read or write in progress.
 type rawOp struct {
 	buf   []byte
@@ -44,18 +60,57 @@ type rawOp struct {
 	errno syscall.Errno
 }
 
-// NewSocket wraps c.
+// NewSocket wraps an accepted connection, and asks for TCP_INQ's hint on
+// its reads (the pump's; see readPending).
 func NewSocket(c *net.TCPConn) *Socket {
-	s := &Socket{TCPConn: c}
+	s := newSocket(c, -1, c.LocalAddr(), c.RemoteAddr())
+	s.rc.Control(func(fd uintptr) {
+		s.fd = int(fd)
+		enableInq(s.fd)
+	})
+	return s
+}
+
+func newSocket(c sockConn, fd int, laddr, raddr net.Addr) *Socket {
+	s := &Socket{c: c, fd: fd, laddr: laddr, raddr: raddr}
 	s.rc, _ = c.SyscallConn() // fails only for a connection never opened
 	s.readF, s.sendF = s.readOnce, s.sendAll
 	return s
 }
 
+func (s *Socket) LocalAddr() net.Addr                { return s.laddr }
+func (s *Socket) RemoteAddr() net.Addr               { return s.raddr }
+func (s *Socket) SetDeadline(t time.Time) error      { return s.c.SetDeadline(t) }
+func (s *Socket) SetReadDeadline(t time.Time) error  { return s.c.SetReadDeadline(t) }
+func (s *Socket) SetWriteDeadline(t time.Time) error { return s.c.SetWriteDeadline(t) }
+
+// SyscallConn gives the socket's raw form, as net.TCPConn's does.
+func (s *Socket) SyscallConn() (syscall.RawConn, error) { return s.rc, nil }
+
+// Close closes the socket.
+func (s *Socket) Close() error {
+	s.closed.Store(true)
+	return s.c.Close()
+}
+
+// CloseWrite half-closes the socket: a FIN to the peer. (Inside Control,
+// which holds the descriptor open: the client's may be closed through the
+// *net.TCPConn at any time.)
+func (s *Socket) CloseWrite() error {
+	var errno error
+	if err := s.rc.Control(func(fd uintptr) { errno = unix.Shutdown(int(fd), unix.SHUT_WR) }); err != nil {
+		return s.opError("shutdown", err)
+	}
+	if errno != nil {
+		return s.opError("shutdown", os.NewSyscallError("shutdown", errno))
+	}
+	return nil
+}
+
 // Read reads like net.TCPConn.Read: io.EOF at the end of the stream.
 func (s *Socket) Read(p []byte) (int, error) {
-	if len(p) == 0 || s.rc == nil {
-		return s.TCPConn.Read(p)
+	if len(p) == 0 {
+		return 0, nil
 	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
@@ -65,9 +120,9 @@ func (s *Socket) Read(p []byte) (int, error) {
 	s.r.buf = nil
 	switch {
 	case err != nil:
-		return 0, err
+		return 0, s.opError("read", err)
 	case errno != 0:
-		return 0, s.opError("read", errno)
+		return 0, s.opError("read", os.NewSyscallError("read", errno))
 	case n == 0:
 		return 0, io.EOF
 	}
@@ -94,8 +149,8 @@ func (s *Socket) readOnce(fd uintptr) bool {
 
 // Write writes all of p, waiting for room under the write deadline.
 func (s *Socket) Write(p []byte) (int, error) {
-	if len(p) == 0 || s.rc == nil {
-		return s.TCPConn.Write(p)
+	if len(p) == 0 {
+		return 0, nil
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -105,9 +160,9 @@ func (s *Socket) Write(p []byte) (int, error) {
 	s.w.buf = nil
 	switch {
 	case errno != 0:
-		return n, s.opError("write", errno)
+		return n, s.opError("write", os.NewSyscallError("write", errno))
 	case err != nil:
-		return n, err
+		return n, s.opError("write", err)
 	}
 	return n, nil
 }
@@ -129,7 +184,17 @@ func (s *Socket) sendAll(fd uintptr) bool {
 	return true
 }
 
-// opError is the error net.TCPConn would have returned.
-func (s *Socket) opError(op string, errno syscall.Errno) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
+// opError is the error net.TCPConn would have returned: a failure of the
+// poller (a deadline, a closed socket) or of the system call, in a
+// *net.OpError; after Close, net.ErrClosed whatever the poller said (an
+// *os.File's says "use of closed file").
+func (s *Socket) opError(op string, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		err = oe.Err // RawConn's own, named "raw-read" or "raw-write"
+	}
+	if s.closed.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
+		err = net.ErrClosed
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: s.laddr, Addr: s.raddr, Err: err}
 }

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -11,15 +12,24 @@ import (
 	"time"
 )
 
-// socketPair is a Socket and the plain TCP connection at its other end.
-func socketPair(t *testing.T) (*Socket, *net.TCPConn) {
+// socketPair is a Socket and the plain TCP connection at its other end:
+// the Socket is made by Dial, or by NewSocket around a net.TCPConn.
+func socketPair(t *testing.T, dialed bool) (*Socket, *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	var s *Socket
+	if dialed {
+		s, err = (&Dialer{}).Dial(context.Background(), ln.Addr().String(), time.Second)
+	} else {
+		var c net.Conn
+		if c, err = net.Dial("tcp", ln.Addr().String()); err == nil {
+			s = NewSocket(c.(*net.TCPConn))
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,15 +37,25 @@ func socketPair(t *testing.T) (*Socket, *net.TCPConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewSocket(c.(*net.TCPConn))
 	t.Cleanup(func() { s.Close(); far.Close() })
 	return s, far.(*net.TCPConn)
 }
 
+// bothKinds runs f on a Socket of each kind.
+func bothKinds(t *testing.T, f func(t *testing.T, s *Socket, far *net.TCPConn)) {
+	for _, dialed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "accepted", true: "dialed"}[dialed], func(t *testing.T) {
+			s, far := socketPair(t, dialed)
+			f(t, s, far)
+		})
+	}
+}
+
 // A Socket behaves as the net.TCPConn it wraps: bytes both ways, a large
 // write waits for room, io.EOF after the peer's FIN.
-func TestSocketReadsAndWrites(t *testing.T) {
-	s, far := socketPair(t)
+func TestSocketReadsAndWrites(t *testing.T) { bothKinds(t, readsAndWrites) }
+
+func readsAndWrites(t *testing.T, s *Socket, far *net.TCPConn) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB: more than the socket buffers hold
 	got := make(chan []byte)
 	go func() { b, _ := io.ReadAll(io.LimitReader(far, int64(len(big)))); got <- b }()
@@ -58,8 +78,9 @@ func TestSocketReadsAndWrites(t *testing.T) {
 
 // Deadlines, a closed socket and a peer gone give the errors net.TCPConn
 // gives, and a write to a reset peer is an error, not a SIGPIPE.
-func TestSocketErrors(t *testing.T) {
-	s, far := socketPair(t)
+func TestSocketErrors(t *testing.T) { bothKinds(t, socketErrors) }
+
+func socketErrors(t *testing.T, s *Socket, far *net.TCPConn) {
 	s.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	if _, err := s.Read(make([]byte, 8)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read past its deadline: %v; want os.ErrDeadlineExceeded", err)

@@ -359,8 +359,8 @@ func TestTLSReadSurvivesTemporaryError(t *testing.T) {
 	client.Write(msg)
 	// Take the whole record off the socket, then stage it in pieces.
 	raw := make([]byte, 4096)
-	cc.TCPConn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, err := cc.TCPConn.Read(raw)
+	cc.Socket.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := cc.Socket.Read(raw)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ test: test-deps ## vet, then every test, end-to-end included, with the race dete
 
 test-fast: ## the unit tests only: no root, no tools beyond Go, under a minute
 	go test -race ./...
+	go test -count=1 -run '^TestSessionAllocations$$' ./proxy # the allocation budget, without the race detector
 
 test-e2e: test-deps ## the end-to-end suite without the soak and the flood (as root)
 	go vet -tags e2e ./...

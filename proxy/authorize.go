@@ -14,7 +14,7 @@ import (
 // to the runtime. It returns nil, or the refusal to answer with: 401 with
 // the CORS set and a WWW-Authenticate that says why (the page's script can
 // read both), 503 while the provider's keys have never loaded.
-func (s *session) authorize(ctx context.Context, req requestHead) error {
+func (s *session) authorize(req requestHead) error {
 	a := s.srv.opts.Auth
 	if a == nil {
 		return nil
@@ -29,7 +29,9 @@ func (s *session) authorize(ctx context.Context, req requestHead) error {
 	}
 	var err error
 	if tok, ok := s.srv.credNames.credential(req); ok {
+		ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.opts.ResponseTimeout)
 		err = a.Verify(ctx, tok)
+		cancel()
 	} else {
 		err = &auth.Failure{Why: auth.Missing, Detail: "send the token as Authorization: Bearer, the " +
 			s.srv.credNames.param + " query parameter or the " + s.srv.credNames.cookie + " cookie"}

@@ -190,10 +190,7 @@ func (s *session) handleRequests() bool {
 func (s *session) forward(req requestHead, hb *headBuf, hl, n int) bool {
 	o := &s.srv.opts
 	buf := hb.b
-	ctx, cancel := context.WithTimeout(s.srv.ctx, o.ResponseTimeout)
-	err := s.authorize(ctx, req)
-	cancel()
-	if err != nil {
+	if err := s.authorize(req); err != nil {
 		s.refuse(err)
 		return false
 	}

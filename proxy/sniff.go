@@ -54,7 +54,8 @@ type requestHead struct {
 // Transfer-Encoding, no conflicting lengths.
 func parseRequestHead(head []byte) (requestHead, error) {
 	var r requestHead
-	lines, err := splitLines(head)
+	var room headLines
+	lines, err := splitLines(room[:0], head)
 	if err != nil {
 		return r, err
 	}
@@ -208,7 +209,8 @@ var errBadResponse = errors.New("malformed response head")
 // parseResponseHead parses a complete backend response head.
 func parseResponseHead(head []byte) (responseHead, error) {
 	r := responseHead{contentLength: -1}
-	lines, err := splitLines(head)
+	var room headLines
+	lines, err := splitLines(room[:0], head)
 	if err != nil {
 		return r, errBadResponse
 	}
@@ -248,21 +250,25 @@ func parseResponseHead(head []byte) (responseHead, error) {
 	return r, nil
 }
 
-// splitLines splits a head into its lines without their CRLF, refusing a
-// bare LF or CR, which parsers disagree on.
-func splitLines(head []byte) ([][]byte, error) {
+// splitLines appends a head's lines, without their CRLF, to dst (the
+// callers' room on their stacks, so a head costs no allocation), refusing
+// a bare LF or CR, which parsers disagree on.
+func splitLines(dst [][]byte, head []byte) ([][]byte, error) {
 	body, ok := bytes.CutSuffix(head, []byte("\r\n\r\n"))
 	if !ok {
 		return nil, badHead("incomplete head")
 	}
-	lines := bytes.Split(body, []byte("\r\n"))
-	for _, l := range lines {
-		if bytes.IndexByte(l, '\n') >= 0 || bytes.IndexByte(l, '\r') >= 0 {
+	for line := range bytes.SplitSeq(body, []byte("\r\n")) {
+		if bytes.IndexByte(line, '\n') >= 0 || bytes.IndexByte(line, '\r') >= 0 {
 			return nil, badHead("bare LF or CR in head")
 		}
+		dst = append(dst, line)
 	}
-	return lines, nil
+	return dst, nil
 }
+
+// headLines is room for a usual head's lines.
+type headLines [32][]byte
 
 // splitField splits "Name: value", trimming the value's optional whitespace.
 func splitField(line []byte) (name, value []byte, err error) {

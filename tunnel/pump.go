@@ -40,7 +40,10 @@ type clientReader struct {
 	in     *[]byte // staging for ciphertext
 	out    *[]byte // plaintext for the backend
 	waitOK bool    // the last read left nothing pending: the socket is drained
-	oob    inqBuf
+	// starved: crypto/tls asked for bytes beyond what was staged; until
+	// more are, another Read would only say so again (and allocate).
+	starved bool
+	oob     inqBuf
 }
 
 func (r *clientReader) fill(fd uintptr) bool {
@@ -48,7 +51,7 @@ func (r *clientReader) fill(fd uintptr) bool {
 	c.staged = true // from here on crypto/tls reads what fill stages
 	for {
 		// Send on what crypto/tls can decrypt from what it has.
-		for {
+		for !r.starved {
 			if r.out == nil {
 				r.out = bufs.Get().(*[]byte)
 			}
@@ -61,6 +64,7 @@ func (r *clientReader) fill(fd uintptr) bool {
 				continue
 			}
 			if err == errWouldBlock {
+				r.starved = true
 				break
 			}
 			if err != nil {
@@ -84,11 +88,14 @@ func (r *clientReader) fill(fd uintptr) bool {
 			return false
 		case err != nil:
 			c.stageErr = os.NewSyscallError("recvmsg", err)
+			r.starved = false
 		case n == 0:
 			c.stageErr = io.EOF
+			r.starved = false
 		default:
 			c.stage = (*r.in)[:n]
 			r.waitOK = !more
+			r.starved = false
 		}
 	}
 }

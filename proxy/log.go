@@ -3,6 +3,7 @@ package proxy
 import (
 	"cmp"
 	"crypto/tls"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,7 +24,10 @@ func (s *session) logEnd(r reason, detail string) {
 	if detail != "" {
 		why += ": " + detail
 	}
-	ce.Write(
+	// The fields go in a pooled array: as a variadic argument they would
+	// be a new 900-byte slice per session.
+	fp := endFields.Get().(*[13]zap.Field)
+	*fp = [...]zap.Field{
 		zap.String("client", s.client),
 		zap.String("sni", s.hello.sni),
 		zap.String("tls", tls.VersionName(st.Version)),
@@ -37,8 +41,13 @@ func (s *session) logEnd(r reason, detail string) {
 		zap.NamedError("backend_error", s.backendErr),
 		zap.String("backend_conn", s.backendLocal),
 		zap.String("backend", cmp.Or(s.target, s.srv.opts.Backend)),
-	)
+	}
+	ce.Write(fp[:]...)
+	*fp = [13]zap.Field{} // hold no strings or errors while pooled
+	endFields.Put(fp)
 }
+
+var endFields = sync.Pool{New: func() any { return new([13]zap.Field) }}
 
 // handshakeFailed logs a failed handshake (rate-limited: scanners and
 // misconfigured clients come in floods) and counts it by class.

@@ -90,7 +90,7 @@ func (d *Dialer) dialAddr(ctx context.Context, ap netip.AddrPort, deadline time.
 	if err != nil {
 		return nil, fail(os.NewSyscallError("socket", err))
 	}
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+	if err := setTCPOption(fd, unix.TCP_NODELAY, 1); err != nil {
 		unix.Close(fd)
 		return nil, fail(os.NewSyscallError("setsockopt", err))
 	}

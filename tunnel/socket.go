@@ -93,15 +93,18 @@ func (s *Socket) Close() error {
 	return s.c.Close()
 }
 
-// CloseWrite half-closes the socket: a FIN to the peer. (Inside Control,
-// which holds the descriptor open: the client's may be closed through the
-// *net.TCPConn at any time.)
+// CloseWrite half-closes the socket: a FIN to the peer, which on loopback
+// runs the peer's side inline, hence a raw call (see Socket). (Inside
+// Control, which holds the descriptor open: the client's may be closed
+// through the *net.TCPConn at any time.)
 func (s *Socket) CloseWrite() error {
-	var errno error
-	if err := s.rc.Control(func(fd uintptr) { errno = unix.Shutdown(int(fd), unix.SHUT_WR) }); err != nil {
+	var errno syscall.Errno
+	if err := s.rc.Control(func(fd uintptr) {
+		_, _, errno = unix.RawSyscall(unix.SYS_SHUTDOWN, fd, unix.SHUT_WR, 0)
+	}); err != nil {
 		return s.opError("shutdown", err)
 	}
-	if errno != nil {
+	if errno != 0 {
 		return s.opError("shutdown", os.NewSyscallError("shutdown", errno))
 	}
 	return nil

@@ -34,13 +34,6 @@ type Socket struct {
 	laddr, raddr net.Addr
 	rc           syscall.RawConn
 	closed       atomic.Bool // Close was called: errors say net.ErrClosed
-
-	rmu   sync.Mutex // one read at a time uses r
-	r     rawOp
-	wmu   sync.Mutex // one write at a time uses w
-	w     rawOp
-	readF func(fd uintptr) bool // r's and w's callbacks, bound once
-	sendF func(fd uintptr) bool
 }
 
 // sockConn is what a Socket is built on: the runtime's poller waits on it
@@ -53,11 +46,32 @@ type sockConn interface {
 	SyscallConn() (syscall.RawConn, error)
 }
 
-// rawOp is the read or write in progress.
+// rawOp is one read or write in progress, with its callbacks for
+// RawConn bound once: ops come from a pool, so that an idle Socket holds
+// no state for them (it is per session, twice, and sessions sit idle for
+// hours).
 type rawOp struct {
-	buf   []byte
-	n     int
-	errno syscall.Errno
+	buf         []byte
+	n           int
+	errno       syscall.Errno
+	read, write func(fd uintptr) bool
+}
+
+var rawOps = sync.Pool{New: func() any {
+	op := new(rawOp)
+	op.read, op.write = op.readOnce, op.sendAll
+	return op
+}}
+
+func getOp(p []byte) *rawOp {
+	op := rawOps.Get().(*rawOp)
+	op.buf, op.n, op.errno = p, 0, 0
+	return op
+}
+
+func (op *rawOp) put() {
+	op.buf = nil
+	rawOps.Put(op)
 }
 
 // NewSocket wraps an accepted connection, and asks for TCP_INQ's hint on
@@ -74,7 +88,6 @@ func NewSocket(c *net.TCPConn) *Socket {
 func newSocket(c sockConn, fd int, laddr, raddr net.Addr) *Socket {
 	s := &Socket{c: c, fd: fd, laddr: laddr, raddr: raddr}
 	s.rc, _ = c.SyscallConn() // fails only for a connection never opened
-	s.readF, s.sendF = s.readOnce, s.sendAll
 	return s
 }
 
@@ -115,12 +128,10 @@ func (s *Socket) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	s.r = rawOp{buf: p}
-	err := s.rc.Read(s.readF)
-	n, errno := s.r.n, s.r.errno
-	s.r.buf = nil
+	op := getOp(p)
+	err := s.rc.Read(op.read)
+	n, errno := op.n, op.errno
+	op.put()
 	switch {
 	case err != nil:
 		return 0, s.opError("read", err)
@@ -132,20 +143,20 @@ func (s *Socket) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (s *Socket) readOnce(fd uintptr) bool {
-	b := s.r.buf
+func (op *rawOp) readOnce(fd uintptr) bool {
+	b := op.buf
 	for {
 		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 		switch e {
 		case 0:
-			s.r.n = int(n)
+			op.n = int(n)
 			return true
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
 			return false // wait for readability
 		}
-		s.r.errno = e
+		op.errno = e
 		return true
 	}
 }
@@ -155,12 +166,10 @@ func (s *Socket) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	s.w = rawOp{buf: p}
-	err := s.rc.Write(s.sendF)
-	n, errno := s.w.n, s.w.errno
-	s.w.buf = nil
+	op := getOp(p)
+	err := s.rc.Write(op.write)
+	n, errno := op.n, op.errno
+	op.put()
 	switch {
 	case errno != 0:
 		return n, s.opError("write", os.NewSyscallError("write", errno))
@@ -170,17 +179,17 @@ func (s *Socket) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (s *Socket) sendAll(fd uintptr) bool {
-	for b := s.w.buf; s.w.n < len(b); {
-		n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[s.w.n])), uintptr(len(b)-s.w.n), unix.MSG_NOSIGNAL, 0, 0)
+func (op *rawOp) sendAll(fd uintptr) bool {
+	for b := op.buf; op.n < len(b); {
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[op.n])), uintptr(len(b)-op.n), unix.MSG_NOSIGNAL, 0, 0)
 		switch e {
 		case 0:
-			s.w.n += int(n)
+			op.n += int(n)
 		case unix.EINTR:
 		case unix.EAGAIN:
 			return false // wait for room
 		default:
-			s.w.errno = e
+			op.errno = e
 			return true
 		}
 	}

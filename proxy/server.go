@@ -250,28 +250,44 @@ func (s *Server) start(c *net.TCPConn) {
 	}
 }
 
-// maxIdleWorkers bounds the workers kept waiting for the next session.
-const maxIdleWorkers = 32
+// maxIdleWorkers bounds the workers kept waiting for the next session, and
+// workerIdle how long one waits: a worker's stack has grown to what a
+// handshake needs (over 100 KiB with ML-KEM), too much to keep once
+// sessions stop coming.
+const (
+	maxIdleWorkers = 32
+	workerIdle     = time.Second
+)
 
 // worker runs sessions one after another. A goroutine that has run a TLS
 // handshake has grown its stack for it, and the next handshake needs the
 // same: a fresh goroutine per session copied its stack four or five times
 // as it grew (4 % of a session's CPU in the profile, bench/README.md). A
-// worker whose session is over (or whose tunnel took it over) waits for
-// the next, unless enough are waiting already.
+// worker whose session is over (or whose tunnel took it over) waits
+// workerIdle for the next, unless enough are waiting already.
 func (s *Server) worker(sess *session) {
 	defer s.workers.Done()
+	var idle *time.Timer
 	for {
 		sess.serve()
 		if s.idleWorkers.Add(1) > maxIdleWorkers {
 			s.idleWorkers.Add(-1)
 			return
 		}
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
 		select {
 		case sess = <-s.work:
 			s.idleWorkers.Add(-1)
+		case <-idle.C:
+			s.idleWorkers.Add(-1)
+			return
 		case <-s.ctx.Done():
 			s.idleWorkers.Add(-1)
+			idle.Stop()
 			return
 		}
 	}

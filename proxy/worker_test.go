@@ -10,8 +10,8 @@ import (
 
 // Sessions run on workers that wait for the next session once theirs is
 // over: one after another, they all run on one; many at once leave at
-// most maxIdleWorkers waiting; Shutdown ends the waiting ones (the
-// package's goleak check sees any left).
+// most maxIdleWorkers waiting, for workerIdle; Shutdown ends the waiting
+// ones (the package's goleak check sees any left).
 func TestWorkersCarryOn(t *testing.T) {
 	e := start(t)
 	for i := range 5 {
@@ -36,4 +36,6 @@ func TestWorkersCarryOn(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "every session's end", func() bool { return e.srv.ActiveConnections() == 0 })
 	waitFor(t, 5*time.Second, "the workers back", func() bool { return e.srv.idleWorkers.Load() == maxIdleWorkers })
+	// Once sessions stop coming, the workers go, and their stacks with them.
+	waitFor(t, workerIdle+5*time.Second, "the workers gone", func() bool { return e.srv.idleWorkers.Load() == 0 })
 }

@@ -133,10 +133,6 @@ type Server struct {
 	shutting  bool
 	wg        sync.WaitGroup // one per session goroutine
 	active    atomic.Int64
-
-	work        chan *session  // to a waiting worker
-	workers     sync.WaitGroup // one per worker goroutine
-	idleWorkers atomic.Int32
 }
 
 // New returns a Server; Serve starts it.
@@ -161,7 +157,6 @@ func New(o Options) *Server {
 		sessions:       map[*session]struct{}{},
 		listeners:      map[net.Listener]struct{}{},
 		sweepStop:      make(chan struct{}),
-		work:           make(chan *session),
 		sweepDone:      make(chan struct{}),
 	}
 	srv.credNames = credentialNames{param: o.AuthQueryParam, cookie: o.AuthCookie}
@@ -241,56 +236,7 @@ func (s *Server) start(c *net.TCPConn) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.active.Add(1)
-	// It, or its tunnel's last goroutine, ends with s.wg.Done.
-	select {
-	case s.work <- sess: // a worker that was waiting
-	default:
-		s.workers.Add(1)
-		go s.worker(sess)
-	}
-}
-
-// maxIdleWorkers bounds the workers kept waiting for the next session, and
-// workerIdle how long one waits: a worker's stack has grown to what a
-// handshake needs (over 100 KiB with ML-KEM), too much to keep once
-// sessions stop coming.
-const (
-	maxIdleWorkers = 32
-	workerIdle     = time.Second
-)
-
-// worker runs sessions one after another. A goroutine that has run a TLS
-// handshake has grown its stack for it, and the next handshake needs the
-// same: a fresh goroutine per session copied its stack four or five times
-// as it grew (4 % of a session's CPU in the profile, bench/README.md). A
-// worker whose session is over (or whose tunnel took it over) waits
-// workerIdle for the next, unless enough are waiting already.
-func (s *Server) worker(sess *session) {
-	defer s.workers.Done()
-	var idle *time.Timer
-	for {
-		sess.serve()
-		if s.idleWorkers.Add(1) > maxIdleWorkers {
-			s.idleWorkers.Add(-1)
-			return
-		}
-		if idle == nil {
-			idle = time.NewTimer(workerIdle)
-		} else {
-			idle.Reset(workerIdle)
-		}
-		select {
-		case sess = <-s.work:
-			s.idleWorkers.Add(-1)
-		case <-idle.C:
-			s.idleWorkers.Add(-1)
-			return
-		case <-s.ctx.Done():
-			s.idleWorkers.Add(-1)
-			idle.Stop()
-			return
-		}
-	}
+	go sess.serve() // it, or its tunnel's last goroutine, ends with s.wg.Done
 }
 
 // forget drops a finished session.
@@ -348,7 +294,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	<-done
-	s.workers.Wait()
 	s.stopOnce.Do(func() {
 		s.sweepOnce.Do(func() { close(s.sweepDone) }) // never started
 		close(s.sweepStop)

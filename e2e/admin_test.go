@@ -140,7 +140,9 @@ func TestHealthcheckSubcommand(t *testing.T) {
 func checkSessionMetrics(t *testing.T, base string, n float64, up string) {
 	t.Helper()
 	var m map[string]float64
-	waitFor(t, 10*time.Second, "metrics for the sessions", func() bool {
+	// The sessions end, and the refused handshake is counted, after the
+	// clients have gone: wait for all of it, then check the exact values.
+	waitFor(t, 10*time.Second, "metrics for the sessions and the refused handshake", func() bool {
 		m = scrape(t, base)
 		total := 0.0
 		for k, v := range m {
@@ -148,7 +150,8 @@ func checkSessionMetrics(t *testing.T, base string, n float64, up string) {
 				total += v
 			}
 		}
-		return total == n
+		return total == n && m[`cloudxr_wss_proxy_session_duration_seconds_count`] == n &&
+			m[`cloudxr_wss_proxy_tls_handshake_failures_total{class="client rejected our certificate"}`] >= 1
 	})
 	for series, want := range map[string]float64{
 		`cloudxr_wss_proxy_tls_handshakes_total`:                                                  n,

@@ -14,39 +14,50 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Dial connects on loopback, by address and by name, and the Socket it
-// gives works both ways with the addresses net.Conn reports.
+// Dial connects on loopback, by IPv4 and IPv6 address and by name, and the
+// Socket it gives works both ways with the addresses net.Conn reports.
 func TestDialConnects(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for _, c := range []struct{ listen, host string }{
+		{"127.0.0.1:0", "127.0.0.1"}, {"127.0.0.1:0", "localhost"}, {"[::1]:0", "::1"},
+	} {
+		t.Run(c.host, func(t *testing.T) {
+			ln, err := net.Listen("tcp", c.listen)
+			if err != nil && c.host == "::1" {
+				t.Skipf("this host has no IPv6 loopback: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			dialConnects(t, ln, c.host)
+		})
+	}
+}
+
+func dialConnects(t *testing.T, ln net.Listener, host string) {
+	port := ln.Addr().(*net.TCPAddr).Port
+	var d Dialer
+	s, err := d.Dial(context.Background(), net.JoinHostPort(host, strconv.Itoa(port)), time.Second)
+	if err != nil {
+		t.Fatalf("Dial %s: %v", host, err)
+	}
+	defer s.Close()
+	far, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-	for _, host := range []string{"127.0.0.1", "localhost"} {
-		var d Dialer
-		s, err := d.Dial(context.Background(), net.JoinHostPort(host, strconv.Itoa(port)), time.Second)
-		if err != nil {
-			t.Fatalf("Dial %s: %v", host, err)
-		}
-		far, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.LocalAddr().String() != far.RemoteAddr().String() || s.RemoteAddr().String() != far.LocalAddr().String() {
-			t.Errorf("Dial %s: addresses %v → %v; the far end sees %v → %v", host, s.LocalAddr(), s.RemoteAddr(), far.RemoteAddr(), far.LocalAddr())
-		}
-		s.Write([]byte("ping"))
-		s.CloseWrite()
-		if b, err := io.ReadAll(far); err != nil || string(b) != "ping" {
-			t.Errorf("the far end read %q, %v; want ping and a FIN", b, err)
-		}
-		far.Write([]byte("pong"))
-		far.Close()
-		if b, err := io.ReadAll(s); err != nil || string(b) != "pong" {
-			t.Errorf("the socket read %q, %v; want pong and io.EOF", b, err)
-		}
-		s.Close()
+	if s.LocalAddr().String() != far.RemoteAddr().String() || s.RemoteAddr().String() != far.LocalAddr().String() {
+		t.Errorf("addresses %v → %v; the far end sees %v → %v", s.LocalAddr(), s.RemoteAddr(), far.RemoteAddr(), far.LocalAddr())
+	}
+	s.Write([]byte("ping"))
+	s.CloseWrite()
+	if b, err := io.ReadAll(far); err != nil || string(b) != "ping" {
+		t.Errorf("the far end read %q, %v; want ping and a FIN", b, err)
+	}
+	far.Write([]byte("pong"))
+	far.Close()
+	if b, err := io.ReadAll(s); err != nil || string(b) != "pong" {
+		t.Errorf("the socket read %q, %v; want pong and io.EOF", b, err)
 	}
 }
 

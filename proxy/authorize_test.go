@@ -18,24 +18,31 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
+// recorder keeps what an observer under test was told, in order.
+type recorder struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, s)
+}
+
+func (r *recorder) list() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.got, ",")
+}
+
 // refusals records the observer's auth refusals.
 type refusals struct {
 	nopObserver
-	mu  sync.Mutex
-	why []string
+	recorder
 }
 
-func (r *refusals) AuthRefused(why string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.why = append(r.why, why)
-}
-
-func (r *refusals) list() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return strings.Join(r.why, ",")
-}
+func (r *refusals) AuthRefused(why string) { r.add(why) }
 
 // withOIDC starts a real provider and a proxy that requires its tokens.
 func withOIDC(t *testing.T, obs Observer) (*env, *oidctest.Provider) {

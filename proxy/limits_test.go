@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -173,20 +172,10 @@ func TestConnectionLimitsPerClient(t *testing.T) {
 	}
 }
 
+// limited records the observer's per-client limit refusals.
 type limited struct {
 	nopObserver
-	mu    sync.Mutex
-	which []string
+	recorder
 }
 
-func (l *limited) ClientLimited(which string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.which = append(l.which, which)
-}
-
-func (l *limited) list() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.which, ",")
-}
+func (l *limited) ClientLimited(which string) { l.add(which) }

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/logging"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
@@ -127,10 +127,14 @@ func classify(stack []uintptr) (server, own bool, site string) {
 	}
 }
 
-// productionLogger logs as the program does (JSON at info), to nowhere.
-func productionLogger() *zap.Logger {
-	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+// productionLogger logs as the program does by default (the logging
+// package's JSON at info), to nowhere.
+func productionLogger(tb testing.TB) *zap.Logger {
+	l, err := logging.New(io.Discard, "info", "json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l
 }
 
 // oneSession is the bench's session: handshake, upgrade, one 32-byte
@@ -159,7 +163,7 @@ func TestSessionAllocations(t *testing.T) {
 	if raceDetector {
 		t.Skip("allocation counts differ under the race detector; scripts/test.sh (make test) runs this test again without it")
 	}
-	e := start(t, func(o *Options) { o.Logger = productionLogger() })
+	e := start(t, func(o *Options) { o.Logger = productionLogger(t) })
 	for range 20 { // warm up: pools, the certificate, the parker
 		oneSession(t, e.addr)
 	}

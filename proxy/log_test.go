@@ -12,7 +12,7 @@ import (
 // production (JSON at info) to nowhere (go test -bench LogEnd -benchmem
 // ./proxy).
 func BenchmarkLogEnd(b *testing.B) {
-	srv := New(Options{Backend: "127.0.0.1:49100", Logger: productionLogger()})
+	srv := New(Options{Backend: "127.0.0.1:49100", Logger: productionLogger(b)})
 	defer srv.cancel()
 	s := &session{srv: srv, tc: tls.Server(&tunnel.Conn{}, &tls.Config{}), start: time.Now(),
 		client: "192.0.2.7:51234", method: "GET", path: "/", status: 101, requests: 1, up: 180, down: 220,

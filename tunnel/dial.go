@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -183,21 +184,16 @@ func connected(fd int) (bool, error) {
 
 // rawSockaddr writes ap into sa for connect(2) and returns its length.
 func rawSockaddr(ap netip.AddrPort, sa *unix.RawSockaddrAny) (int, error) {
-	port := ap.Port()
-	if a := ap.Addr(); a.Is4() {
+	a := ap.Addr()
+	if a.Is4() {
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-		sa4.Family = unix.AF_INET
-		sa4.Addr = a.As4()
-		p := (*[2]byte)(unsafe.Pointer(&sa4.Port))
-		p[0], p[1] = byte(port>>8), byte(port)
+		sa4.Family, sa4.Addr = unix.AF_INET, a.As4()
+		binary.BigEndian.PutUint16(portBytes(&sa4.Port), ap.Port())
 		return unix.SizeofSockaddrInet4, nil
 	}
-	a := ap.Addr()
 	sa6 := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
-	sa6.Family = unix.AF_INET6
-	sa6.Addr = a.As16()
-	p := (*[2]byte)(unsafe.Pointer(&sa6.Port))
-	p[0], p[1] = byte(port>>8), byte(port)
+	sa6.Family, sa6.Addr = unix.AF_INET6, a.As16()
+	binary.BigEndian.PutUint16(portBytes(&sa6.Port), ap.Port())
 	if z := a.Zone(); z != "" {
 		ifi, err := net.InterfaceByName(z)
 		if err != nil {
@@ -214,23 +210,22 @@ func localAddr(fd int) net.Addr {
 	var sa unix.RawSockaddrAny
 	n := uint32(unix.SizeofSockaddrAny)
 	_, _, errno := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)))
-	a := &net.TCPAddr{}
-	if errno != 0 {
-		return a
-	}
-	switch sa.Addr.Family {
-	case unix.AF_INET:
+	var ap netip.AddrPort
+	switch {
+	case errno != 0:
+	case sa.Addr.Family == unix.AF_INET:
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
-		a.IP, a.Port = net.IPv4(sa4.Addr[0], sa4.Addr[1], sa4.Addr[2], sa4.Addr[3]), rawPort(sa4.Port)
-	case unix.AF_INET6:
+		ap = netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), binary.BigEndian.Uint16(portBytes(&sa4.Port)))
+	case sa.Addr.Family == unix.AF_INET6:
 		sa6 := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa))
-		a.IP, a.Port = append(net.IP(nil), sa6.Addr[:]...), rawPort(sa6.Port)
+		ap = netip.AddrPortFrom(netip.AddrFrom16(sa6.Addr), binary.BigEndian.Uint16(portBytes(&sa6.Port)))
 	}
-	return a
+	if !ap.IsValid() {
+		return &net.TCPAddr{}
+	}
+	return net.TCPAddrFromAddrPort(ap)
 }
 
-// rawPort reads a port in network order.
-func rawPort(p uint16) int {
-	b := (*[2]byte)(unsafe.Pointer(&p))
-	return int(b[0])<<8 | int(b[1])
-}
+// portBytes is a sockaddr's port field as the bytes it holds (network
+// order).
+func portBytes(p *uint16) []byte { return (*[2]byte)(unsafe.Pointer(p))[:] }

@@ -41,20 +41,18 @@ func buildBaseline(work, rev string) (string, error) {
 func (b *bench) baselineRuns(baseBin string) (string, error) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "| figure | this tree | %s | this / %s | spread of the rounds |\n|---|---:|---:|---:|---:|\n", b.o.baseline, b.o.baseline)
+	sessions := func(p *proxy) (measured, error) { return runSessions(p, b.o.clients, b.o.duration, false) }
+	messages := func(p *proxy) (measured, error) { return runMessages(p, 8, b.o.duration) }
 	for _, c := range []struct {
-		label string
-		env   []string
-		run   func(*proxy) (measured, error)
-		unit  func(measured) float64
+		scenario, label string
+		env             []string
+		run             func(*proxy) (measured, error)
 	}{
-		{"CPU per session, X25519 (TLS_POST_QUANTUM=false)", []string{"TLS_POST_QUANTUM=false"},
-			func(p *proxy) (measured, error) { return runSessions(p, b.o.clients, b.o.duration, false) }, cpuUs},
-		{"CPU per session, default key exchange", nil,
-			func(p *proxy) (measured, error) { return runSessions(p, b.o.clients, b.o.duration, false) }, cpuUs},
-		{"CPU per 256 B echo round trip", nil,
-			func(p *proxy) (measured, error) { return runMessages(p, 8, b.o.duration) }, cpuUs},
+		{"sessions", "CPU per session, X25519 (TLS_POST_QUANTUM=false)", []string{"TLS_POST_QUANTUM=false"}, sessions},
+		{"sessions", "CPU per session, default key exchange", nil, sessions},
+		{"messages", "CPU per 256 B echo round trip", nil, messages},
 	} {
-		if !b.o.runs(map[bool]string{true: "messages", false: "sessions"}[strings.Contains(c.label, "echo")]) {
+		if !b.o.runs(c.scenario) {
 			continue
 		}
 		p, err := b.startSelfPair(baseBin, c.env...)
@@ -67,7 +65,7 @@ func (b *bench) baselineRuns(baseBin string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		r := row{ours: c.unit(sum[0]), ha: c.unit(sum[1])}.withRounds(per, c.unit)
+		r := row{ours: cpuUs(sum[0]), ha: cpuUs(sum[1])}.withRounds(per, cpuUs)
 		fmt.Fprintf(&out, "| %s | %.1f µs | %.1f µs | %.2f | %s |\n", c.label, r.ours, r.ha, r.ratio(), r.spread())
 	}
 	return out.String(), nil

@@ -3,6 +3,7 @@ package allow
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -26,6 +27,9 @@ func TestOrigins(t *testing.T) {
 		"http://localhost:5173":          true,
 		"null":                           false,
 		"https://quest.lab.example/path": false,
+		"https://<script>.lab.example":   false,
+		"https://a b.lab.example":        false,
+		"https://a:1.lab.example":        false,
 	} {
 		if got := o.Allows(origin); got != want {
 			t.Errorf("Allows(%q) = %v, want %v", origin, got, want)
@@ -64,10 +68,32 @@ func TestRuntimes(t *testing.T) {
 			t.Errorf("Target(%q) = %q, %v; want %q, %v", c.spec, addr, err, c.addr, c.kind)
 		}
 	}
+	// An entry with a port allows that port only; without, every port.
+	p, err := NewRuntimes([]string{"10.0.5.1:49100", "10.0.6.0/24:49100", "[fd00::5]:49100", "one.lab:49100", "*.pods.lab:49100", "10.0.7.1"}, 49100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for spec, want := range map[string]bool{
+		"10.0.5.1": true, "10.0.5.1:49100": true, "10.0.5.1:22": false,
+		"10.0.6.9": true, "10.0.6.9:22": false,
+		"[fd00::5]": true, "[fd00::5]:22": false,
+		"one.lab": true, "one.lab:22": false,
+		"a.pods.lab": true, "a.pods.lab:22": false,
+		"10.0.7.1:22": true,
+	} {
+		if _, err := p.Target(spec); (err == nil) != want {
+			t.Errorf("Target(%q): %v, want allowed %v", spec, err, want)
+		}
+	}
+	// A refusal quotes the target, escaped and clipped.
+	_, err = p.Target("<script>\r\n" + strings.Repeat("a", 4096))
+	if msg := err.Error(); strings.ContainsAny(msg, "\r\n") || len(msg) > 200 {
+		t.Errorf("refusal %q", msg)
+	}
 	if _, err := NewRuntimes(nil, 49100); err == nil {
 		t.Error("empty allow-list accepted")
 	}
-	for _, bad := range []string{"10.0.0.0/33", "a b", "*", "host:1"} {
+	for _, bad := range []string{"10.0.0.0/33", "a b", "*", "host:0", "host:http", "[fd00::1", "[fd00::1]x", "*.a:b:c"} {
 		if _, err := NewRuntimes([]string{bad}, 49100); err == nil {
 			t.Errorf("allow-list entry %q accepted", bad)
 		}

@@ -48,9 +48,20 @@ func (o *Origins) Allows(origin string) bool {
 		return true
 	}
 	for i, s := range o.suffixes {
-		if rest, ok := strings.CutPrefix(origin, o.schemes[i]); ok && strings.HasSuffix(rest, s) && !strings.Contains(rest, "/") {
+		if rest, ok := strings.CutPrefix(origin, o.schemes[i]); ok && strings.HasSuffix(rest, s) && hostChars(rest) {
 			return true
 		}
 	}
 	return false
+}
+
+// hostChars: a wildcard match is only an origin's host (and port), never
+// anything a browser would not send (the answer repeats a matched origin).
+func hostChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

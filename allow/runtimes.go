@@ -11,13 +11,22 @@ import (
 
 // Runtimes is the ROUTE_ALLOW list: the only runtimes routing by path may
 // dial, so the proxy never becomes an open relay into the network behind
-// it.
+// it. An entry without a port allows every port of its hosts; with one
+// ("10.0.3.17:49100", "*.gpu.lab:49100", "[fd00::1]:49100",
+// "10.0.3.0/24:49100") only that port.
 type Runtimes struct {
-	nets        []*net.IPNet
-	names       []string // exact host names, lower case
-	suffixes    []string // from "*.example": ".example"
+	nets        []netRule
+	names       []nameRule // exact host names, lower case
+	suffixes    []nameRule // from "*.example": ".example"
 	defaultPort string
 }
+
+type netRule struct {
+	n    *net.IPNet
+	port string // "": any port
+}
+
+type nameRule struct{ name, port string }
 
 // Target errors, to tell a malformed target from one not on the list.
 var (
@@ -35,44 +44,77 @@ func (e *targetError) Error() string { return e.msg }
 func (e *targetError) Unwrap() error { return e.kind }
 
 // NewRuntimes parses allow-list entries: CIDRs ("10.0.0.0/8"), IP
-// addresses, host names, and "*.domain" for any name under a domain.
-// defaultPort is used for targets that name none.
+// addresses, host names, and "*.domain" for any name under a domain, each
+// with an optional ":port". defaultPort is used for targets that name none.
 func NewRuntimes(list []string, defaultPort int) (*Runtimes, error) {
 	r := &Runtimes{defaultPort: strconv.Itoa(defaultPort)}
 	if len(list) == 0 {
 		return nil, fmt.Errorf("routing by path needs an allow-list")
 	}
-	for _, a := range list {
-		a = strings.ToLower(strings.TrimSpace(a))
+	for _, entry := range list {
+		entry = strings.ToLower(strings.TrimSpace(entry))
+		a, port, err := splitEntryPort(entry)
+		if err != nil {
+			return nil, err
+		}
 		switch {
 		case strings.Contains(a, "/"):
 			_, n, err := net.ParseCIDR(a)
 			if err != nil {
-				return nil, fmt.Errorf("%q is not a CIDR", a)
+				return nil, fmt.Errorf("%q is not a CIDR", entry)
 			}
-			r.nets = append(r.nets, n)
+			r.nets = append(r.nets, netRule{n, port})
 		case net.ParseIP(a) != nil:
 			ip := net.ParseIP(a)
 			bits := 128
 			if ip.To4() != nil {
 				ip, bits = ip.To4(), 32
 			}
-			r.nets = append(r.nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
-		case strings.HasPrefix(a, "*.") && len(a) > 2:
-			r.suffixes = append(r.suffixes, a[1:])
+			r.nets = append(r.nets, netRule{&net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, port})
+		case strings.HasPrefix(a, "*.") && len(a) > 2 && !strings.ContainsAny(a[2:], " :*[]"):
+			r.suffixes = append(r.suffixes, nameRule{a[1:], port})
 		case a != "" && !strings.ContainsAny(a, " :*[]"):
-			r.names = append(r.names, strings.TrimSuffix(a, "."))
+			r.names = append(r.names, nameRule{strings.TrimSuffix(a, "."), port})
 		default:
-			return nil, fmt.Errorf("%q is neither a CIDR, an IP address nor a host name", a)
+			return nil, fmt.Errorf("%q is neither a CIDR, an IP address nor a host name", entry)
 		}
 	}
 	return r, nil
 }
 
+// splitEntryPort cuts an entry's ":port": "[...]:port" for IPv6, else a
+// single colon. A bare IPv6 address or CIDR (several colons) has none.
+func splitEntryPort(entry string) (host, port string, err error) {
+	switch {
+	case strings.HasPrefix(entry, "["):
+		h, p, ok := strings.Cut(entry[1:], "]")
+		if !ok {
+			return "", "", fmt.Errorf("%q: no closing ]", entry)
+		}
+		if p == "" {
+			return h, "", nil
+		}
+		if !strings.HasPrefix(p, ":") {
+			return "", "", fmt.Errorf("%q: want [IPv6]:port", entry)
+		}
+		host, port = h, p[1:]
+	case strings.Count(entry, ":") == 1:
+		host, port, _ = strings.Cut(entry, ":")
+	default:
+		return entry, "", nil
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "", "", fmt.Errorf("%q: bad port %q", entry, port)
+	}
+	return host, strconv.Itoa(n), nil
+}
+
 // Target checks one runtime, "host", "host:port" or "[IPv6]:port", against
 // the list and returns its address in the one form sessions, health checks
 // and logs use: lower-case names, canonical IPs, the default port when none
-// is given. Its errors wrap ErrBadTarget or ErrNotAllowed.
+// is given. Its errors wrap ErrBadTarget or ErrNotAllowed, and quote the
+// target (it comes from a request) clipped to a short length.
 func (r *Runtimes) Target(spec string) (string, error) {
 	host, port := spec, r.defaultPort
 	if h, p, err := net.SplitHostPort(spec); err == nil {
@@ -80,11 +122,13 @@ func (r *Runtimes) Target(spec string) (string, error) {
 	} else if strings.HasPrefix(spec, "[") && strings.HasSuffix(spec, "]") {
 		host = spec[1 : len(spec)-1]
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", &targetError{fmt.Sprintf("bad port in %q", spec), ErrBadTarget}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "", &targetError{"bad port in " + quote(spec), ErrBadTarget}
 	}
-	if !r.allowed(host) {
-		return "", &targetError{fmt.Sprintf("%s is not on the routing allow-list", host), ErrNotAllowed}
+	port = strconv.Itoa(n)
+	if !r.allowed(host, port) {
+		return "", &targetError{quote(net.JoinHostPort(host, port)) + " is not on the routing allow-list", ErrNotAllowed}
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		host = ip.String()
@@ -92,6 +136,15 @@ func (r *Runtimes) Target(spec string) (string, error) {
 		host = strings.TrimSuffix(strings.ToLower(host), ".")
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// quote is a target as a refusal repeats it: Go-quoted in ASCII, at most
+// 96 bytes of it.
+func quote(s string) string {
+	if len(s) > 96 {
+		return strconv.QuoteToASCII(s[:96]) + "..."
+	}
+	return strconv.QuoteToASCII(s)
 }
 
 // CheckResolved sees each address a routed runtime's target resolved to,
@@ -105,17 +158,17 @@ func (r *Runtimes) CheckResolved(ip netip.Addr) error {
 		return nil
 	}
 	for _, n := range r.nets {
-		if n.Contains(net.IP(ip.AsSlice())) {
+		if n.n.Contains(net.IP(ip.AsSlice())) {
 			return nil
 		}
 	}
 	return fmt.Errorf("not dialing %s: loopback, link-local, unspecified and multicast addresses must be on ROUTE_ALLOW as addresses", ip)
 }
 
-func (r *Runtimes) allowed(host string) bool {
+func (r *Runtimes) allowed(host, port string) bool {
 	if ip := net.ParseIP(host); ip != nil {
 		for _, n := range r.nets {
-			if n.Contains(ip) {
+			if n.n.Contains(ip) && portOK(n.port, port) {
 				return true
 			}
 		}
@@ -126,17 +179,19 @@ func (r *Runtimes) allowed(host string) bool {
 		return false
 	}
 	for _, n := range r.names {
-		if h == n {
+		if h == n.name && portOK(n.port, port) {
 			return true
 		}
 	}
 	for _, s := range r.suffixes {
-		if strings.HasSuffix(h, s) {
+		if strings.HasSuffix(h, s.name) && portOK(s.port, port) {
 			return true
 		}
 	}
 	return false
 }
+
+func portOK(rule, port string) bool { return rule == "" || rule == port }
 
 // WithDefaultPort is the same list with another default port (native
 // clients' signaling port).

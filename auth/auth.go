@@ -44,7 +44,9 @@ var whyNames = [...]string{"", "missing", "malformed", "expired", "not yet valid
 func (w Why) String() string { return whyNames[w] }
 
 // Failure is a refused credential. Detail adds words for the client
-// (error_description); it never holds the credential or its claims' values.
+// (error_description); it never holds the credential, or any value taken
+// from it (its header's alg or kid, its claims), only the verifier's own
+// words and the configured claim names.
 type Failure struct {
 	Why    Why
 	Detail string

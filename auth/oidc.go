@@ -173,9 +173,11 @@ func (v *OIDC) Verify(ctx context.Context, token string) error {
 	}
 	tok, err := jwt.ParseSigned(token, allowedAlgs)
 	if err != nil {
+		// The token's own values (here its alg) are never repeated: the
+		// words go back to the client in its 401.
 		var alg *jose.ErrUnexpectedSignatureAlgorithm
 		if errors.As(err, &alg) {
-			return fail(BadSignature, fmt.Sprintf("the algorithm %s is not allowed", alg.Got))
+			return fail(BadSignature, "the signature algorithm is not allowed (RS, PS, ES and EdDSA are)")
 		}
 		return fail(Malformed, "not a signed JWT")
 	}

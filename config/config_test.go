@@ -88,7 +88,7 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"ALLOWED_ORIGINS=https://ok.example,app.example.com", `invalid ALLOWED_ORIGINS="https://ok.example,app.example.com": "app.example.com" is not an origin`},
 		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.0.0/33", `invalid ROUTE_ALLOW="10.0.0.0/33": "10.0.0.0/33" is not a CIDR`},
 		{"ROUTE_CHECK=10.0.3.17", `invalid ROUTE_CHECK="10.0.3.17": lists routed runtimes to check; set ROUTE_BY_PATH=true`},
-		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.3.0/24;ROUTE_CHECK=10.0.3.17,10.0.4.1", `invalid ROUTE_CHECK="10.0.3.17,10.0.4.1": 10.0.4.1 is not on the routing allow-list`},
+		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.3.0/24;ROUTE_CHECK=10.0.3.17,10.0.4.1", `invalid ROUTE_CHECK="10.0.3.17,10.0.4.1": "10.0.4.1:49100" is not on the routing allow-list`},
 		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.3.0/24;ROUTE_CHECK=10.0.3.17:http", `invalid ROUTE_CHECK="10.0.3.17:http": bad port in "10.0.3.17:http"`},
 		{"AUTH_OIDC_ISSUER=http://login.example.com;AUTH_AUDIENCE=x", `invalid AUTH_OIDC_ISSUER="http://login.example.com": an identity provider is reached over https`},
 		{"AUTH_JWKS_URL=ftp://x/keys;AUTH_AUDIENCE=x", `invalid AUTH_JWKS_URL="ftp://x/keys": want an https:// URL`},

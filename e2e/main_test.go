@@ -57,7 +57,7 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"HEALTH_CHECK_RISE=0", `HEALTH_CHECK_RISE="0"`},
 		{"HEALTH_CHECK_INTERVAL=2 weeks", `HEALTH_CHECK_INTERVAL="2 weeks"`},
 		{"ROUTE_CHECK=10.0.3.17", `ROUTE_CHECK="10.0.3.17"`},
-		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.3.0/24;ROUTE_CHECK=10.0.3.17,10.0.4.1", `invalid ROUTE_CHECK="10.0.3.17,10.0.4.1": 10.0.4.1 is not on the routing allow-list`},
+		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.3.0/24;ROUTE_CHECK=10.0.3.17,10.0.4.1", `invalid ROUTE_CHECK="10.0.3.17,10.0.4.1": "10.0.4.1:49100" is not on the routing allow-list`},
 		{"ALLOWED_ORIGINS=app.example.com", `invalid ALLOWED_ORIGINS="app.example.com"`},
 	}
 	for _, tc := range cases {

@@ -87,7 +87,7 @@ func (s *session) refuse(err error) {
 	s.mu.Lock()
 	s.setReasonLocked(rf.reason, detail)
 	s.mu.Unlock()
-	s.writeClient(localResponse(s.cors, rf.status, false, rf.header, rf.msg+"\n"))
+	s.writeClient(localResponse(s.cors, rf.status, false, rf.fields, rf.msg+"\n"))
 }
 
 // writeClient writes a response the proxy made, under the head timeout.
@@ -110,7 +110,7 @@ func (s *session) dialFailed(err error) {
 	s.backendErr = err
 	s.status = http.StatusServiceUnavailable
 	s.setReason(reasonBackendUnreachable)
-	s.writeClient(localResponse(s.cors, http.StatusServiceUnavailable, false, "", s.srv.unreachableMsg))
+	s.writeClient(localResponse(s.cors, http.StatusServiceUnavailable, false, nil, s.srv.unreachableMsg))
 }
 
 // backendLost answers a request whose backend connection failed before a
@@ -133,7 +133,7 @@ func (s *session) backendFailed(status int, r reason, err error) {
 	s.backendErr = err
 	s.status = status
 	s.setReason(r)
-	s.writeClient(localResponse(s.cors, status, false, "", http.StatusText(status)+": the CloudXR runtime did not answer as expected.\n"))
+	s.writeClient(localResponse(s.cors, status, false, nil, http.StatusText(status)+": the CloudXR runtime did not answer as expected.\n"))
 }
 
 // drain half-closes c and reads what the client still sends for a moment

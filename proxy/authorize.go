@@ -24,7 +24,7 @@ func (s *session) authorize(req requestHead) error {
 			// No verification work for a client that keeps failing.
 			s.srv.opts.Observer.ClientLimited(limit.AuthFailures)
 			return &refusal{status: http.StatusTooManyRequests, msg: "too many failed authentications from this address; retry later",
-				reason: reasonRateLimited, detail: limit.AuthFailures, header: "Retry-After: " + strconv.Itoa(int(wait.Seconds())) + "\r\n"}
+				reason: reasonRateLimited, detail: limit.AuthFailures, fields: []field{{"Retry-After", strconv.Itoa(int(wait.Seconds()))}}}
 		}
 	}
 	var err error
@@ -50,8 +50,7 @@ func (s *session) authorize(req requestHead) error {
 		l.Failed(s.clientIP)
 	}
 	return &refusal{status: http.StatusUnauthorized, msg: "unauthorized: " + f.Error(), reason: reasonUnauthorized,
-		detail: f.Why.String(),
-		header: `WWW-Authenticate: Bearer error="invalid_token", error_description="` + f.Error() + "\"\r\n"}
+		detail: f.Why.String(), fields: []field{bearerChallenge(f)}}
 }
 
 // authenticated reports whether a request to the proxy's own pages carries
@@ -63,4 +62,10 @@ func (s *session) authenticated(ctx context.Context, req requestHead) bool {
 	}
 	tok, ok := s.srv.credNames.credential(req)
 	return ok && a.Verify(ctx, tok) == nil
+}
+
+// bearerChallenge is the 401's WWW-Authenticate (RFC 6750 section 3): the
+// failure's words as a quoted-string, which a page's script can read.
+func bearerChallenge(f *auth.Failure) field {
+	return field{"WWW-Authenticate", `Bearer error="invalid_token", error_description=` + quotedString(f.Error())}
 }

@@ -26,9 +26,13 @@ type refusal struct {
 	status int
 	msg    string // the answer's body, and the log's words for a bad request
 	reason reason
-	detail string // the log's words after the reason, when not msg
-	header string // further header lines of the answer, each with CRLF
+	detail string  // the log's words after the reason, when not msg
+	fields []field // further header fields of the answer
 }
+
+// field is a header field of an answer the proxy writes itself; its value
+// goes through fieldValue.
+type field struct{ name, value string }
 
 func (e *refusal) Error() string { return e.msg }
 
@@ -109,22 +113,30 @@ func closingRequest(dst, head []byte) []byte {
 }
 
 // localResponse builds a complete response written by the proxy itself,
-// with the header set. extra holds further header lines, each with CRLF.
-func localResponse(hs *headerSet, status int, keepAlive bool, extra, body string) []byte {
+// with the header set and the further fields. Its body is text/plain with
+// nosniff, so a browser never runs what it holds; body and field values are
+// escaped here once more (plainText, fieldValue), whatever the caller did.
+func localResponse(hs *headerSet, status int, keepAlive bool, fields []field, body string) []byte {
+	body = plainText(body)
 	var b bytes.Buffer
 	b.Grow(256 + len(body))
 	b.WriteString("HTTP/1.1 ")
 	b.WriteString(strconv.Itoa(status))
 	b.WriteByte(' ')
 	b.WriteString(http.StatusText(status))
-	b.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
+	b.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ")
 	b.WriteString(strconv.Itoa(len(body)))
 	b.WriteString("\r\n")
 	if !keepAlive {
 		b.Write(closeLine)
 	}
 	b.Write(hs.block)
-	b.WriteString(extra)
+	for _, f := range fields {
+		b.WriteString(f.name)
+		b.WriteString(": ")
+		b.WriteString(fieldValue(f.value))
+		b.WriteString("\r\n")
+	}
 	b.WriteString("\r\n")
 	b.WriteString(body)
 	return b.Bytes()
@@ -132,7 +144,7 @@ func localResponse(hs *headerSet, status int, keepAlive bool, extra, body string
 
 // preflight answers a CORS or Private Network Access preflight (OPTIONS).
 func preflight(hs *headerSet, keepAlive bool) []byte {
-	return localResponse(hs, http.StatusOK, keepAlive, "Access-Control-Max-Age: "+preflightMaxAge+"\r\n", "OK")
+	return localResponse(hs, http.StatusOK, keepAlive, []field{{"Access-Control-Max-Age", preflightMaxAge}}, "OK")
 }
 
 // plainHTTPResponse answers plain HTTP sent to the TLS port.
@@ -148,7 +160,7 @@ func (s *Server) checkOrigin(req requestHead) error {
 	if o == nil || req.origin == "" || o.Allows(req.origin) || (!req.upgrade && req.method != http.MethodOptions) {
 		return nil
 	}
-	return &refusal{status: http.StatusForbidden, msg: "origin " + req.origin + " is not allowed", reason: reasonBadRequest}
+	return &refusal{status: http.StatusForbidden, msg: "origin " + quoteValue(req.origin) + " is not allowed", reason: reasonBadRequest}
 }
 
 // headerSet is the header set for one response: the names it replaces and

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/filestate"
 )
@@ -54,8 +55,57 @@ type Served struct {
 	Managed bool
 	Mode    Mode
 
-	digest   [32]byte // of the source files' bytes
-	reported sync.Map // name → struct{}: uncovered names already logged
+	digest [32]byte // of the source files' bytes
+	names  seenNames
+}
+
+// seenNames are the names clients asked this certificate for, and whether
+// it covers each: so a name is checked and an uncovered one logged once.
+// Clients choose these names before any authentication, so the set is
+// bounded (maxSeenNames, each a valid host name of at most 253 bytes, so
+// under 100 KB); once full, further names are checked on each handshake
+// and their lines go through the rate-limited logger.
+type seenNames struct {
+	mu sync.Mutex
+	m  map[string]bool // name → covered
+}
+
+// maxSeenNames: a lab has a handful of names; a flood of made-up ones
+// must not grow the proxy.
+const maxSeenNames = 256
+
+// lookup returns what is known of name: seen, and covered.
+func (n *seenNames) lookup(name string) (covered, seen bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	covered, seen = n.m[name]
+	return covered, seen
+}
+
+// add remembers name, unless it is known or the set is full; it reports
+// whether name is new (the caller then logs it) and whether the set was
+// full (the name is then new, but not remembered).
+func (n *seenNames) add(name string, covered bool) (added, full bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.m[name]; ok {
+		return false, false
+	}
+	if len(n.m) >= maxSeenNames {
+		return false, true
+	}
+	if n.m == nil {
+		n.m = make(map[string]bool)
+	}
+	n.m[name] = covered
+	return true, false
+}
+
+// size is how many names are remembered.
+func (n *seenNames) size() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.m)
 }
 
 // Leaf is the served certificate itself.
@@ -69,7 +119,10 @@ func (s *Served) Fingerprint() string { return Fingerprint(s.Cert.Leaf) }
 type Manager struct {
 	opts Options
 	log  *zap.Logger
-	cur  atomic.Pointer[Served]
+	// floodLog is rate-limited as the proxy's handshake failures are: a
+	// client chooses the names CheckName logs.
+	floodLog *zap.Logger
+	cur      atomic.Pointer[Served]
 
 	mu       sync.Mutex // serialises Reload and re-issues
 	lastSeen []filestate.State
@@ -88,7 +141,9 @@ func NewManager(o Options) (*Manager, error) {
 	if o.Mode == "" {
 		o.Mode = ModeLocalCA
 	}
-	m := &Manager{opts: o, log: o.Logger}
+	m := &Manager{opts: o, log: o.Logger, floodLog: o.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, 5, 1000)
+	}))}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.start(); err != nil {
@@ -363,22 +418,24 @@ func (m *Manager) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
 // CheckName logs, once per certificate and name, that a client asked for a
 // name (its SNI, or the address it dialed when it sent none) that the
 // certificate does not cover: the reason headsets say "certificate unknown".
+// Names that are not host names are ignored; what is remembered is bounded
+// (seenNames); the line is rate-limited.
 func (m *Manager) CheckName(name, client string) {
-	s := m.cur.Load()
 	if name == "" {
 		return
 	}
-	if _, seen := s.reported.Load(name); seen {
+	s := m.cur.Load()
+	if _, seen := s.names.lookup(name); seen || !HostName(name) {
 		return
 	}
 	covered := Covers(s.Leaf(), name)
-	if _, dup := s.reported.LoadOrStore(name, struct{}{}); dup || covered {
-		return
+	if added, full := s.names.add(name, covered); covered || !(added || full) {
+		return // covered, or another handshake logged it just now
 	}
 	fix := "add it to CERT_HOSTNAMES and restart; the certificate is re-issued"
 	if !s.Managed {
 		fix = "your certificate (" + s.Source + ") must list it as a subject alternative name"
 	}
-	m.log.Warn("a client used a name the certificate does not cover", zap.String("name", name),
+	m.floodLog.Warn("a client used a name the certificate does not cover", zap.String("name", name),
 		zap.String("client", client), zap.String("fix", fix))
 }

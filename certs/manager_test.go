@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -312,6 +313,45 @@ func TestCheckNameLogsOnce(t *testing.T) {
 	l := f.logs.FilterMessage("a client used a name the certificate does not cover").All()
 	if len(l) != 1 || l[0].ContextMap()["name"] != "10.20.30.40" || !strings.Contains(l[0].ContextMap()["fix"].(string), "CERT_HOSTNAMES") {
 		t.Errorf("logs %v", l)
+	}
+}
+
+// Names come from clients before any authentication: what CheckName keeps
+// is bounded, names that are not host names are ignored, and the line is
+// rate-limited once the set is full (issue 18, finding 2).
+func TestCheckNameBounded(t *testing.T) {
+	f := newFixture(t)
+	m := f.manager(t, ModeLocalCA, names, time.Now())
+	start := time.Now()
+	for i := range 10_000 {
+		m.CheckName(fmt.Sprintf("%s.n%d.example", strings.Repeat("a", 63), i), "x")
+		m.CheckName(fmt.Sprintf("%d\r\n%s", i, strings.Repeat("<script>", 7000)), "x") // ~56 KB, not a host name
+	}
+	if n := m.Current().names.size(); n != maxSeenNames {
+		t.Errorf("%d names remembered, want %d", n, maxSeenNames)
+	}
+	lines := f.logs.FilterMessage("a client used a name the certificate does not cover").All()
+	// The sampler lets 5 a second through, then one in 1000.
+	if limit := 5*(int(time.Since(start).Seconds())+1) + 10_000/1000; len(lines) > limit {
+		t.Errorf("%d lines, want at most %d", len(lines), limit)
+	}
+	for _, l := range lines {
+		if n := l.ContextMap()["name"].(string); !HostName(n) {
+			t.Errorf("logged a name that is not a host name: %.80q", n)
+		}
+	}
+}
+
+func TestHostName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"localhost": true, "quest.lab.example": true, "Runtime_1.lab": true, "a.example.": true, "10.0.0.1": true,
+		"fd00::1": true, "[fd00::1]": true, strings.Repeat("a", 63) + ".x": true,
+		"": false, ".": false, "a..b": false, strings.Repeat("a", 64) + ".x": false, strings.Repeat("a.", 127) + "ab": false,
+		"a b": false, "a\r\nb": false, "<script>": false, "a/b": false, "a:b": false, "\x00": false,
+	} {
+		if got := HostName(name); got != want {
+			t.Errorf("HostName(%.40q) = %v, want %v", name, got, want)
+		}
 	}
 }
 

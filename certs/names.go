@@ -64,6 +64,33 @@ func normalName(n string) string {
 	return strings.ToLower(strings.TrimSuffix(n, "."))
 }
 
+// HostName reports whether name is one a certificate could cover: an IP
+// address, or a DNS name of at most 253 bytes in labels of 1 to 63
+// letters, digits, '-' or '_'. crypto/tls takes any bytes as a server name
+// (up to 64 KiB); names that are not host names are never remembered or
+// logged.
+func HostName(name string) bool {
+	if ip := net.ParseIP(strings.Trim(name, "[]")); ip != nil {
+		return true
+	}
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i] | 0x20 // lower case for letters
+			if !(c >= 'a' && c <= 'z' || label[i] >= '0' && label[i] <= '9' || label[i] == '-' || label[i] == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // Covers reports whether c is valid for name (a DNS name or an IP
 // address), as a browser would check it.
 func Covers(c *x509.Certificate, name string) bool {

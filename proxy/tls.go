@@ -82,6 +82,11 @@ func recordHello(cfg *tls.Config) *tls.Config {
 		if hi, ok := h.Context().Value(helloKey{}).(*helloInfo); ok {
 			hi.seen = true
 			hi.sni = h.ServerName
+			if len(hi.sni) > 253 || !printableASCII(hi.sni) {
+				// crypto/tls takes any bytes up to 64 KiB: the log and
+				// CheckName get a short quoted form, never a host name.
+				hi.sni = quoteValue(hi.sni)
+			}
 			for _, v := range h.SupportedVersions {
 				hi.maxVers = max(hi.maxVers, v)
 			}

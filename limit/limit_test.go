@@ -11,28 +11,31 @@ func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 func TestConnectionsAndHandshakes(t *testing.T) {
 	tb := New(Options{MaxConns: 2, HandshakeRate: 1000, TableSize: 1024})
 	a := addr("192.0.2.1")
+	var first *Client
 	for range 2 {
-		if ok, _ := tb.Connect(a); !ok {
+		c, _ := tb.Connect(a)
+		if c == nil {
 			t.Fatal("refused under the limit")
 		}
+		first = c
 	}
-	if ok, which := tb.Connect(a); ok || which != Connections {
-		t.Errorf("third connection: %v %q", ok, which)
+	if c, which := tb.Connect(a); c != nil || which != Connections {
+		t.Errorf("third connection: %v %q", c, which)
 	}
-	if ok, _ := tb.Connect(addr("192.0.2.2")); !ok {
+	if c, _ := tb.Connect(addr("192.0.2.2")); c == nil {
 		t.Error("another client refused")
 	}
-	tb.Disconnect(a)
-	if ok, _ := tb.Connect(a); !ok {
+	tb.Disconnect(first)
+	if c, _ := tb.Connect(a); c == nil {
 		t.Error("refused after a connection ended")
 	}
 
 	hs := New(Options{HandshakeRate: 5, TableSize: 1024})
 	n := 0
 	for range 100 {
-		if ok, which := hs.Connect(a); ok {
+		if c, which := hs.Connect(a); c != nil {
 			n++
-			hs.Disconnect(a)
+			hs.Disconnect(c)
 		} else if which != Handshakes {
 			t.Fatalf("refused by %q", which)
 		}
@@ -45,13 +48,13 @@ func TestConnectionsAndHandshakes(t *testing.T) {
 // An IPv6 host holds a /64: its addresses count as one client.
 func TestIPv6ClientsByPrefix(t *testing.T) {
 	tb := New(Options{MaxConns: 1, TableSize: 1024})
-	if ok, _ := tb.Connect(addr("2001:db8:1:2::1")); !ok {
+	if c, _ := tb.Connect(addr("2001:db8:1:2::1")); c == nil {
 		t.Fatal("refused")
 	}
-	if ok, _ := tb.Connect(addr("2001:db8:1:2:ffff::9")); ok {
+	if c, _ := tb.Connect(addr("2001:db8:1:2:ffff::9")); c != nil {
 		t.Error("a second address in the same /64 was a new client")
 	}
-	if ok, _ := tb.Connect(addr("2001:db8:1:3::1")); !ok {
+	if c, _ := tb.Connect(addr("2001:db8:1:3::1")); c == nil {
 		t.Error("another /64 refused")
 	}
 	if Key(addr("::ffff:192.0.2.7")) != addr("192.0.2.7") {
@@ -61,18 +64,24 @@ func TestIPv6ClientsByPrefix(t *testing.T) {
 
 func TestAuthFailuresBlockWithRetryAfter(t *testing.T) {
 	tb := New(Options{AuthFailures: 3, TableSize: 1024})
-	a := addr("198.51.100.4")
+	c, _ := tb.Connect(addr("198.51.100.4"))
 	for range 3 {
-		if _, blocked := tb.Blocked(a); blocked {
+		if _, blocked := tb.Blocked(c); blocked {
 			t.Fatal("blocked too early")
 		}
-		tb.Failed(a)
+		tb.Failed(c)
 	}
-	wait, blocked := tb.Blocked(a)
+	wait, blocked := tb.Blocked(c)
 	if !blocked || wait < time.Second || wait > 20*time.Second {
 		t.Errorf("after 3 failures: blocked %v, retry after %v (one token per 20 s)", blocked, wait)
 	}
-	if _, blocked := tb.Blocked(addr("198.51.100.5")); blocked {
+	// A new connection from the same address is the same client.
+	again, _ := tb.Connect(addr("198.51.100.4"))
+	if _, blocked := tb.Blocked(again); !blocked {
+		t.Error("a new connection is not blocked")
+	}
+	other, _ := tb.Connect(addr("198.51.100.5"))
+	if _, blocked := tb.Blocked(other); blocked {
 		t.Error("another client blocked")
 	}
 }
@@ -85,19 +94,82 @@ func TestTableBounded(t *testing.T) {
 	tb.Connect(live)
 	for i := range 100_000 {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		if ok, _ := tb.Connect(a); ok {
-			tb.Disconnect(a)
+		if c, _ := tb.Connect(a); c != nil {
+			tb.Failed(c)
+			tb.Disconnect(c)
 		}
-		tb.Failed(a)
 		if n := tb.Len(); n > 1024 {
 			t.Fatalf("%d entries after %d addresses", n, i+1)
 		}
 	}
-	if ok, which := tb.Connect(live); ok || which != Connections {
-		t.Errorf("the live client's entry was lost: %v %q", ok, which)
+	if c, which := tb.Connect(live); c != nil || which != Connections {
+		t.Errorf("the live client's entry was lost: %v %q", c, which)
 	}
 	tb.Sweep()
 	if n := tb.Len(); n > 1024 {
 		t.Errorf("%d after a sweep", n)
+	}
+}
+
+// A table full of clients that each hold a connection fails safe: new
+// clients share one entry with the same limits, and are not unlimited
+// (issue 18, finding 4).
+func TestFullTableSharesOneBudget(t *testing.T) {
+	tb := New(Options{MaxConns: 4, AuthFailures: 3, TableSize: 64})
+	for i := range 64 {
+		if c, _ := tb.Connect(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})); c == nil {
+			t.Fatal("refused while the table had room")
+		}
+	}
+	admitted := 0
+	var last *Client
+	for i := range 100 {
+		if c, _ := tb.Connect(netip.AddrFrom4([4]byte{10, 1, 0, byte(i)})); c != nil {
+			admitted++
+			last = c
+		}
+	}
+	if admitted != 4 {
+		t.Errorf("%d connections admitted from new clients with the table full, want 4 (one client's limit)", admitted)
+	}
+	for range 3 {
+		tb.Failed(last)
+	}
+	newcomer := tb.overflow
+	if _, blocked := tb.Blocked(newcomer); !blocked {
+		t.Error("failures by clients the table could not take do not count")
+	}
+	if tb.Len() != 64 {
+		t.Errorf("%d entries", tb.Len())
+	}
+}
+
+// A blocked client keeps its entry when others need room: eviction would
+// lift its block.
+func TestBlockedClientNotEvicted(t *testing.T) {
+	tb := New(Options{AuthFailures: 2, TableSize: 16})
+	bad := addr("192.0.2.66")
+	c, _ := tb.Connect(bad)
+	tb.Failed(c)
+	tb.Failed(c)
+	tb.Disconnect(c)
+	for i := range 10_000 {
+		if n, _ := tb.Connect(netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)})); n != nil {
+			tb.Disconnect(n)
+		}
+	}
+	again, _ := tb.Connect(bad)
+	if _, blocked := tb.Blocked(again); !blocked {
+		t.Error("the blocked client was evicted and its block lifted")
+	}
+}
+
+// Every source without an IP address is one client, with limits.
+func TestNonIPIsOneClient(t *testing.T) {
+	tb := New(Options{MaxConns: 2, TableSize: 16})
+	tb.Connect(NonIP)
+	tb.Connect(NonIP)
+	if c, which := tb.Connect(NonIP); c != nil || which != Connections {
+		t.Errorf("non-IP sources unlimited: %v %q", c, which)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
@@ -28,8 +29,7 @@ type session struct {
 	cors  *headerSet // the header set for the current request's answers
 
 	client     string
-	clientIP   netip.Addr // the client's address, for the per-client limits
-	limited    bool       // counted in the per-client limits: uncount at the end
+	limits     *limit.Client // the client's entry in the per-client limits, or nil
 	method     string
 	path       string
 	status     int
@@ -110,19 +110,20 @@ func (s *session) admit() bool {
 	if l == nil {
 		return true
 	}
-	ap, err := netip.ParseAddrPort(s.client)
-	if err != nil {
-		return true // not an IP client (a Unix socket in a test): no limit applies
+	// A source without an IP address (a PROXY header naming a Unix
+	// socket) is one client like any other, never an unlimited one.
+	ip := limit.NonIP
+	if ap, err := netip.ParseAddrPort(s.client); err == nil {
+		ip = ap.Addr()
 	}
-	s.clientIP = ap.Addr()
-	ok, which := l.Connect(s.clientIP)
-	if !ok {
+	c, which := l.Connect(ip)
+	if c == nil {
 		s.setReason(reasonRateLimited)
 		s.srv.opts.Observer.ClientLimited(which)
 		s.srv.floodLog.Warn("client limit reached: connection closed", zap.String("client", s.client), zap.String("limit", which))
 		return false
 	}
-	s.limited = true
+	s.limits = c
 	return true
 }
 
@@ -335,8 +336,8 @@ func (s *session) finish(goodbye bool) {
 		drain(s.conn)
 	}
 	s.conn.Close()
-	if s.limited {
-		s.srv.opts.Limits.Disconnect(s.clientIP)
+	if s.limits != nil {
+		s.srv.opts.Limits.Disconnect(s.limits)
 	}
 	s.mu.Lock()
 	if s.backend != nil && s.tun == nil {

@@ -35,7 +35,7 @@ func (s *session) serveLocal(req requestHead, head []byte) bool {
 	r.RemoteAddr = s.client
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.opts.ResponseTimeout)
 	defer cancel()
-	if s.authenticated(ctx, req) {
+	if s.authenticated(req) {
 		ctx = auth.WithAuthenticated(ctx) // the pages may show the backend
 	}
 	w := &localWriter{s: s, header: http.Header{}, noBody: req.method == http.MethodHead, keep: !req.close && !req.hasBody}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
@@ -200,6 +201,12 @@ func (s *session) forward(req requestHead, hb *headBuf, hl, n int) bool {
 		s.refuse(err)
 		return false
 	}
+	if req.chunked && !req.upgrade {
+		// The way up passes a request's body and nothing after it, so it
+		// must know where the body ends without parsing the bytes.
+		s.refuse(&refusal{status: http.StatusLengthRequired, msg: "a request body for the runtime needs a Content-Length", reason: reasonBadRequest})
+		return false
+	}
 	backend, err := s.srv.dial(s.srv.ctx, s.target)
 	if err != nil {
 		s.dialFailed(err)
@@ -210,15 +217,27 @@ func (s *session) forward(req requestHead, hb *headBuf, hl, n int) bool {
 		return false
 	}
 
-	// The head goes on as it came for an upgrade; any other request is
-	// asked to close after its response, so the proxy knows where the
-	// response ends and never has to parse a second one.
-	out := buf[:n]
+	// The backend gets the request and its body, and nothing the client
+	// sent after them: for an upgrade, bytes sent before the 101 wait for
+	// it (early); after any other request they are not the runtime's,
+	// which is also asked to close after its response, so the proxy knows
+	// where the response ends and never has to parse a second one.
+	var out, early []byte
+	var body int64
+	pending := buf[hl:n]
 	switch {
-	case !req.upgrade:
-		out = append(closingRequest(make([]byte, 0, n+32), head), buf[hl:n]...)
-	case rewritten:
-		out = append(head, buf[hl:n]...)
+	case req.upgrade:
+		out = buf[:hl]
+		if rewritten {
+			out = head
+		}
+		if len(pending) > 0 {
+			early = bytes.Clone(pending)
+		}
+	default:
+		sent := min(int64(len(pending)), req.contentLength)
+		out = append(closingRequest(make([]byte, 0, hl+32+int(sent)), head), pending[:sent]...)
+		body = req.contentLength - sent
 	}
 	backend.SetWriteDeadline(time.Now().Add(o.ResponseTimeout))
 	s.up += int64(len(out))
@@ -230,11 +249,11 @@ func (s *session) forward(req requestHead, hb *headBuf, hl, n int) bool {
 	// The response head's deadline is set before the tunnel starts, so
 	// that a stop, which puts it in the past, cannot be overwritten.
 	backend.SetReadDeadline(time.Now().Add(o.ResponseTimeout))
-	t := s.openTunnel(backend)
+	t := s.openTunnel(backend, body)
 	if t == nil {
 		return false
 	}
-	s.respond(t, req, backend, hb)
+	s.respond(t, req, backend, hb, early)
 	return true
 }
 
@@ -264,7 +283,7 @@ func (s *session) backendHead(req requestHead, head []byte) (out []byte, rewritt
 // openTunnel starts the tunnel, unless the session was killed: the
 // client's bytes flow to the backend from now on, as a request body must
 // reach the backend before it can answer.
-func (s *session) openTunnel(backend net.Conn) *tunnel.Tunnel {
+func (s *session) openTunnel(backend net.Conn, body int64) *tunnel.Tunnel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
@@ -273,6 +292,7 @@ func (s *session) openTunnel(backend net.Conn) *tunnel.Tunnel {
 	s.tun = tunnel.Open(s.cc, s.tc, backend, tunnel.Options{
 		Idle:         s.srv.opts.TunnelTimeout,
 		ResponseIdle: s.srv.opts.ResponseTimeout,
+		Body:         body,
 		Parker:       s.srv.parker,
 		Done:         s.tunnelDone,
 	})
@@ -280,9 +300,10 @@ func (s *session) openTunnel(backend net.Conn) *tunnel.Tunnel {
 }
 
 // respond relays the backend's response head to the client with the
-// header set, then hands the rest to the tunnel: Upgrade after a 101,
-// Relay for a response body, Abandon when the exchange failed.
-func (s *session) respond(t *tunnel.Tunnel, req requestHead, backend net.Conn, hb *headBuf) {
+// header set, then hands the rest to the tunnel: Upgrade after a 101 (the
+// client's early bytes go to the backend first), Relay for a response body
+// cut at its declared length, Abandon when the exchange failed.
+func (s *session) respond(t *tunnel.Tunnel, req requestHead, backend net.Conn, hb *headBuf, early []byte) {
 	buf := hb.b
 	hl, n, resp, ok := s.readResponse(t, backend, buf)
 	if !ok {
@@ -290,10 +311,27 @@ func (s *session) respond(t *tunnel.Tunnel, req requestHead, backend net.Conn, h
 	}
 	s.status = resp.status
 	upgraded := req.upgrade && resp.status == http.StatusSwitchingProtocols
+	if resp.status == http.StatusSwitchingProtocols && !upgraded {
+		// 101 to a request that asked for no upgrade: not a response the
+		// proxy can relay and still know where the exchange ends.
+		s.backendFailed(http.StatusBadGateway, reasonBadResponse, errBadResponse)
+		t.Abandon(tunnel.Graceful)
+		return
+	}
 
 	// The response head with the header set, and whatever came after it
-	// (a first WebSocket frame in the same packet as the 101), in one write.
+	// (a first WebSocket frame in the same packet as the 101, the start of
+	// a body), in one write; nothing past the body's declared length.
 	rest := buf[hl:n]
+	relay := int64(-1) // until the backend closes
+	switch {
+	case upgraded:
+	case req.method == http.MethodHead:
+		rest, relay = rest[:0], 0 // a response to HEAD has no body, whatever it declares
+	case resp.contentLength >= 0:
+		rest = rest[:min(int64(len(rest)), resp.contentLength)]
+		relay = resp.contentLength - int64(len(rest))
+	}
 	out := append(injectResponse(make([]byte, 0, hl+len(s.cors.block)+len(closeLine)+len(rest)), buf[:hl], !upgraded, s.cors), rest...)
 	hb.release()
 	if err := s.writeClient(out); err != nil {
@@ -301,16 +339,23 @@ func (s *session) respond(t *tunnel.Tunnel, req requestHead, backend net.Conn, h
 		t.Abandon(tunnel.Cut)
 		return
 	}
-	switch {
-	case upgraded:
-		t.Upgrade()
-	case req.method == http.MethodHead:
-		t.Relay(0) // a response to HEAD has no body, whatever it declares
-	case resp.contentLength >= 0:
-		t.Relay(max(resp.contentLength-int64(len(rest)), 0))
-	default:
-		t.Relay(-1) // until the backend closes
+	if !upgraded {
+		t.Relay(relay)
+		return
 	}
+	if len(early) > 0 {
+		backend.SetWriteDeadline(time.Now().Add(s.srv.opts.ResponseTimeout))
+		_, err := backend.Write(early)
+		backend.SetWriteDeadline(time.Time{})
+		if err != nil {
+			s.backendErr = err
+			s.setReason(reasonBackendLost)
+			t.Abandon(tunnel.Graceful)
+			return
+		}
+		s.up += int64(len(early))
+	}
+	t.Upgrade()
 }
 
 // tunnelDone is the tunnel's Done: the session ends with it.

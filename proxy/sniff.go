@@ -43,6 +43,10 @@ type requestHead struct {
 	close bool
 	// hasBody: Content-Length above zero or a chunked body follows.
 	hasBody bool
+	// contentLength is the body's length (0 when none); chunked: the
+	// body is chunked, its length unknown.
+	contentLength int64
+	chunked       bool
 	// What authentication and native routing look at (see credential.go).
 	authorization, cookie string
 	native                bool // x-cloudxr-device-type: native
@@ -82,6 +86,7 @@ func parseRequestHead(head []byte) (requestHead, error) {
 		return r, badHead("Transfer-Encoding in an HTTP/1.0 request")
 	}
 	r.hasBody = f.te > 0 || f.contentLength > 0
+	r.contentLength, r.chunked = f.contentLength, f.te > 0
 	r.close = f.connClose || (r.proto == "HTTP/1.0" && !f.keepAlive)
 	if f.upgradeField {
 		switch {

@@ -34,7 +34,7 @@ const (
 	evCut                       // Stop(Cut), or Abandon(Cut)
 	evAbandon                   // the way down will not run
 	evEOF                       // d's source ended cleanly
-	evComplete                  // d (down) copied all of the response
+	evComplete                  // d copied all it may: the response (down), the request's body (up)
 	evClientBroke               // a read from or a write to the client failed
 	evBackendBroke              // a read from or a write to the backend failed
 	evIdle                      // no byte either way for the idle time
@@ -100,6 +100,11 @@ func (t *Tunnel) step(ev event, d *direction, err error) action {
 
 // wayEnded handles a clean end of d's source.
 func (t *Tunnel) wayEnded(ev event, d *direction) action {
+	if d.up && ev == evComplete {
+		// The request's body has gone on whole. The client is not done,
+		// and what it sends next is not the backend's: nothing to pass on.
+		return 0
+	}
 	switch {
 	case d.up:
 		t.clientEOF = true

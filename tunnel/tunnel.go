@@ -3,8 +3,10 @@
 // client, never parsed, until both ways have ended.
 //
 // A tunnel starts with Open once the request head has gone to the backend:
-// the way up runs at once, because a request body must reach the backend
-// before it can answer. The caller then reads the response head from the
+// the way up runs at once for the request's body (Options.Body bytes and no
+// more: what a client sends after its request is not for the backend), as
+// a body must reach the backend before it can answer; for an upgrade it
+// starts with Upgrade, once the backend has accepted. The caller then reads the response head from the
 // backend itself, relays it, and calls Relay (a response body, after which
 // the tunnel stops) or Upgrade (after a 101: a tunnel both ways until both
 // sides have closed), which run the way down in the caller's goroutine; or
@@ -49,6 +51,12 @@ type Options struct {
 	// relayed (RESPONSE_TIMEOUT). While awaited, the longer of the two
 	// applies to the way up: a client waiting quietly is not idle.
 	ResponseIdle time.Duration
+	// Body is how many bytes of the request's body the client has still
+	// to send: the way up passes these and no more before Upgrade (0: it
+	// passes nothing until then). A backend that ignores "Connection:
+	// close" or refuses an upgrade thus never gets bytes the proxy has not
+	// checked as a request.
+	Body int64
 	// Parker, if set, takes the quiet ways of upgraded tunnels off their
 	// goroutines.
 	Parker *Parker
@@ -120,8 +128,8 @@ type Tunnel struct {
 
 	mu        sync.Mutex // guards what follows, and every deadline set in the tunnel
 	state     state
-	dirs      [2]*direction // up, down; down is nil until Relay or Upgrade
-	left      int           // ways not yet ended (the down way counts from Open)
+	dirs      [2]*direction // up, down; up is nil until Upgrade when there is no body, down until Relay or Upgrade
+	left      int           // ways not yet ended (the down way counts from Open, the up way from its start)
 	lingerAt  time.Time     // in halfClosed: when the open way's time is up
 	end       End
 	endErr    error
@@ -132,19 +140,29 @@ type Tunnel struct {
 
 // Open starts the tunnel between the client (the TLS connection tc over
 // the Conn c) and backend, to which the request head has been written: the
-// client's bytes flow to the backend from now on. Until Relay, Upgrade or
-// Abandon the caller may read the response head from backend (under its
-// own read deadline, set before Open; a stop sets it in the past).
+// rest of the request's body (o.Body bytes) flows to the backend from now
+// on. Until Relay, Upgrade or Abandon the caller may read the response head
+// from backend (under its own read deadline, set before Open; a stop sets
+// it in the past).
 func Open(c *Conn, tc *tls.Conn, backend net.Conn, o Options) *Tunnel {
-	t := &Tunnel{client: c, tls: tc, backend: backend, opts: o, left: 2}
+	t := &Tunnel{client: c, tls: tc, backend: backend, opts: o, left: 1}
 	t.lastActive.Store(time.Now().UnixNano())
-	up := newDirection(t, true, -1)
+	if o.Body > 0 {
+		t.startUp(o.Body)
+	}
+	return t
+}
+
+// startUp starts the way up, copying limit bytes (-1: until the client
+// ends).
+func (t *Tunnel) startUp(limit int64) {
+	up := newDirection(t, true, limit)
 	t.mu.Lock()
 	t.dirs[0] = up
+	t.left++
 	up.src.SetReadDeadline(t.readDeadline(up))
 	t.mu.Unlock()
 	go up.run()
-	return t
 }
 
 // Relay copies a response body of limit bytes (-1: until the backend
@@ -152,14 +170,25 @@ func Open(c *Conn, tc *tls.Conn, backend net.Conn, o Options) *Tunnel {
 // written the response head; the tunnel then stops with a goodbye.
 func (t *Tunnel) Relay(limit int64) { t.runDown(evRelay, limit) }
 
-// Upgrade runs the way down of an upgraded connection in the calling
-// goroutine, after the caller has written the 101 to the client. It
-// returns when the way down has ended or parked.
+// Upgrade starts the way up and runs the way down of an upgraded
+// connection in the calling goroutine, after the caller has written the 101
+// to the client (and sent the backend whatever the client sent before it).
+// It returns when the way down has ended or parked. An upgrade request has
+// no body (Options.Body is 0).
 func (t *Tunnel) Upgrade() {
 	if p := t.opts.Parker; p != nil {
 		p.track(t)
 	}
-	t.runDown(evUpgrade, -1)
+	up, down := newDirection(t, true, -1), newDirection(t, false, -1)
+	t.mu.Lock()
+	t.dirs[0], t.dirs[1] = up, down
+	t.left++
+	t.step(evUpgrade, nil, nil)
+	up.src.SetReadDeadline(t.readDeadline(up))
+	down.src.SetReadDeadline(t.readDeadline(down))
+	t.mu.Unlock()
+	go up.run()
+	down.run()
 }
 
 func (t *Tunnel) runDown(ev event, limit int64) {

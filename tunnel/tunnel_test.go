@@ -276,7 +276,7 @@ func TestRelayStopsAtLimit(t *testing.T) {
 }
 
 func TestAbandon(t *testing.T) {
-	p := openPair(t, Options{}, false)
+	p := openPair(t, Options{Body: 4}, false)
 	p.client.Write([]byte("body"))
 	got := make([]byte, 4)
 	p.far.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -287,6 +287,59 @@ func TestAbandon(t *testing.T) {
 	if r := p.wait(t); r.End != Stopped || r.Up != 4 || !r.Goodbye {
 		t.Errorf("result %+v", r)
 	}
+}
+
+// The way up passes the request's body and nothing after it: a pipelined
+// request, or bytes sent before an upgrade is accepted, never reach a
+// backend that would take them as a request the proxy has not checked.
+func TestWayUpPassesOnlyTheBody(t *testing.T) {
+	p := openPair(t, Options{Body: 4}, false)
+	p.client.Write([]byte("bodyGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"))
+	body := make([]byte, 4)
+	p.far.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(p.far, body); err != nil || string(body) != "body" {
+		t.Fatalf("the backend got %q (%v)", body, err)
+	}
+	// The backend's response: the tunnel stops after it and closes the
+	// backend, so the far end then reads all else it was ever sent.
+	down := make(chan struct{})
+	go func() { defer close(down); p.tun.Relay(2) }()
+	p.far.Write([]byte("ok"))
+	r := p.wait(t)
+	<-down
+	if got, err := io.ReadAll(p.far); len(got) != 0 || err != nil {
+		t.Errorf("after the body the backend got %q (%v)", got, err)
+	}
+	if r.End != ResponseComplete || r.Up != 4 || !r.Goodbye {
+		t.Errorf("result %+v", r)
+	}
+}
+
+func TestWayUpWaitsForTheUpgrade(t *testing.T) {
+	t.Run("refused", func(t *testing.T) {
+		p := openPair(t, Options{}, false)
+		p.client.Write([]byte("GET /smuggled HTTP/1.1\r\n\r\n"))
+		down := make(chan struct{})
+		go func() { defer close(down); p.tun.Relay(3) }()
+		p.far.Write([]byte("404"))
+		p.wait(t)
+		<-down
+		p.far.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if got, _ := io.ReadAll(p.far); len(got) != 0 {
+			t.Errorf("the backend got %q before any upgrade", got)
+		}
+	})
+	t.Run("accepted", func(t *testing.T) {
+		p := openPair(t, Options{}, false)
+		p.client.Write([]byte("early"))
+		p.upgrade()
+		got := make([]byte, 5)
+		p.far.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(p.far, got); err != nil || string(got) != "early" {
+			t.Fatalf("after the upgrade the backend got %q (%v)", got, err)
+		}
+		p.echo(t, []byte("then both ways"))
+	})
 }
 
 func TestQuietWaysParkAndWake(t *testing.T) {

@@ -9,7 +9,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +21,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/oidctest"
 )
 
 const clientPage = `<!doctype html>
@@ -187,5 +193,55 @@ func TestChromiumCookieAuthentication(t *testing.T) {
 	reqs := b.Requests()
 	if len(reqs) != 1 || strings.Contains(string(reqs[0].Raw), "headset-token") {
 		t.Errorf("the runtime saw %d requests, or the cookie: %v", len(reqs), reqs)
+	}
+}
+
+// The link an attacker sends (issue 18, finding 1): a token whose JWT
+// header's alg holds CR LF, a cookie and a script. Opened in Chromium, the
+// proxy's 401 must stay one plain-text answer: no cookie planted, no script
+// run in the proxy's origin.
+func TestChromiumHostileTokenLink(t *testing.T) {
+	g, err := certs.GenerateSelfSigned([]string{"127.0.0.1"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _ := certs.ParseKeyPair(g.PEM())
+	caFile := filepath.Join(t.TempDir(), "provider-ca.pem")
+	os.WriteFile(caFile, g.CertPEM, 0o644)
+	provider, err := oidctest.NewTLS(&kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := provider.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer provider.Stop()
+	b := backend(t)
+	dir, home := t.TempDir(), t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
+		"AUTH_OIDC_ISSUER="+provider.Issuer, "AUTH_AUDIENCE="+oidctest.ClientID, "SSL_CERT_FILE="+caFile)
+	_, port, _ := strings.Cut(p.addr(), "127.0.0.1:")
+	p.waitLine(40*time.Second, "keys loaded", func(l map[string]any) bool { return l["msg"] == "authentication ready: the provider's keys loaded" })
+	origin := "https://localhost:" + port
+	trustInNSS(t, home, filepath.Join(dir, "ca.crt"))
+	ctx := newChromium(t, home)
+
+	header, _ := json.Marshal(map[string]string{"typ": "JWT",
+		"alg": "\r\nSet-Cookie: cxr_token=attacker; Path=/\r\nContent-Type: text/html\r\n\r\n<script>document.title='pwned'</script>"})
+	token := base64.RawURLEncoding.EncodeToString(header) + ".e30.c2ln"
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(origin+"/x?token="+url.QueryEscape(token))); err != nil {
+		t.Fatalf("opening the link: %v", err)
+	}
+	state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.title + '|' + document.cookie + '|' + document.contentType + '|' + document.body.innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.SplitN(state, "|", 4)
+	if len(parts) != 4 || parts[0] == "pwned" || strings.Contains(parts[1], "cxr_token") || parts[2] != "text/plain" ||
+		!strings.HasPrefix(parts[3], "unauthorized: bad signature") {
+		t.Errorf("after the link: title, cookie, type, text = %q", parts)
+	}
+	if reqs := b.Requests(); len(reqs) != 0 {
+		t.Errorf("the runtime saw %d requests", len(reqs))
 	}
 }

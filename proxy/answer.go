@@ -14,13 +14,14 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
-// The session's own answers, for what it cannot forward: refused heads and
-// routes, a backend that cannot be reached or does not answer.
+// The backend's response head, and the session's own answers for what it
+// cannot forward: refused heads and routes, a backend that cannot be
+// reached or does not answer.
 
 // readResponse reads the backend's response head into buf, relaying
 // interim responses (100 Continue). When the exchange fails it answers the
-// client, abandons the tunnel and returns false.
-func (s *session) readResponse(t *tunnel.Tunnel, backend net.Conn, buf []byte) (hl, n int, resp responseHead, ok bool) {
+// client and returns false.
+func (s *session) readResponse(backend net.Conn, buf []byte) (hl, n int, resp responseHead, ok bool) {
 	for {
 		var err error
 		hl, n, err = readHead(backend, buf, n)
@@ -28,28 +29,25 @@ func (s *session) readResponse(t *tunnel.Tunnel, backend net.Conn, buf []byte) (
 			resp, err = parseResponseHead(buf[:hl])
 		}
 		switch {
-		case err != nil && t.Stopping():
-			t.Abandon(tunnel.Graceful) // the client went away, or the session was killed
-			return 0, 0, resp, false
+		case err != nil && s.tun.Stopping():
+			return 0, 0, resp, false // the client went away, or the session was stopped
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			s.backendFailed(http.StatusGatewayTimeout, reasonResponseTimeout, err)
+			s.backendFailed(http.StatusGatewayTimeout, tunnel.ResponseTimeout, err)
 		case n == 0:
-			s.backendLost(reasonBackendClosedEarly, err)
+			s.backendLost(tunnel.BackendClosedEarly, err)
 		case err != nil:
-			s.backendFailed(http.StatusBadGateway, reasonBadResponse, err)
+			s.backendFailed(http.StatusBadGateway, tunnel.BadResponse, err)
 		case resp.status >= 200 || resp.status == http.StatusSwitchingProtocols:
 			return hl, n, resp, true
 		default:
 			// An interim response: relay it and read on.
 			if err := s.writeClient(injectResponse(nil, buf[:hl], false, s.cors)); err != nil {
-				s.setReason(reasonClientLost)
-				t.Abandon(tunnel.Cut)
+				s.tun.End(tunnel.ClientLost, "", err)
 				return 0, 0, resp, false
 			}
 			n = copy(buf, buf[hl:n])
 			continue
 		}
-		t.Abandon(tunnel.Graceful)
 		return 0, 0, resp, false
 	}
 }
@@ -61,41 +59,39 @@ func (s *session) headFailed(err error, n int) {
 	case errors.As(err, &rf):
 		s.refuse(err)
 	case errors.Is(err, os.ErrDeadlineExceeded) && n == 0 && s.requests > 0:
-		s.setReason(reasonKeepAliveTimeout)
+		s.tun.End(tunnel.KeepAliveTimeout, "", nil)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		s.setReason(reasonHeadTimeout)
+		s.tun.End(tunnel.HeadTimeout, "", nil)
 	case errors.Is(err, io.EOF) && n == 0:
-		s.setReason(reasonClientClosed)
+		s.tun.End(tunnel.ClientClosed, "", nil)
 	default:
-		s.setReason(reasonClientLost)
+		s.tun.End(tunnel.ClientLost, "", err)
 	}
 }
 
 // refuse answers a request the proxy will not forward (see refusal); the
 // session then ends.
 func (s *session) refuse(err error) {
-	rf := &refusal{status: http.StatusBadRequest, msg: err.Error(), reason: reasonBadRequest}
+	rf := &refusal{status: http.StatusBadRequest, msg: err.Error(), reason: tunnel.BadRequest}
 	errors.As(err, &rf)
 	s.status = rf.status
 	detail := rf.detail
 	switch rf.reason {
-	case reasonBadRequest:
+	case tunnel.BadRequest:
 		detail = rf.msg
-	case reasonRouteRefused:
+	case tunnel.RouteRefused:
 		s.srv.floodLog.Warn("routing refused", zap.String("client", s.client), zap.String("path", s.path), zap.String("why", rf.msg))
 	}
-	s.mu.Lock()
-	s.setReasonLocked(rf.reason, detail)
-	s.mu.Unlock()
+	s.tun.End(rf.reason, detail, nil)
 	s.writeClient(localResponse(s.cors, rf.status, false, rf.fields, rf.msg+"\n"))
 }
 
 // writeClient writes a response the proxy made, under the head timeout.
 func (s *session) writeClient(b []byte) error {
-	s.live(func() { s.tc.SetWriteDeadline(time.Now().Add(s.srv.opts.HeadTimeout)) })
+	s.tun.SetWriteDeadline(time.Now().Add(s.srv.opts.HeadTimeout))
 	n, err := s.tc.Write(b)
 	s.down += int64(n)
-	s.live(func() { s.tc.SetWriteDeadline(time.Time{}) })
+	s.tun.SetWriteDeadline(time.Time{})
 	return err
 }
 
@@ -104,12 +100,11 @@ func (s *session) writeClient(b []byte) error {
 // runtime is not running), 502 for a routed runtime checked on use.
 func (s *session) dialFailed(err error) {
 	if s.target != "" && !errors.Is(err, errBackendDown) {
-		s.backendFailed(http.StatusBadGateway, reasonBackendUnreachable, err)
+		s.backendFailed(http.StatusBadGateway, tunnel.BackendUnreachable, err)
 		return
 	}
-	s.backendErr = err
 	s.status = http.StatusServiceUnavailable
-	s.setReason(reasonBackendUnreachable)
+	s.tun.End(tunnel.BackendUnreachable, "", err)
 	s.writeClient(localResponse(s.cors, http.StatusServiceUnavailable, false, nil, s.srv.unreachableMsg))
 }
 
@@ -118,7 +113,7 @@ func (s *session) dialFailed(err error) {
 // restarted just then; a new connection tells: refused, the answer is the
 // one for a runtime that is not running (dialFailed), as HAProxy's 503;
 // accepted, the runtime is there and dropped the request: 502.
-func (s *session) backendLost(r reason, err error) {
+func (s *session) backendLost(r tunnel.End, err error) {
 	c, derr := s.srv.dial(s.srv.ctx, s.target)
 	if derr != nil {
 		s.dialFailed(fmt.Errorf("%s: %w; connecting again: %w", r, err, derr))
@@ -129,10 +124,9 @@ func (s *session) backendLost(r reason, err error) {
 }
 
 // backendFailed answers a failed exchange with the backend.
-func (s *session) backendFailed(status int, r reason, err error) {
-	s.backendErr = err
+func (s *session) backendFailed(status int, r tunnel.End, err error) {
 	s.status = status
-	s.setReason(r)
+	s.tun.End(r, "", err)
 	s.writeClient(localResponse(s.cors, status, false, nil, http.StatusText(status)+": the CloudXR runtime did not answer as expected.\n"))
 }
 

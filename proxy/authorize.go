@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
 // Every verification of a credential, whichever path asks for it (a
@@ -56,7 +57,7 @@ func (s *session) authenticated(req requestHead) bool {
 	}
 	err := s.verify(tok)
 	var rf *refusal
-	if errors.As(err, &rf) && rf.reason == reasonUnauthorized {
+	if errors.As(err, &rf) && rf.reason == tunnel.Unauthorized {
 		s.srv.floodLog.Warn("credential refused on the proxy's page", zap.String("client", s.client),
 			zap.String("path", s.path), zap.String("why", rf.detail))
 	}
@@ -79,7 +80,7 @@ func (s *session) verify(tok string) error {
 	errors.As(err, &f)
 	if f.Why == auth.NotReady {
 		return &refusal{status: http.StatusServiceUnavailable, msg: "authentication not ready: the identity provider's keys have not loaded",
-			reason: reasonAuthNotReady}
+			reason: tunnel.AuthNotReady}
 	}
 	s.refused(f)
 	return unauthorized(f)
@@ -98,7 +99,7 @@ func (s *session) overBudget() error {
 	}
 	s.srv.opts.Observer.ClientLimited(limit.AuthFailures)
 	return &refusal{status: http.StatusTooManyRequests, msg: "too many failed authentications from this address; retry later",
-		reason: reasonRateLimited, detail: limit.AuthFailures, fields: []field{{"Retry-After", strconv.Itoa(int(wait.Seconds()))}}}
+		reason: tunnel.RateLimited, detail: limit.AuthFailures, fields: []field{{"Retry-After", strconv.Itoa(int(wait.Seconds()))}}}
 }
 
 // refused counts a refused credential: in the metric, and against the
@@ -112,7 +113,7 @@ func (s *session) refused(f *auth.Failure) {
 
 // unauthorized is the 401 for a refused credential.
 func unauthorized(f *auth.Failure) error {
-	return &refusal{status: http.StatusUnauthorized, msg: "unauthorized: " + f.Error(), reason: reasonUnauthorized,
+	return &refusal{status: http.StatusUnauthorized, msg: "unauthorized: " + f.Error(), reason: tunnel.Unauthorized,
 		detail: f.Why.String(), fields: []field{bearerChallenge(f)}}
 }
 

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,54 +15,49 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
-// session is one client connection from accept to close: the TLS
-// handshake, request heads (preflights and the proxy's own pages are
-// answered here), then at most one forwarded exchange: a WebSocket tunnel,
-// or one request and its response.
+// session is one client connection from accept to close, as the proxy
+// sees it: the TLS handshake, request heads (preflights and the proxy's own
+// pages are answered here), then at most one forwarded exchange, a
+// WebSocket tunnel or one request and its response. Its life (state, stop,
+// end) is its tunnel.Tunnel's, made at accept; the tunnel calls finish,
+// once, when the last of the session's goroutines ends.
 type session struct {
 	srv   *Server
+	tun   *tunnel.Tunnel
 	conn  *net.TCPConn // as accepted
-	cc    *tunnel.Conn // what crypto/tls reads: conn, after any PROXY header
 	tc    *tls.Conn
 	start time.Time
 	hello helloInfo
 	cors  *headerSet // the header set for the current request's answers
 
-	client     string
-	limits     *limit.Client // the client's entry in the per-client limits, or nil
-	method     string
-	path       string
-	status     int
-	requests   int
-	up, down   int64
-	backendErr error
-	// backendLocal is the proxy's end of the backend connection, to match
-	// a session with the runtime's own logs.
-	backendLocal string
+	client       string
+	limits       *limit.Client // the client's entry in the per-client limits, or nil
+	method       string
+	path         string
+	status       int
+	requests     int
+	up, down     int64  // bytes the session's own goroutine moved; the ways add theirs
+	backendLocal string // the proxy's end of the backend connection, to match the runtime's logs
 	target       string // the routed runtime's host:port, when routing by path
-
-	mu         sync.Mutex // guards what follows; a kill comes from other goroutines
-	stopped    bool       // killed: the deadlines it set in the past stay there
-	reason     reason
-	detail     string // a bad request's words, after the reason in the log
-	backend    net.Conn
-	tun        *tunnel.Tunnel
-	forwarding bool // a request went to the backend
 }
 
-// serve runs the session in its own goroutine.
+// serve runs the session on its own goroutine: the handshake, then request
+// heads until one is forwarded. When the forwarded exchange runs its way
+// down on this goroutine (Relay, Upgrade), the session ends with the ways;
+// otherwise this goroutine's part ends here (Abandon). Either way the
+// tunnel calls finish once the last part has ended.
 func (s *session) serve() {
 	if s.handshake() && s.handleRequests() {
-		return // the tunnel finishes the session (tunnelDone)
+		return // the way down ran here; it, or the way up, ends the session
 	}
-	s.finish(true)
+	s.tun.Abandon()
 }
 
 // handshake reads any PROXY protocol header, then completes the TLS
 // handshake, all under HANDSHAKE_TIMEOUT.
 func (s *session) handshake() bool {
 	o := &s.srv.opts
-	if !s.live(func() { s.conn.SetDeadline(time.Now().Add(o.HandshakeTimeout)) }) {
+	if !s.tun.SetDeadline(time.Now().Add(o.HandshakeTimeout)) {
 		return false
 	}
 	s.hello.localDst = s.conn.LocalAddr().String()
@@ -85,8 +79,7 @@ func (s *session) handshake() bool {
 	if !s.admit() {
 		return false
 	}
-	s.cc = tunnel.NewConn(s.conn, pending)
-	s.tc = tls.Server(s.cc, s.srv.tlsConf)
+	_, s.tc = s.tun.UseConn(pending, s.srv.tlsConf)
 	err := s.tc.HandshakeContext(context.WithValue(s.srv.ctx, helloKey{}, &s.hello))
 	if check := o.CheckName; check != nil && s.hello.seen {
 		check(s.hello.requestedName(), s.client)
@@ -101,7 +94,7 @@ func (s *session) handshake() bool {
 		return false
 	}
 	o.Observer.HandshakeSucceeded()
-	return s.live(func() { s.conn.SetDeadline(time.Time{}) })
+	return s.tun.SetDeadline(time.Time{})
 }
 
 // admit applies the per-client limits on connections and handshakes,
@@ -119,7 +112,7 @@ func (s *session) admit() bool {
 	}
 	c, which := l.Connect(ip)
 	if c == nil {
-		s.setReason(reasonRateLimited)
+		s.tun.End(tunnel.RateLimited, "", nil)
 		s.srv.opts.Observer.ClientLimited(which)
 		s.srv.floodLog.Warn("client limit reached: connection closed", zap.String("client", s.client), zap.String("limit", which))
 		return false
@@ -128,24 +121,42 @@ func (s *session) admit() bool {
 	return true
 }
 
-// handleRequests reads request heads, answering preflights and the proxy's
-// own pages itself, until one request is forwarded or the connection ends.
-// It reports whether a tunnel took the session over.
+// handleRequests runs the session's exchanges and then, when a response
+// was relayed, its way down on this goroutine; it reports whether the way
+// down ran. The head buffer is this function's alone: the exchanges read
+// heads into it, and it is given back before the way down runs, so that a
+// long session does not keep 16 KiB.
 func (s *session) handleRequests() bool {
-	// The head buffer is held while heads are read and answered, and given
-	// back before a tunnel starts: an idle session must not keep 16 KiB.
 	hb := getHeadBuf()
-	defer hb.release()
-	buf, n := hb.b, 0
+	down, ok := s.exchange(hb.b)
+	hb.release()
+	return ok && s.runDown(down)
+}
+
+// wayDown is what follows a response head relayed to the client: an
+// upgraded tunnel (and the bytes the client sent before the 101), or a
+// response body of relay bytes (-1: until the backend closes).
+type wayDown struct {
+	upgrade bool
+	early   []byte
+	relay   int64
+	backend net.Conn
+}
+
+// exchange reads request heads into buf, answering preflights and the
+// proxy's own pages itself, until one request is forwarded and its
+// response head relayed (ok), or the connection ends.
+func (s *session) exchange(buf []byte) (down wayDown, ok bool) {
+	n := 0
 	for {
-		if !s.live(func() { s.tc.SetReadDeadline(time.Now().Add(s.srv.opts.HeadTimeout)) }) {
-			return false
+		if !s.tun.SetReadDeadline(time.Now().Add(s.srv.opts.HeadTimeout)) {
+			return down, false
 		}
 		hl, m, err := readHead(s.tc, buf, n)
 		n = m
 		if err != nil {
 			s.headFailed(err, n)
-			return false
+			return down, false
 		}
 		req, err := parseRequestHead(buf[:hl])
 		s.requests++
@@ -159,12 +170,12 @@ func (s *session) handleRequests() bool {
 		}
 		if err != nil {
 			s.refuse(err)
-			return false
+			return down, false
 		}
 		if l := s.srv.opts.Local; l != nil && !req.upgrade && l.Owns(req.method, req.target) {
 			if !s.serveLocal(req, buf[:hl]) {
-				s.setReason(reasonResponseComplete)
-				return false
+				s.tun.End(tunnel.ResponseComplete, "", nil)
+				return down, false
 			}
 			n = copy(buf, buf[hl:n])
 			continue
@@ -175,86 +186,88 @@ func (s *session) handleRequests() bool {
 			keep := !req.close && !req.hasBody
 			s.status = http.StatusOK
 			if err := s.writeClient(preflight(s.cors, keep)); err != nil || !keep {
-				s.setReason(reasonResponseComplete)
-				return false
+				s.tun.End(tunnel.ResponseComplete, "", nil)
+				return down, false
 			}
 			n = copy(buf, buf[hl:n])
 			continue
 		}
-		return s.forward(req, &hb, hl, n)
+		return s.forward(req, buf, hl, n)
 	}
 }
 
-// forward sends a request to the backend and relays its response: for an
-// accepted WebSocket upgrade, the tunnel that follows. hb.b[:hl] is the
-// head, hb.b[hl:n] bytes the client sent after it, which go on unchanged.
-// It reports whether a tunnel took the session over.
-func (s *session) forward(req requestHead, hb *headBuf, hl, n int) bool {
-	o := &s.srv.opts
-	buf := hb.b
+// forward sends a request to the backend and relays its response head.
+// buf[:hl] is the head, buf[hl:n] bytes the client sent after it; buf
+// then holds the response head.
+func (s *session) forward(req requestHead, buf []byte, hl, n int) (down wayDown, ok bool) {
 	if err := s.authorize(req); err != nil {
 		s.refuse(err)
-		return false
+		return down, false
 	}
 	head, rewritten, err := s.backendHead(req, buf[:hl])
 	if err != nil {
 		s.refuse(err)
-		return false
+		return down, false
 	}
 	if req.chunked && !req.upgrade {
 		// The way up passes a request's body and nothing after it, so it
 		// must know where the body ends without parsing the bytes.
-		s.refuse(&refusal{status: http.StatusLengthRequired, msg: "a request body for the runtime needs a Content-Length", reason: reasonBadRequest})
-		return false
+		s.refuse(&refusal{status: http.StatusLengthRequired, msg: "a request body for the runtime needs a Content-Length", reason: tunnel.BadRequest})
+		return down, false
 	}
 	backend, err := s.srv.dial(s.srv.ctx, s.target)
 	if err != nil {
 		s.dialFailed(err)
-		return false
+		return down, false
 	}
-	if !s.attach(backend) {
+	if !s.tun.Attach(backend) {
 		backend.Close()
-		return false
+		return down, false
 	}
+	s.backendLocal = backend.LocalAddr().String()
+	if !rewritten {
+		head = buf[:hl]
+	}
+	early, ok := s.sendRequest(req, backend, head, buf[hl:n])
+	if !ok {
+		return down, false
+	}
+	return s.respond(req, backend, buf, early)
+}
 
-	// The backend gets the request and its body, and nothing the client
-	// sent after them: for an upgrade, bytes sent before the 101 wait for
-	// it (early); after any other request they are not the runtime's,
-	// which is also asked to close after its response, so the proxy knows
-	// where the response ends and never has to parse a second one.
-	var out, early []byte
-	var body int64
-	pending := buf[hl:n]
-	switch {
-	case req.upgrade:
-		out = buf[:hl]
-		if rewritten {
-			out = head
-		}
+// sendRequest writes the request to the backend and opens the tunnel.
+// The backend gets the request and its body, and nothing the client sent
+// after them: for an upgrade, bytes sent before the 101 wait for it (early,
+// returned); after any other request they are not the runtime's, which is
+// also asked to close after its response, so the proxy knows where the
+// response ends and never has to parse a second one.
+func (s *session) sendRequest(req requestHead, backend net.Conn, head, pending []byte) (early []byte, ok bool) {
+	out, body := head, int64(0)
+	if req.upgrade {
 		if len(pending) > 0 {
 			early = bytes.Clone(pending)
 		}
-	default:
+	} else {
 		sent := min(int64(len(pending)), req.contentLength)
-		out = append(closingRequest(make([]byte, 0, hl+32+int(sent)), head), pending[:sent]...)
+		out = append(closingRequest(make([]byte, 0, len(head)+32+int(sent)), head), pending[:sent]...)
 		body = req.contentLength - sent
 	}
-	backend.SetWriteDeadline(time.Now().Add(o.ResponseTimeout))
+	timeout := s.srv.opts.ResponseTimeout
+	if !s.tun.SetBackendDeadlines(time.Time{}, time.Now().Add(timeout)) {
+		return nil, false
+	}
 	s.up += int64(len(out))
 	if _, err := backend.Write(out); err != nil {
-		s.backendLost(reasonBackendLost, err)
-		return false
+		s.backendLost(tunnel.BackendLost, err)
+		return nil, false
 	}
-	backend.SetWriteDeadline(time.Time{})
-	// The response head's deadline is set before the tunnel starts, so
-	// that a stop, which puts it in the past, cannot be overwritten.
-	backend.SetReadDeadline(time.Now().Add(o.ResponseTimeout))
-	t := s.openTunnel(backend, body)
-	if t == nil {
-		return false
+	// The response head's deadline is set through the tunnel, so that a
+	// stop, which puts it in the past, cannot be overwritten.
+	if !s.tun.SetBackendDeadlines(time.Now().Add(timeout), time.Time{}) {
+		return nil, false
 	}
-	s.respond(t, req, backend, hb, early)
-	return true
+	s.tun.Open(body)
+	return early, true
 }
 
 // backendHead is the head as the runtime gets it, and picks the runtime:
@@ -280,103 +293,69 @@ func (s *session) backendHead(req requestHead, head []byte) (out []byte, rewritt
 	return head, rewritten, nil
 }
 
-// openTunnel starts the tunnel, unless the session was killed: the
-// client's bytes flow to the backend from now on, as a request body must
-// reach the backend before it can answer.
-func (s *session) openTunnel(backend net.Conn, body int64) *tunnel.Tunnel {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return nil
-	}
-	s.tun = tunnel.Open(s.cc, s.tc, backend, tunnel.Options{
-		Idle:         s.srv.opts.TunnelTimeout,
-		ResponseIdle: s.srv.opts.ResponseTimeout,
-		Body:         body,
-		Parker:       s.srv.parker,
-		Done:         s.tunnelDone,
-	})
-	return s.tun
-}
-
-// respond relays the backend's response head to the client with the
-// header set, then hands the rest to the tunnel: Upgrade after a 101 (the
-// client's early bytes go to the backend first), Relay for a response body
-// cut at its declared length, Abandon when the exchange failed.
-func (s *session) respond(t *tunnel.Tunnel, req requestHead, backend net.Conn, hb *headBuf, early []byte) {
-	buf := hb.b
-	hl, n, resp, ok := s.readResponse(t, backend, buf)
+// respond reads the backend's response head and relays it to the client
+// with the header set, with whatever came after it up to the body's
+// declared length, and says which way down follows.
+func (s *session) respond(req requestHead, backend net.Conn, buf []byte, early []byte) (down wayDown, ok bool) {
+	hl, n, resp, ok := s.readResponse(backend, buf)
 	if !ok {
-		return
+		return down, false
 	}
 	s.status = resp.status
-	upgraded := req.upgrade && resp.status == http.StatusSwitchingProtocols
-	if resp.status == http.StatusSwitchingProtocols && !upgraded {
+	down = wayDown{upgrade: req.upgrade && resp.status == http.StatusSwitchingProtocols, early: early, relay: -1, backend: backend}
+	if resp.status == http.StatusSwitchingProtocols && !down.upgrade {
 		// 101 to a request that asked for no upgrade: not a response the
 		// proxy can relay and still know where the exchange ends.
-		s.backendFailed(http.StatusBadGateway, reasonBadResponse, errBadResponse)
-		t.Abandon(tunnel.Graceful)
-		return
+		s.backendFailed(http.StatusBadGateway, tunnel.BadResponse, errBadResponse)
+		return down, false
 	}
-
 	// The response head with the header set, and whatever came after it
 	// (a first WebSocket frame in the same packet as the 101, the start of
 	// a body), in one write; nothing past the body's declared length.
 	rest := buf[hl:n]
-	relay := int64(-1) // until the backend closes
 	switch {
-	case upgraded:
+	case down.upgrade:
 	case req.method == http.MethodHead:
-		rest, relay = rest[:0], 0 // a response to HEAD has no body, whatever it declares
+		rest, down.relay = rest[:0], 0 // a response to HEAD has no body, whatever it declares
 	case resp.contentLength >= 0:
 		rest = rest[:min(int64(len(rest)), resp.contentLength)]
-		relay = resp.contentLength - int64(len(rest))
+		down.relay = resp.contentLength - int64(len(rest))
 	}
-	out := append(injectResponse(make([]byte, 0, hl+len(s.cors.block)+len(closeLine)+len(rest)), buf[:hl], !upgraded, s.cors), rest...)
-	hb.release()
+	out := append(injectResponse(make([]byte, 0, hl+len(s.cors.block)+len(closeLine)+len(rest)), buf[:hl], !down.upgrade, s.cors), rest...)
 	if err := s.writeClient(out); err != nil {
-		s.setReason(reasonClientLost)
-		t.Abandon(tunnel.Cut)
-		return
+		s.tun.End(tunnel.ClientLost, "", err)
+		return down, false
 	}
-	if !upgraded {
-		t.Relay(relay)
-		return
+	return down, true
+}
+
+// runDown runs the way down on this goroutine: the response body (Relay),
+// or, after a 101, the client's early bytes and then the tunnel both ways
+// (Upgrade). It reports whether the way down ran.
+func (s *session) runDown(d wayDown) bool {
+	if !d.upgrade {
+		s.tun.Relay(d.relay)
+		return true
 	}
-	if len(early) > 0 {
-		backend.SetWriteDeadline(time.Now().Add(s.srv.opts.ResponseTimeout))
-		_, err := backend.Write(early)
-		backend.SetWriteDeadline(time.Time{})
-		if err != nil {
-			s.backendErr = err
-			s.setReason(reasonBackendLost)
-			t.Abandon(tunnel.Graceful)
-			return
+	if len(d.early) > 0 {
+		if !s.tun.SetBackendDeadlines(time.Time{}, time.Now().Add(s.srv.opts.ResponseTimeout)) {
+			return false
 		}
-		s.up += int64(len(early))
+		if _, err := d.backend.Write(d.early); err != nil {
+			s.tun.End(tunnel.BackendLost, "", err)
+			return false
+		}
+		s.up += int64(len(d.early))
+		s.tun.SetBackendDeadlines(time.Time{}, time.Time{})
 	}
-	t.Upgrade()
+	s.tun.Upgrade()
+	return true
 }
 
-// tunnelDone is the tunnel's Done: the session ends with it.
-func (s *session) tunnelDone(r tunnel.Result) {
-	s.up += r.Up
-	s.down += r.Down
-	if rs := tunnelReason(r.End); rs != reasonNone {
-		// What ended the tunnel first; a kill that came while it was
-		// already ending (a half-closed tunnel's linger) does not count.
-		s.mu.Lock()
-		s.reason, s.detail = rs, ""
-		s.mu.Unlock()
-	}
-	s.finish(r.Goodbye)
-}
-
-// finish closes the connections and writes the session's log line. With
-// goodbye, the client first gets close_notify and a FIN, and what it still
-// sends is read for a moment.
-func (s *session) finish(goodbye bool) {
-	if goodbye && s.tc != nil && s.tc.ConnectionState().HandshakeComplete {
+// finish is the tunnel's Done: it closes the client's connection (with a
+// goodbye when the client is owed one) and writes the session's log line.
+func (s *session) finish(r tunnel.Result) {
+	if r.Goodbye && s.tc != nil && s.tc.ConnectionState().HandshakeComplete {
 		s.tc.CloseWrite() // close_notify; drain sends the FIN
 		drain(s.conn)
 	}
@@ -384,84 +363,13 @@ func (s *session) finish(goodbye bool) {
 	if s.limits != nil {
 		s.srv.opts.Limits.Disconnect(s.limits)
 	}
-	s.mu.Lock()
-	if s.backend != nil && s.tun == nil {
-		s.backend.Close() // a tunnel closes its own
-	}
-	reason, detail := s.reason, s.detail
-	s.mu.Unlock()
 	s.srv.forget(s)
 	defer s.srv.wg.Done()
-	if s.tc == nil || reason == reasonHandshakeFailed {
+	if s.tc == nil || r.End == tunnel.HandshakeFailed {
 		return // logged as a handshake failure
 	}
-	s.srv.opts.Observer.SessionEnded(reason.String(), s.up, s.down, time.Since(s.start))
-	s.logEnd(reason, detail)
-}
-
-// kill ends the session from another goroutine (shutdown, backend down).
-// The client gets a goodbye, not a reset.
-func (s *session) kill(r reason) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.setReasonLocked(r, "")
-	s.stopped = true
-	if s.tun != nil {
-		s.tun.Stop(tunnel.Graceful)
-		return
-	}
-	// Wake the session's goroutine wherever it waits. A response being
-	// written may finish (haltWriteGrace), or the goodbye after it would
-	// land inside a torn record.
-	s.conn.SetReadDeadline(time.Unix(1, 0))
-	s.conn.SetWriteDeadline(time.Now().Add(haltWriteGrace))
-	if s.backend != nil {
-		s.backend.SetDeadline(time.Unix(1, 0))
-	}
-}
-
-// haltWriteGrace bounds a write to the client that a kill lets finish.
-const haltWriteGrace = 2 * time.Second
-
-// live runs set, which sets deadlines, unless the session was killed: the
-// kill's deadlines must stay. It reports whether the session is alive.
-func (s *session) live(set func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.stopped {
-		set()
-	}
-	return !s.stopped
-}
-
-func (s *session) killed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopped
-}
-
-// attach records the backend connection, unless the session was killed.
-func (s *session) attach(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return false
-	}
-	s.backend = c
-	s.backendLocal = c.LocalAddr().String()
-	s.forwarding = true
-	return true
-}
-
-// setReason records why the session ends; the first reason stays.
-func (s *session) setReason(r reason) {
-	s.mu.Lock()
-	s.setReasonLocked(r, "")
-	s.mu.Unlock()
-}
-
-func (s *session) setReasonLocked(r reason, detail string) {
-	if s.reason == reasonNone {
-		s.reason, s.detail = r, detail
-	}
+	s.up += r.Up
+	s.down += r.Down
+	s.srv.opts.Observer.SessionEnded(r.End.String(), s.up, s.down, time.Since(s.start))
+	s.logEnd(r)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
 // The header set every response carries, whoever wrote it: the backend's
@@ -25,7 +27,7 @@ var corsFields = []struct{ name, value string }{
 type refusal struct {
 	status int
 	msg    string // the answer's body, and the log's words for a bad request
-	reason reason
+	reason tunnel.End
 	detail string  // the log's words after the reason, when not msg
 	fields []field // further header fields of the answer
 }
@@ -160,7 +162,7 @@ func (s *Server) checkOrigin(req requestHead) error {
 	if o == nil || req.origin == "" || o.Allows(req.origin) || (!req.upgrade && req.method != http.MethodOptions) {
 		return nil
 	}
-	return &refusal{status: http.StatusForbidden, msg: "origin " + quoteValue(req.origin) + " is not allowed", reason: reasonBadRequest}
+	return &refusal{status: http.StatusForbidden, msg: "origin " + quoteValue(req.origin) + " is not allowed", reason: tunnel.BadRequest}
 }
 
 // headerSet is the header set for one response: the names it replaces and

@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
 // logEnd writes the session's one line.
-func (s *session) logEnd(r reason, detail string) {
+func (s *session) logEnd(r tunnel.Result) {
 	st := s.tc.ConnectionState()
 	level := zap.InfoLevel
 	if s.requests == 0 {
@@ -20,13 +22,19 @@ func (s *session) logEnd(r reason, detail string) {
 	if ce == nil {
 		return
 	}
-	why := r.String()
-	if detail != "" {
-		why += ": " + detail
+	why := r.End.String()
+	if r.Detail != "" {
+		why += ": " + r.Detail
+	}
+	var backendErr, clientErr error
+	if r.End.BackendSide() {
+		backendErr = r.Err
+	} else {
+		clientErr = r.Err
 	}
 	// The fields go in a pooled array: as a variadic argument they would
 	// be a new 900-byte slice per session.
-	fp := endFields.Get().(*[13]zap.Field)
+	fp := endFields.Get().(*[14]zap.Field)
 	*fp = [...]zap.Field{
 		zap.String("client", s.client),
 		zap.String("sni", s.hello.sni),
@@ -38,22 +46,23 @@ func (s *session) logEnd(r reason, detail string) {
 		zap.Int64("bytes_out", s.down),
 		zap.Duration("duration", time.Since(s.start)),
 		zap.String("reason", why),
-		zap.NamedError("backend_error", s.backendErr),
+		zap.NamedError("backend_error", backendErr),
+		zap.NamedError("client_error", clientErr),
 		zap.String("backend_conn", s.backendLocal),
 		zap.String("backend", cmp.Or(s.target, s.srv.opts.Backend)),
 	}
 	ce.Write(fp[:]...)
-	*fp = [13]zap.Field{} // hold no strings or errors while pooled
+	*fp = [14]zap.Field{} // hold no strings or errors while pooled
 	endFields.Put(fp)
 }
 
-var endFields = sync.Pool{New: func() any { return new([13]zap.Field) }}
+var endFields = sync.Pool{New: func() any { return new([14]zap.Field) }}
 
 // handshakeFailed logs a failed handshake (rate-limited: scanners and
 // misconfigured clients come in floods) and counts it by class.
 func (s *session) handshakeFailed(class string, err error) {
-	s.setReason(reasonHandshakeFailed)
-	if s.killed() {
+	s.tun.End(tunnel.HandshakeFailed, "", err)
+	if s.tun.Stopping() {
 		return // shutdown; not the client's fault
 	}
 	s.srv.opts.Observer.HandshakeFailed(class)

@@ -20,6 +20,6 @@ func BenchmarkLogEnd(b *testing.B) {
 	s.hello.sni = "gpu.lab.example"
 	b.ReportAllocs()
 	for b.Loop() {
-		s.logEnd(reasonClientClosed, "")
+		s.logEnd(tunnel.Result{End: tunnel.ClientClosed})
 	}
 }

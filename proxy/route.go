@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/allow"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
 // Router picks the backend from the first path segment, as CloudXR.js
@@ -38,7 +39,7 @@ func (r *Router) Route(target string, native bool) (addr, rest string, err error
 	path, query, hasQuery := strings.Cut(target, "?")
 	seg, tail, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	if seg == "" {
-		return "", "", &refusal{status: http.StatusBadRequest, msg: "the first path segment must name the CloudXR runtime (/<host>[:port]/...)", reason: reasonRouteRefused}
+		return "", "", &refusal{status: http.StatusBadRequest, msg: "the first path segment must name the CloudXR runtime (/<host>[:port]/...)", reason: tunnel.RouteRefused}
 	}
 	if s, err := url.PathUnescape(seg); err == nil {
 		seg = s // browsers may send an IPv6 literal's brackets encoded
@@ -53,7 +54,7 @@ func (r *Router) Route(target string, native bool) (addr, rest string, err error
 		if errors.Is(err, allow.ErrBadTarget) {
 			status = http.StatusBadRequest
 		}
-		return "", "", &refusal{status: status, msg: err.Error(), reason: reasonRouteRefused}
+		return "", "", &refusal{status: status, msg: err.Error(), reason: tunnel.RouteRefused}
 	}
 	rest = "/" + tail
 	if hasQuery {

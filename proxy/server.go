@@ -231,12 +231,18 @@ func (s *Server) Serve(ln net.Listener) error {
 
 func (s *Server) start(c *net.TCPConn) {
 	sess := &session{srv: s, conn: c, start: time.Now(), client: c.RemoteAddr().String(), cors: anyOrigin}
+	sess.tun = tunnel.New(c, tunnel.Options{
+		Idle:         s.opts.TunnelTimeout,
+		ResponseIdle: s.opts.ResponseTimeout,
+		Parker:       s.parker,
+		Done:         sess.finish,
+	})
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.active.Add(1)
-	go sess.serve() // it, or its tunnel's last goroutine, ends with s.wg.Done
+	go sess.serve() // the session's last goroutine, this or a way's, ends with s.wg.Done (finish)
 }
 
 // forget drops a finished session.
@@ -267,16 +273,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	var idle []*session
 	for sess := range s.sessions {
-		sess.mu.Lock()
-		if !sess.forwarding {
+		if !sess.tun.Forwarding() {
 			idle = append(idle, sess)
 		}
-		sess.mu.Unlock()
 	}
 	open := len(s.sessions) - len(idle)
 	s.mu.Unlock()
 	for _, sess := range idle {
-		sess.kill(reasonShutdown)
+		sess.tun.Stop(tunnel.Graceful, tunnel.Shutdown)
 	}
 	if open > 0 {
 		s.log.Info("shutting down: waiting for open sessions", zap.Int("sessions", open))
@@ -288,7 +292,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		n := s.killAll(reasonShutdown, nil)
+		n := s.killAll(tunnel.Shutdown, nil)
 		s.log.Info("shutdown grace period over: closing sessions", zap.Int("sessions", n))
 		err = ctx.Err()
 	}
@@ -345,8 +349,8 @@ func (s *Server) BackendChanged(addr string, st health.State, reason string) {
 	if st != health.Down {
 		return
 	}
-	n := s.killAll(reasonBackendDown, func(sess *session) bool {
-		return sess.forwarding && cmp.Or(sess.target, s.opts.Backend) == addr
+	n := s.killAll(tunnel.BackendDown, func(sess *session) bool {
+		return sess.tun.Forwarding() && cmp.Or(sess.target, s.opts.Backend) == addr
 	})
 	if n > 0 {
 		s.log.Warn("backend marked down: closing its sessions", zap.String("backend", addr), zap.String("reason", reason), zap.Int("sessions", n))
@@ -354,19 +358,17 @@ func (s *Server) BackendChanged(addr string, st health.State, reason string) {
 }
 
 // killAll ends every session that match selects (nil: all).
-func (s *Server) killAll(r reason, match func(*session) bool) int {
+func (s *Server) killAll(r tunnel.End, match func(*session) bool) int {
 	s.mu.Lock()
 	var victims []*session
 	for sess := range s.sessions {
-		sess.mu.Lock()
 		if match == nil || match(sess) {
 			victims = append(victims, sess)
 		}
-		sess.mu.Unlock()
 	}
 	s.mu.Unlock()
 	for _, sess := range victims {
-		sess.kill(r)
+		sess.tun.Stop(tunnel.Graceful, r)
 	}
 	return len(victims)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
 // Sniffing: pure functions over the bytes of an HTTP/1.x head. They never
@@ -14,14 +16,14 @@ import (
 const maxHeadSize = 16 << 10
 
 func badHead(msg string) error {
-	return &refusal{status: http.StatusBadRequest, msg: msg, reason: reasonBadRequest}
+	return &refusal{status: http.StatusBadRequest, msg: msg, reason: tunnel.BadRequest}
 }
 func notImplemented(msg string) error {
-	return &refusal{status: http.StatusNotImplemented, msg: msg, reason: reasonBadRequest}
+	return &refusal{status: http.StatusNotImplemented, msg: msg, reason: tunnel.BadRequest}
 }
 
 // errHeadTooLarge is answered with 431.
-var errHeadTooLarge = &refusal{status: http.StatusRequestHeaderFieldsTooLarge, msg: "request head larger than 16 KiB", reason: reasonBadRequest}
+var errHeadTooLarge = &refusal{status: http.StatusRequestHeaderFieldsTooLarge, msg: "request head larger than 16 KiB", reason: tunnel.BadRequest}
 
 // headEnd returns the length of the head at the start of b, through the
 // blank line that ends it, or -1 when b does not hold a whole head yet.

@@ -5,13 +5,14 @@ import "time"
 // The tunnel's state machine: its states, the events that move it, and the
 // one transition function, step; then the parking phases of each way.
 
-// state is the tunnel's; it only moves forward (awaiting → relaying or
-// open → halfClosed → closing or cut → done), except that closing may
-// still become cut.
+// state is the session's; it only moves forward (accepted → awaiting →
+// relaying or open → halfClosed → closing or cut → done), except that
+// closing may still become cut.
 type state uint8
 
 const (
-	awaiting   state = iota // the way up runs; no response relayed yet
+	accepted   state = iota // the owner handshakes and reads request heads
+	awaiting                // a request went to the backend: its body goes up; no response relayed yet
 	relaying                // a response body goes down; the tunnel stops after it
 	open                    // upgraded: bytes both ways
 	halfClosed              // upgraded, one way ended cleanly: the other has until lingerAt
@@ -20,7 +21,7 @@ const (
 	done                    // both ways ended
 )
 
-var stateNames = [...]string{"awaiting", "relaying", "open", "half-closed", "closing", "cut", "done"}
+var stateNames = [...]string{"accepted", "awaiting", "relaying", "open", "half-closed", "closing", "cut", "done"}
 
 func (s state) String() string { return stateNames[s] }
 
@@ -30,9 +31,9 @@ type event uint8
 const (
 	evRelay        event = iota // the response head was relayed; its body follows
 	evUpgrade                   // the 101 was relayed; bytes flow both ways
-	evStop                      // Stop(Graceful), or a graceful Abandon
-	evCut                       // Stop(Cut), or Abandon(Cut)
-	evAbandon                   // the way down will not run
+	evStop                      // Stop(Graceful), or Abandon
+	evCut                       // Stop(Cut)
+	evAbandon                   // the owner's goroutine ends without running the way down
 	evEOF                       // d's source ended cleanly
 	evComplete                  // d copied all it may: the response (down), the request's body (up)
 	evClientBroke               // a read from or a write to the client failed
@@ -61,23 +62,21 @@ func (t *Tunnel) step(ev event, d *direction, err error) action {
 	case evUpgrade:
 		t.moveTo(open)
 	case evStop:
-		t.settle(Stopped, nil)
 		t.moveTo(closing)
 	case evCut:
-		t.settle(Stopped, nil)
 		t.moveTo(cut)
 	case evEOF, evComplete:
 		act = t.wayEnded(ev, d)
 	case evClientBroke:
-		t.settle(ClientLost, err)
+		t.settle(ClientLost, "", err)
 		t.moveTo(cut)
 	case evBackendBroke:
 		// The client is fine: it gets a goodbye rather than a reset
 		// that could destroy what it has not read yet.
-		t.settle(BackendLost, err)
+		t.settle(BackendLost, "", err)
 		t.moveTo(closing)
 	case evIdle:
-		t.settle(IdleTimeout, nil)
+		t.settle(IdleTimeout, "", nil)
 		t.moveTo(closing)
 	case evLingerOver:
 		t.moveTo(closing)
@@ -87,7 +86,6 @@ func (t *Tunnel) step(ev event, d *direction, err error) action {
 		}
 		if t.left--; t.left == 0 {
 			t.goodbye = t.state != cut && !(t.clientEOF && t.notified)
-			t.settle(Stopped, nil)
 			t.state = done
 			return actFinish
 		}
@@ -108,11 +106,11 @@ func (t *Tunnel) wayEnded(ev event, d *direction) action {
 	switch {
 	case d.up:
 		t.clientEOF = true
-		t.settle(ClientClosed, nil)
+		t.settle(ClientClosed, "", nil)
 	case ev == evComplete:
-		t.settle(ResponseComplete, nil)
+		t.settle(ResponseComplete, "", nil)
 	default:
-		t.settle(BackendClosed, nil)
+		t.settle(BackendClosed, "", nil)
 	}
 	switch t.state {
 	case awaiting:
@@ -142,10 +140,10 @@ func (t *Tunnel) moveTo(s state) {
 	}
 }
 
-// settle records what ended the tunnel; the first end stays.
-func (t *Tunnel) settle(e End, err error) {
-	if t.end == 0 {
-		t.end, t.endErr = e, err
+// settle records what ended the session; the first end stays.
+func (t *Tunnel) settle(e End, detail string, err error) {
+	if t.end == Unknown {
+		t.end, t.detail, t.endErr = e, detail, err
 	}
 }
 
@@ -154,12 +152,18 @@ func (t *Tunnel) settle(e End, err error) {
 func (t *Tunnel) applyDeadlines() {
 	switch t.state {
 	case cut:
-		t.client.SetDeadline(past)
-		t.backend.SetDeadline(past)
+		t.raw.SetDeadline(past)
+		if t.backend != nil {
+			t.backend.SetDeadline(past)
+		}
 	case closing:
-		t.client.SetReadDeadline(past)
-		t.client.SetWriteDeadline(time.Now().Add(writeGrace))
-		t.backend.SetDeadline(past)
+		// A response being written may finish (writeGrace), or the
+		// goodbye after it would land inside a torn record.
+		t.raw.SetReadDeadline(past)
+		t.raw.SetWriteDeadline(time.Now().Add(writeGrace))
+		if t.backend != nil {
+			t.backend.SetDeadline(past)
+		}
 	default:
 		for _, d := range t.dirs {
 			if d != nil && (d.phase == running || d.phase == parkAsked) {

@@ -1,17 +1,24 @@
-// Package tunnel runs one session's bytes once its heads have been read:
-// the client's (decrypted by crypto/tls) to the backend, the backend's to the
-// client, never parsed, until both ways have ended.
+// Package tunnel owns a client connection's life, from accept to close,
+// and runs its bytes once a request has been forwarded: the client's
+// (decrypted by crypto/tls) to the backend, the backend's to the client,
+// never parsed, until both ways have ended.
 //
-// A tunnel starts with Open once the request head has gone to the backend:
-// the way up runs at once for the request's body (Options.Body bytes and no
-// more: what a client sends after its request is not for the backend), as
-// a body must reach the backend before it can answer; for an upgrade it
-// starts with Upgrade, once the backend has accepted. The caller then reads the response head from the
-// backend itself, relays it, and calls Relay (a response body, after which
-// the tunnel stops) or Upgrade (after a 101: a tunnel both ways until both
-// sides have closed), which run the way down in the caller's goroutine; or
-// Abandon when the exchange failed. Stop ends it from outside. Done is called
-// once, by whichever goroutine ends the tunnel last.
+// One Tunnel per connection, made at accept (New). Its owner, the proxy's
+// session, runs the TLS handshake and the request heads on its own
+// goroutine (state accepted), setting deadlines through the tunnel so that
+// a stop cannot be overwritten, and records how the session ended with End
+// when it is the one to know (a refused head, a backend that cannot be
+// reached). To forward a request it attaches the backend (Attach), writes
+// the head and Opens the tunnel: the way up runs at once for the request's
+// body (Options.Body bytes and no more: what a client sends after its
+// request is not for the backend). The owner then reads the response head
+// from the backend itself, relays it, and calls Relay (a response body,
+// after which the tunnel stops) or Upgrade (after a 101: the way up starts,
+// and a tunnel both ways runs until both sides have closed), which run the
+// way down in the owner's goroutine. When the owner's goroutine ends
+// without running the way down, it says so with Abandon. Stop ends the
+// session from outside, in any state, gracefully or at once. Done is called
+// once, by whichever goroutine ends last: the owner's, or a way's.
 //
 // Each way ends with a half-close passed on (FIN to the backend, close_notify
 // and FIN to the client), so a WebSocket close frame is never cut off; the
@@ -51,50 +58,27 @@ type Options struct {
 	// relayed (RESPONSE_TIMEOUT). While awaited, the longer of the two
 	// applies to the way up: a client waiting quietly is not idle.
 	ResponseIdle time.Duration
-	// Body is how many bytes of the request's body the client has still
-	// to send: the way up passes these and no more before Upgrade (0: it
-	// passes nothing until then). A backend that ignores "Connection:
-	// close" or refuses an upgrade thus never gets bytes the proxy has not
-	// checked as a request.
-	Body int64
 	// Parker, if set, takes the quiet ways of upgraded tunnels off their
 	// goroutines.
 	Parker *Parker
-	// Done is called once with the result, when both ways have ended and
-	// the backend connection is closed. The client's connection is left
-	// to the caller (see Result.Goodbye).
+	// Done is called once with the result, when the owner's goroutine and
+	// every way have ended and the backend connection, if any, is closed.
+	// The client's connection is left to the caller (see Result.Goodbye).
 	Done func(Result)
 }
 
-// Result is how a tunnel ended.
+// Result is how a session ended.
 type Result struct {
-	Up, Down int64 // bytes copied client to backend, backend to client
+	Up, Down int64 // bytes the ways copied client to backend, backend to client
 	End      End   // what ended it first
-	Err      error // the error behind ClientLost or BackendLost
+	Detail   string
+	Err      error // the error behind End, if any (End.BackendSide says whose)
 	// Goodbye says the client is still owed close_notify and a FIN: the
-	// tunnel was not cut, and the two had not both closed their halves.
+	// session was not cut, and the two had not both closed their halves.
 	Goodbye bool
 }
 
-// End says what ended a tunnel first.
-type End uint8
-
-const (
-	Stopped          End = iota + 1 // Stop or Abandon
-	ClientClosed                    // the client closed its half
-	BackendClosed                   // the backend closed its half
-	ResponseComplete                // the relayed response was complete
-	IdleTimeout                     // no byte either way for the idle time
-	ClientLost                      // reading from or writing to the client failed
-	BackendLost                     // reading from or writing to the backend failed
-)
-
-var endNames = [...]string{"", "stopped", "client closed", "backend closed", "response complete", "idle timeout",
-	"client connection lost", "backend connection lost"}
-
-func (e End) String() string { return endNames[e] }
-
-// StopMode says how Stop and Abandon end a tunnel.
+// StopMode says how Stop ends a tunnel.
 type StopMode uint8
 
 const (
@@ -117,40 +101,123 @@ const writeGrace = 2 * time.Second
 // past is the deadline that wakes a blocked read or write at once.
 var past = time.Unix(1, 0)
 
-// Tunnel is one session's byte tunnel.
+// Tunnel is one client connection's life.
 type Tunnel struct {
-	client  *Conn     // the client's socket, under crypto/tls
-	tls     *tls.Conn // the client's TLS connection over client
-	backend net.Conn
+	raw     *net.TCPConn // the client's socket as accepted: its deadlines are the Conn's too
+	client  *Conn        // the client's socket under crypto/tls; nil until UseConn
+	tls     *tls.Conn    // the client's TLS connection over client
+	backend net.Conn     // nil until Attach
 	opts    Options
+	body    int64 // what Open lets the way up copy
 
 	lastActive atomic.Int64 // unix nanos of the last byte read either way
 
 	mu        sync.Mutex // guards what follows, and every deadline set in the tunnel
 	state     state
-	dirs      [2]*direction // up, down; up is nil until Upgrade when there is no body, down until Relay or Upgrade
-	left      int           // ways not yet ended (the down way counts from Open, the up way from its start)
+	dirs      [2]*direction // up, down; each nil until it starts
+	left      int           // the owner's goroutine (until it runs the way down or abandons it) and each way started, not yet ended
 	lingerAt  time.Time     // in halfClosed: when the open way's time is up
 	end       End
+	detail    string
 	endErr    error
 	clientEOF bool // the client closed its half cleanly
 	notified  bool // close_notify and FIN went to the client
 	goodbye   bool // set on done: Result.Goodbye
 }
 
-// Open starts the tunnel between the client (the TLS connection tc over
-// the Conn c) and backend, to which the request head has been written: the
-// rest of the request's body (o.Body bytes) flows to the backend from now
-// on. Until Relay, Upgrade or Abandon the caller may read the response head
-// from backend (under its own read deadline, set before Open; a stop sets
-// it in the past).
-func Open(c *Conn, tc *tls.Conn, backend net.Conn, o Options) *Tunnel {
-	t := &Tunnel{client: c, tls: tc, backend: backend, opts: o, left: 1}
-	t.lastActive.Store(time.Now().UnixNano())
-	if o.Body > 0 {
-		t.startUp(o.Body)
+// New starts the life of an accepted connection: the caller's goroutine
+// is its owner (see the package comment).
+func New(c *net.TCPConn, o Options) *Tunnel {
+	return &Tunnel{raw: c, opts: o, left: 1}
+}
+
+// UseConn makes the Conn crypto/tls is to read, with pending (bytes read
+// before, past a PROXY header) served first, and records tc over it.
+func (t *Tunnel) UseConn(pending []byte, tlsConf *tls.Config) (*Conn, *tls.Conn) {
+	t.client = NewConn(t.raw, pending)
+	t.tls = tls.Server(t.client, tlsConf)
+	return t.client, t.tls
+}
+
+// SetDeadline, SetReadDeadline and SetWriteDeadline set the client's
+// deadlines, unless the session is stopping: a stop's deadlines must stay.
+// They report whether the session is still going.
+func (t *Tunnel) SetDeadline(d time.Time) bool {
+	return t.setDeadline(func() { t.raw.SetDeadline(d) })
+}
+
+func (t *Tunnel) SetReadDeadline(d time.Time) bool {
+	return t.setDeadline(func() { t.raw.SetReadDeadline(d) })
+}
+
+func (t *Tunnel) SetWriteDeadline(d time.Time) bool {
+	return t.setDeadline(func() { t.raw.SetWriteDeadline(d) })
+}
+
+// SetBackendDeadlines sets the attached backend's read and write
+// deadlines, unless the session is stopping.
+func (t *Tunnel) SetBackendDeadlines(read, write time.Time) bool {
+	return t.setDeadline(func() {
+		t.backend.SetReadDeadline(read)
+		t.backend.SetWriteDeadline(write)
+	})
+}
+
+func (t *Tunnel) setDeadline(set func()) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state >= closing {
+		return false
 	}
-	return t
+	set()
+	return true
+}
+
+// Attach records the backend connection the owner dialed, unless the
+// session is stopping (the caller then closes it). From now on a stop
+// reaches it too, and the tunnel closes it at the end.
+func (t *Tunnel) Attach(backend net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state >= closing {
+		return false
+	}
+	t.backend = backend
+	return true
+}
+
+// Forwarding reports whether a backend is attached.
+func (t *Tunnel) Forwarding() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.backend != nil
+}
+
+// End records why the session ends, with words for the log and the error
+// behind it, unless an end was recorded already: the first one wins.
+// ClientLost also cuts the session (the client is gone: no goodbye).
+func (t *Tunnel) End(e End, detail string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.settle(e, detail, err)
+	if e == ClientLost {
+		t.moveTo(cut)
+	}
+}
+
+// Open starts the tunnel once the request head has gone to the attached
+// backend: the rest of the request's body (body bytes) flows to the
+// backend from now on, and no more. Until Relay, Upgrade or Abandon the
+// owner may read the response head from the backend (under its own read
+// deadline, set before Open; a stop sets it in the past).
+func (t *Tunnel) Open(body int64) {
+	t.mu.Lock()
+	t.moveTo(awaiting)
+	t.mu.Unlock()
+	t.lastActive.Store(time.Now().UnixNano())
+	if body > 0 {
+		t.startUp(body)
+	}
 }
 
 // startUp starts the way up, copying limit bytes (-1: until the client
@@ -166,15 +233,24 @@ func (t *Tunnel) startUp(limit int64) {
 }
 
 // Relay copies a response body of limit bytes (-1: until the backend
-// closes) to the client in the calling goroutine, after the caller has
-// written the response head; the tunnel then stops with a goodbye.
-func (t *Tunnel) Relay(limit int64) { t.runDown(evRelay, limit) }
+// closes) to the client in the owner's goroutine, after the owner has
+// written the response head; the tunnel then stops with a goodbye. The
+// owner's goroutine is the way down from here on.
+func (t *Tunnel) Relay(limit int64) {
+	d := newDirection(t, false, limit)
+	t.mu.Lock()
+	t.dirs[1] = d
+	t.step(evRelay, nil, nil)
+	d.src.SetReadDeadline(t.readDeadline(d))
+	t.mu.Unlock()
+	d.run()
+}
 
 // Upgrade starts the way up and runs the way down of an upgraded
-// connection in the calling goroutine, after the caller has written the 101
+// connection in the owner's goroutine, after the owner has written the 101
 // to the client (and sent the backend whatever the client sent before it).
 // It returns when the way down has ended or parked. An upgrade request has
-// no body (Options.Body is 0).
+// no body (Open(0)).
 func (t *Tunnel) Upgrade() {
 	if p := t.opts.Parker; p != nil {
 		p.track(t)
@@ -191,31 +267,24 @@ func (t *Tunnel) Upgrade() {
 	down.run()
 }
 
-func (t *Tunnel) runDown(ev event, limit int64) {
-	d := newDirection(t, false, limit)
-	t.mu.Lock()
-	t.dirs[1] = d
-	t.step(ev, nil, nil)
-	d.src.SetReadDeadline(t.readDeadline(d))
-	t.mu.Unlock()
-	d.run()
-}
-
-// Abandon ends a tunnel whose way down will not run (the response failed,
-// or could not be written to the client). Done may be called before it
+// Abandon says the owner's goroutine ends without running the way down
+// (no request was forwarded, or its exchange failed). A way up still
+// running is stopped gracefully, and Done may be called before Abandon
 // returns.
-func (t *Tunnel) Abandon(how StopMode) {
+func (t *Tunnel) Abandon() {
 	t.mu.Lock()
-	t.step(stopEvent(how), nil, nil)
+	t.step(evStop, nil, nil)
 	act := t.step(evAbandon, nil, nil)
 	t.mu.Unlock()
 	t.after(act, nil)
 }
 
-// Stop ends the tunnel from outside (shutdown, the backend marked down).
-// It returns at once; Done follows when both ways have noticed.
-func (t *Tunnel) Stop(how StopMode) {
+// Stop ends the session from outside (shutdown, the backend marked down),
+// with why as its end unless one came first. It returns at once; Done
+// follows when the owner and the ways have noticed.
+func (t *Tunnel) Stop(how StopMode, why End) {
 	t.mu.Lock()
+	t.settle(why, "", nil)
 	t.step(stopEvent(how), nil, nil)
 	t.mu.Unlock()
 }
@@ -247,11 +316,13 @@ func (t *Tunnel) after(act action, d *direction) {
 
 // finish closes the backend and reports the result.
 func (t *Tunnel) finish() {
-	t.backend.Close()
+	if t.backend != nil {
+		t.backend.Close()
+	}
 	if p := t.opts.Parker; p != nil {
 		p.untrack(t)
 	}
-	r := Result{End: t.end, Err: t.endErr, Goodbye: t.goodbye}
+	r := Result{End: t.end, Detail: t.detail, Err: t.endErr, Goodbye: t.goodbye}
 	if d := t.dirs[0]; d != nil {
 		r.Up = d.n
 	}

@@ -45,42 +45,52 @@ type pair struct {
 	tun    *Tunnel
 	result chan Result
 	down   sync.WaitGroup
+	body   int64 // the request body's length Open is given
 }
 
 // upgrade starts the way down, as after a 101.
 func (p *pair) upgrade() { p.down.Go(p.tun.Upgrade) }
 
-// openPair starts a tunnel and, with upgrade, its way down (as after a 101).
+// openPair starts a tunnel as the proxy does (New at accept, the
+// handshake, Attach, Open with the request's body length) and, with
+// upgrade, its ways both ways (as after a 101).
 func openPair(t *testing.T, o Options, upgrade bool) *pair {
 	t.Helper()
+	return openPairBody(t, o, upgrade, 0)
+}
+
+func openPairBody(t *testing.T, o Options, upgrade bool, body int64) *pair {
+	t.Helper()
+	p := &pair{result: make(chan Result, 1), body: body}
+	if o.Idle == 0 {
+		o.Idle, o.ResponseIdle = time.Hour, time.Hour
+	}
+	o.Done = func(r Result) {
+		p.tun.raw.Close() // what the owner of the client connection does
+		p.result <- r
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	type accepted struct {
-		cc  *Conn
-		tc  *tls.Conn
-		err error
-	}
-	acc := make(chan accepted, 1)
+	accepted := make(chan error, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
-			acc <- accepted{err: err}
+			accepted <- err
 			return
 		}
-		cc := NewConn(c.(*net.TCPConn), nil)
-		tc := tls.Server(cc, serverConfig(t))
-		acc <- accepted{cc, tc, tc.Handshake()}
+		p.tun = New(c.(*net.TCPConn), o)
+		_, tc := p.tun.UseConn(nil, serverConfig(t))
+		accepted <- tc.Handshake()
 	}()
 	client, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := <-acc
-	if a.err != nil {
-		t.Fatal(a.err)
+	if err := <-accepted; err != nil {
+		t.Fatal(err)
 	}
 	bln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -95,22 +105,18 @@ func openPair(t *testing.T, o Options, upgrade bool) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pair{client: client, far: far, result: make(chan Result, 1)}
-	if o.Idle == 0 {
-		o.Idle, o.ResponseIdle = time.Hour, time.Hour
+	p.client, p.far = client, far
+	if !p.tun.Attach(near) {
+		t.Fatal("not attached")
 	}
-	o.Done = func(r Result) {
-		a.tc.NetConn().Close() // what the owner of the client connection does
-		p.result <- r
-	}
-	p.tun = Open(a.cc, a.tc, near, o)
+	p.tun.Open(p.body)
 	if upgrade {
 		p.upgrade()
 	}
 	t.Cleanup(func() {
 		client.Close()
 		far.Close()
-		p.tun.Stop(Cut)
+		p.tun.Stop(Cut, Shutdown)
 		p.down.Wait()
 	})
 	return p
@@ -236,8 +242,8 @@ func TestStop(t *testing.T) {
 	}{{Graceful, true}, {Cut, false}} {
 		p := openPair(t, Options{}, true)
 		p.echo(t, []byte("x"))
-		p.tun.Stop(tc.how)
-		if r := p.wait(t); r.End != Stopped || r.Goodbye != tc.goodbye {
+		p.tun.Stop(tc.how, Shutdown)
+		if r := p.wait(t); r.End != Shutdown || r.Goodbye != tc.goodbye {
 			t.Errorf("stop %d: result %+v", tc.how, r)
 		}
 	}
@@ -276,15 +282,16 @@ func TestRelayStopsAtLimit(t *testing.T) {
 }
 
 func TestAbandon(t *testing.T) {
-	p := openPair(t, Options{Body: 4}, false)
+	p := openPairBody(t, Options{}, false, 4)
 	p.client.Write([]byte("body"))
 	got := make([]byte, 4)
 	p.far.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(p.far, got); err != nil {
 		t.Fatal(err) // the way up runs before any response
 	}
-	p.tun.Abandon(Graceful)
-	if r := p.wait(t); r.End != Stopped || r.Up != 4 || !r.Goodbye {
+	p.tun.End(BackendClosedEarly, "", nil)
+	p.tun.Abandon()
+	if r := p.wait(t); r.End != BackendClosedEarly || r.Up != 4 || !r.Goodbye {
 		t.Errorf("result %+v", r)
 	}
 }
@@ -293,7 +300,7 @@ func TestAbandon(t *testing.T) {
 // request, or bytes sent before an upgrade is accepted, never reach a
 // backend that would take them as a request the proxy has not checked.
 func TestWayUpPassesOnlyTheBody(t *testing.T) {
-	p := openPair(t, Options{Body: 4}, false)
+	p := openPairBody(t, Options{}, false, 4)
 	p.client.Write([]byte("bodyGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"))
 	body := make([]byte, 4)
 	p.far.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -355,8 +362,8 @@ func TestQuietWaysParkAndWake(t *testing.T) {
 		p.echo(t, bytes.Repeat([]byte{byte(i)}, 40000)) // wakes both ways
 		testutil.WaitFor(t, 5*time.Second, "parked again", func() bool { return pk.Parked() == 2 })
 	}
-	p.tun.Stop(Graceful) // wakes the parked ways so they end
-	if r := p.wait(t); r.End != Stopped || pk.Parked() != 0 {
+	p.tun.Stop(Graceful, Shutdown) // wakes the parked ways so they end
+	if r := p.wait(t); r.End != Shutdown || pk.Parked() != 0 {
 		t.Errorf("result %+v, %d parked", r, pk.Parked())
 	}
 }

@@ -148,7 +148,7 @@ func quote(s string) string {
 }
 
 // CheckResolved sees each address a routed runtime's target resolved to,
-// just before the connect (tunnel.Dialer's Check). A host name on the list
+// just before the connect (the backend dialer's Control). A host name on the list
 // may resolve anywhere except to loopback, link-local (where cloud metadata
 // services answer), unspecified or multicast addresses that are not
 // themselves on the list: whoever runs DNS for an allowed name must not be

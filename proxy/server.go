@@ -113,7 +113,7 @@ type Server struct {
 	// dialer connects to the default backend; routedDialer to routed
 	// runtimes, checking where their names resolved to
 	// (allow.Runtimes.CheckResolved).
-	dialer, routedDialer tunnel.Dialer
+	dialer, routedDialer net.Dialer
 
 	// ctx is cancelled when the server stops for good.
 	ctx    context.Context
@@ -164,8 +164,9 @@ func New(o Options) *Server {
 		host, _, _ := net.SplitHostPort(o.Backend)
 		srv.nativeBackend = net.JoinHostPort(host, strconv.Itoa(o.NativeBackendPort))
 	}
+	srv.dialer, srv.routedDialer = backendDialer, backendDialer
 	if o.Router != nil {
-		srv.routedDialer.Check = o.Router.runtimes.CheckResolved
+		srv.routedDialer.Control = checkResolved(o.Router.runtimes.CheckResolved)
 	}
 	if o.ParkAfter == 0 {
 		o.ParkAfter = parkAfter
@@ -398,7 +399,9 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 	if target != "" {
 		d = &s.routedDialer
 	}
-	c, err := d.Dial(ctx, addr, timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if !wasUp {
 			return nil, fmt.Errorf("dialing backend: %w: %w", errBackendDown, err)
@@ -408,7 +411,7 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 	if !wasUp {
 		h.Observe()
 	}
-	return c, nil
+	return tunnel.NewSocket(c.(*net.TCPConn)), nil // raw reads and writes (see tunnel.Socket)
 }
 
 // ParkedDirections is how many tunnel directions wait without a goroutine.

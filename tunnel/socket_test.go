@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -13,7 +12,8 @@ import (
 )
 
 // socketPair is a Socket and the plain TCP connection at its other end:
-// the Socket is made by Dial, or by NewSocket around a net.TCPConn.
+// the Socket made by NewSocket around a dialed net.TCPConn (the backend's,
+// dialed by the proxy) or an accepted one (the client's).
 func socketPair(t *testing.T, dialed bool) (*Socket, *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -21,24 +21,21 @@ func socketPair(t *testing.T, dialed bool) (*Socket, *net.TCPConn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	var s *Socket
-	if dialed {
-		s, err = (&Dialer{}).Dial(context.Background(), ln.Addr().String(), time.Second)
-	} else {
-		var c net.Conn
-		if c, err = net.Dial("tcp", ln.Addr().String()); err == nil {
-			s = NewSocket(c.(*net.TCPConn))
-		}
-	}
+	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	far, err := ln.Accept()
+	a, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
+	mine, far := c.(*net.TCPConn), a.(*net.TCPConn)
+	if !dialed {
+		mine, far = far, mine
+	}
+	s := NewSocket(mine)
 	t.Cleanup(func() { s.Close(); far.Close() })
-	return s, far.(*net.TCPConn)
+	return s, far
 }
 
 // bothKinds runs f on a Socket of each kind.

@@ -17,8 +17,8 @@ type Parker struct {
 	nextKey    atomic.Uint64
 
 	mu      sync.Mutex
-	parked  map[uint64]*direction // by key; the eventfd has key 0
-	tunnels map[*Tunnel]struct{}  // upgraded tunnels, for the sweep
+	parked  map[uint64]*way      // by key; the eventfd has key 0
+	tunnels map[*Tunnel]struct{} // upgraded tunnels, for the sweep
 
 	stopping  atomic.Bool
 	stopSweep chan struct{}
@@ -41,7 +41,7 @@ func NewParker(quietFor time.Duration) (*Parker, error) {
 		unix.Close(wake)
 		return nil, err
 	}
-	p := &Parker{quietFor: quietFor, epfd: epfd, wake: wake, parked: map[uint64]*direction{},
+	p := &Parker{quietFor: quietFor, epfd: epfd, wake: wake, parked: map[uint64]*way{},
 		tunnels: map[*Tunnel]struct{}{}, stopSweep: make(chan struct{})}
 	p.done.Add(2)
 	go p.waitEvents()
@@ -80,33 +80,33 @@ func (p *Parker) untrack(t *Tunnel) {
 	p.mu.Unlock()
 }
 
-// add puts d's socket into the epoll set; the caller holds d.t.mu. Once
+// add puts w's socket into the epoll set; the caller holds w.t.mu. Once
 // the call succeeds an event may come at once: the event's goroutine then
-// waits for d.t.mu, and sees d parked.
-func (p *Parker) add(d *direction) error {
+// waits for w.t.mu, and sees w parked.
+func (p *Parker) add(w *way) error {
 	op := unix.EPOLL_CTL_MOD
-	if !d.registered {
+	if !w.registered {
 		op = unix.EPOLL_CTL_ADD
 	}
 	p.mu.Lock()
-	p.parked[d.key] = d
+	p.parked[w.key] = w
 	p.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(d.key), Pad: int32(d.key >> 32)}
-	if err := unix.EpollCtl(p.epfd, op, d.fd, &ev); err != nil {
-		p.remove(d)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(w.key), Pad: int32(w.key >> 32)}
+	if err := unix.EpollCtl(p.epfd, op, w.fd, &ev); err != nil {
+		p.remove(w)
 		return err
 	}
-	d.registered = true
+	w.registered = true
 	return nil
 }
 
-// remove takes d out of the parked set; the caller holds d.t.mu. Its
+// remove takes w out of the parked set; the caller holds w.t.mu. Its
 // socket stays in the epoll set, disarmed or soon to be: an event that
-// still comes finds d running and is ignored, and closing the socket
+// still comes finds w running and is ignored, and closing the socket
 // removes it.
-func (p *Parker) remove(d *direction) {
+func (p *Parker) remove(w *way) {
 	p.mu.Lock()
-	delete(p.parked, d.key)
+	delete(p.parked, w.key)
 	p.mu.Unlock()
 }
 
@@ -124,10 +124,10 @@ func (p *Parker) waitEvents() {
 		for _, ev := range events[:n] {
 			key := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 			p.mu.Lock()
-			d := p.parked[key]
+			w := p.parked[key]
 			p.mu.Unlock()
-			if d != nil {
-				d.t.woken(d)
+			if w != nil {
+				w.t.woken(w)
 			}
 		}
 	}

@@ -36,7 +36,7 @@ func nanotime() int64 { return time.Now().UnixNano() }
 // whatever plaintext crypto/tls can then deliver; crypto/tls never touches
 // the socket itself (see conn.go).
 type clientReader struct {
-	d      *direction
+	w      *way
 	in     *[]byte // staging for ciphertext
 	out    *[]byte // plaintext for the backend
 	waitOK bool    // the last read left nothing pending: the socket is drained
@@ -47,7 +47,7 @@ type clientReader struct {
 }
 
 func (r *clientReader) fill(fd uintptr) bool {
-	d, c := r.d, r.d.t.client
+	w, c := r.w, r.w.t.client
 	c.staged = true // from here on crypto/tls reads what fill stages
 	for {
 		// Send on what crypto/tls can decrypt from what it has.
@@ -55,10 +55,10 @@ func (r *clientReader) fill(fd uintptr) bool {
 			if r.out == nil {
 				r.out = bufs.Get().(*[]byte)
 			}
-			buf := d.capped(*r.out)
-			n, err := d.t.tls.Read(buf)
+			buf := w.capped(*r.out)
+			n, err := w.t.tls.Read(buf)
 			if n > 0 {
-				if d.forward(buf[:n]) {
+				if w.forward(buf[:n]) {
 					return true
 				}
 				continue
@@ -68,7 +68,7 @@ func (r *clientReader) fill(fd uintptr) bool {
 				break
 			}
 			if err != nil {
-				return d.readFailed(err) // end of stream, or a TLS error
+				return w.readFailed(err) // end of stream, or a TLS error
 			}
 		}
 		if r.waitOK {
@@ -103,7 +103,7 @@ func (r *clientReader) fill(fd uintptr) bool {
 // releaseBufs gives back the buffers, but not staging that crypto/tls has
 // yet to take.
 func (r *clientReader) releaseBufs() {
-	if len(r.d.t.client.stage) == 0 && r.in != nil {
+	if len(r.w.t.client.stage) == 0 && r.in != nil {
 		bufs.Put(r.in)
 		r.in = nil
 	}
@@ -115,18 +115,18 @@ func (r *clientReader) releaseBufs() {
 
 // backendReader moves the backend's bytes to the client.
 type backendReader struct {
-	d   *direction
+	w   *way
 	bp  *[]byte
 	oob inqBuf
 }
 
 func (r *backendReader) fill(fd uintptr) bool {
-	d := r.d
+	w := r.w
 	for {
 		if r.bp == nil {
 			r.bp = bufs.Get().(*[]byte)
 		}
-		buf := d.capped(*r.bp)
+		buf := w.capped(*r.bp)
 		n, more, err := readPending(int(fd), buf, &r.oob)
 		switch {
 		case err == unix.EINTR:
@@ -135,11 +135,11 @@ func (r *backendReader) fill(fd uintptr) bool {
 			r.releaseBufs()
 			return false // wait for readability, holding no buffer
 		case err != nil:
-			return d.readFailed(os.NewSyscallError("recvmsg", err))
+			return w.readFailed(os.NewSyscallError("recvmsg", err))
 		case n == 0:
-			return d.readFailed(io.EOF)
+			return w.readFailed(io.EOF)
 		}
-		if d.forward(buf[:n]) {
+		if w.forward(buf[:n]) {
 			return true
 		}
 		if !more {

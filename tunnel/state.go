@@ -34,26 +34,26 @@ const (
 	evStop                      // Stop(Graceful), or Abandon
 	evCut                       // Stop(Cut)
 	evAbandon                   // the owner's goroutine ends without running the way down
-	evEOF                       // d's source ended cleanly
-	evComplete                  // d copied all it may: the response (down), the request's body (up)
+	evEOF                       // w's source ended cleanly
+	evComplete                  // w copied all it may: the response (down), the request's body (up)
 	evClientBroke               // a read from or a write to the client failed
 	evBackendBroke              // a read from or a write to the backend failed
 	evIdle                      // no byte either way for the idle time
 	evLingerOver                // the open way of a half-closed tunnel stayed quiet for Linger
-	evEnded                     // d's goroutine is done with it
+	evWayExited                 // w's goroutine is done with it
 )
 
 // action is what step leaves to its caller, to do without the lock.
 type action uint8
 
 const (
-	actPassEOF action = 1 << iota // pass d's end on to its destination
+	actPassEOF action = 1 << iota // pass w's end on to its destination
 	actFinish                     // the tunnel is done: close and report
 )
 
 // step is the tunnel's transition function: every change of its state
 // happens here, with t.mu held, and the deadlines are set to match.
-func (t *Tunnel) step(ev event, d *direction, err error) action {
+func (t *Tunnel) step(ev event, w *way, err error) action {
 	before := t.state
 	var act action
 	switch ev {
@@ -66,7 +66,7 @@ func (t *Tunnel) step(ev event, d *direction, err error) action {
 	case evCut:
 		t.moveTo(cut)
 	case evEOF, evComplete:
-		act = t.wayEnded(ev, d)
+		act = t.wayEnded(ev, w)
 	case evClientBroke:
 		t.settle(ClientLost, "", err)
 		t.moveTo(cut)
@@ -80,9 +80,9 @@ func (t *Tunnel) step(ev event, d *direction, err error) action {
 		t.moveTo(closing)
 	case evLingerOver:
 		t.moveTo(closing)
-	case evAbandon, evEnded:
-		if d != nil {
-			d.phase = ended
+	case evAbandon, evWayExited:
+		if w != nil {
+			w.phase = exited
 		}
 		if t.left--; t.left == 0 {
 			t.goodbye = t.state != cut && !(t.clientEOF && t.notified)
@@ -96,15 +96,15 @@ func (t *Tunnel) step(ev event, d *direction, err error) action {
 	return act
 }
 
-// wayEnded handles a clean end of d's source.
-func (t *Tunnel) wayEnded(ev event, d *direction) action {
-	if d.up && ev == evComplete {
+// wayEnded handles a clean end of w's source.
+func (t *Tunnel) wayEnded(ev event, w *way) action {
+	if w.up && ev == evComplete {
 		// The request's body has gone on whole. The client is not done,
 		// and what it sends next is not the backend's: nothing to pass on.
 		return 0
 	}
 	switch {
-	case d.up:
+	case w.up:
 		t.clientEOF = true
 		t.settle(ClientClosed, "", nil)
 	case ev == evComplete:
@@ -116,7 +116,7 @@ func (t *Tunnel) wayEnded(ev event, d *direction) action {
 	case awaiting:
 		return actPassEOF // the request's end goes on; the response is still to come
 	case relaying:
-		if d.up {
+		if w.up {
 			return actPassEOF
 		}
 		t.moveTo(closing) // the response is over
@@ -165,16 +165,16 @@ func (t *Tunnel) applyDeadlines() {
 			t.backend.SetDeadline(past)
 		}
 	default:
-		for _, d := range t.dirs {
-			if d != nil && (d.phase == running || d.phase == parkAsked) {
-				d.src.SetReadDeadline(t.readDeadline(d))
+		for _, w := range t.ways {
+			if w != nil && (w.phase == running || w.phase == parkAsked) {
+				w.src.SetReadDeadline(t.readDeadline(w))
 			}
 		}
 		return
 	}
-	for _, d := range t.dirs {
-		if d != nil && d.phase == parked {
-			t.wake(d)
+	for _, w := range t.ways {
+		if w != nil && w.phase == parked {
+			t.wake(w)
 		}
 	}
 }
@@ -190,12 +190,12 @@ func (t *Tunnel) idle() time.Duration {
 	return t.opts.Idle
 }
 
-// readDeadline is when a wait on d's source must end: now when stopping
+// readDeadline is when a wait on w's source must end: now when stopping
 // or asked to park, at lingerAt when half-closed, else when the idle
 // time since the last byte is up.
-func (t *Tunnel) readDeadline(d *direction) time.Time {
+func (t *Tunnel) readDeadline(w *way) time.Time {
 	switch {
-	case t.state >= closing || d.phase == parkAsked:
+	case t.state >= closing || w.phase == parkAsked:
 		return past
 	case t.state == halfClosed:
 		return t.lingerAt
@@ -203,16 +203,16 @@ func (t *Tunnel) readDeadline(d *direction) time.Time {
 	return time.Unix(0, t.lastActive.Load()).Add(t.idle())
 }
 
-// waitOver decides what a read deadline on d's source means, now that it
+// waitOver decides what a read deadline on w's source means, now that it
 // has passed: pump again (the deadline moved), or the way parks (parked)
 // or ends with the event to step with (0: nothing new, it is stopping).
-func (t *Tunnel) waitOver(d *direction) (again, parkedNow bool, ev event) {
+func (t *Tunnel) waitOver(w *way) (again, parkedNow bool, ev event) {
 	now := time.Now()
 	switch {
 	case t.state >= closing:
 		return false, false, 0
-	case d.phase == parkAsked:
-		if t.park(d) {
+	case w.phase == parkAsked:
+		if t.park(w) {
 			return false, true, 0
 		}
 	case t.state == halfClosed && !now.Before(t.lingerAt):
@@ -220,19 +220,19 @@ func (t *Tunnel) waitOver(d *direction) (again, parkedNow bool, ev event) {
 	case t.state != halfClosed && !now.Before(time.Unix(0, t.lastActive.Load()).Add(t.idle())):
 		return false, false, evIdle
 	}
-	d.src.SetReadDeadline(t.readDeadline(d))
+	w.src.SetReadDeadline(t.readDeadline(w))
 	return true, false, 0
 }
 
 // Parking, as seen from the tunnel: a way is running, asked to park (its
-// read deadline is in the past), parked (no goroutine), or ended.
+// read deadline is in the past), parked (no goroutine), or exited.
 type phase uint8
 
 const (
 	running phase = iota
 	parkAsked
 	parked
-	ended
+	exited
 )
 
 // sweep asks the quiet ways of an upgraded tunnel to park, and wakes
@@ -245,41 +245,41 @@ func (t *Tunnel) sweep(now time.Time, quietFor time.Duration) {
 	}
 	last := time.Unix(0, t.lastActive.Load())
 	over := (t.state == open && !now.Before(last.Add(t.opts.Idle))) || (t.state == halfClosed && !now.Before(t.lingerAt))
-	for _, d := range t.dirs {
+	for _, w := range t.ways {
 		switch {
-		case d == nil || d.fd < 0:
-		case d.phase == parked && over:
-			t.wake(d)
-		case d.phase == running && now.Sub(last) >= quietFor:
-			d.phase = parkAsked
-			d.src.SetReadDeadline(past)
+		case w == nil || w.fd < 0:
+		case w.phase == parked && over:
+			t.wake(w)
+		case w.phase == running && now.Sub(last) >= quietFor:
+			w.phase = parkAsked
+			w.src.SetReadDeadline(past)
 		}
 	}
 }
 
-// park hands d's socket to the parker; false leaves d running.
-func (t *Tunnel) park(d *direction) bool {
-	if err := t.opts.Parker.add(d); err != nil {
-		d.phase = running
+// park hands w's socket to the parker; false leaves w running.
+func (t *Tunnel) park(w *way) bool {
+	if err := t.opts.Parker.add(w); err != nil {
+		w.phase = running
 		return false
 	}
-	d.phase = parked
+	w.phase = parked
 	return true
 }
 
 // woken is the parker's call when a parked way's socket is readable.
-func (t *Tunnel) woken(d *direction) {
+func (t *Tunnel) woken(w *way) {
 	t.mu.Lock()
-	if d.phase == parked {
-		t.wake(d)
+	if w.phase == parked {
+		t.wake(w)
 	}
 	t.mu.Unlock()
 }
 
 // wake carries a parked way on in a fresh goroutine.
-func (t *Tunnel) wake(d *direction) {
-	t.opts.Parker.remove(d)
-	d.phase = running
-	d.src.SetReadDeadline(t.readDeadline(d))
-	go d.run()
+func (t *Tunnel) wake(w *way) {
+	t.opts.Parker.remove(w)
+	w.phase = running
+	w.src.SetReadDeadline(t.readDeadline(w))
+	go w.run()
 }

@@ -114,9 +114,9 @@ type Tunnel struct {
 
 	mu        sync.Mutex // guards what follows, and every deadline set in the tunnel
 	state     state
-	dirs      [2]*direction // up, down; each nil until it starts
-	left      int           // the owner's goroutine (until it runs the way down or abandons it) and each way started, not yet ended
-	lingerAt  time.Time     // in halfClosed: when the open way's time is up
+	ways      [2]*way   // up, down; each nil until it starts
+	left      int       // the owner's goroutine (until it runs the way down or abandons it) and each way started, not yet ended
+	lingerAt  time.Time // in halfClosed: when the open way's time is up
 	end       End
 	detail    string
 	endErr    error
@@ -142,16 +142,16 @@ func (t *Tunnel) UseConn(pending []byte, tlsConf *tls.Config) (*Conn, *tls.Conn)
 // SetDeadline, SetReadDeadline and SetWriteDeadline set the client's
 // deadlines, unless the session is stopping: a stop's deadlines must stay.
 // They report whether the session is still going.
-func (t *Tunnel) SetDeadline(d time.Time) bool {
-	return t.setDeadline(func() { t.raw.SetDeadline(d) })
+func (t *Tunnel) SetDeadline(at time.Time) bool {
+	return t.setDeadline(func() { t.raw.SetDeadline(at) })
 }
 
-func (t *Tunnel) SetReadDeadline(d time.Time) bool {
-	return t.setDeadline(func() { t.raw.SetReadDeadline(d) })
+func (t *Tunnel) SetReadDeadline(at time.Time) bool {
+	return t.setDeadline(func() { t.raw.SetReadDeadline(at) })
 }
 
-func (t *Tunnel) SetWriteDeadline(d time.Time) bool {
-	return t.setDeadline(func() { t.raw.SetWriteDeadline(d) })
+func (t *Tunnel) SetWriteDeadline(at time.Time) bool {
+	return t.setDeadline(func() { t.raw.SetWriteDeadline(at) })
 }
 
 // SetBackendDeadlines sets the attached backend's read and write
@@ -223,9 +223,9 @@ func (t *Tunnel) Open(body int64) {
 // startUp starts the way up, copying limit bytes (-1: until the client
 // ends).
 func (t *Tunnel) startUp(limit int64) {
-	up := newDirection(t, true, limit)
+	up := newWay(t, true, limit)
 	t.mu.Lock()
-	t.dirs[0] = up
+	t.ways[0] = up
 	t.left++
 	up.src.SetReadDeadline(t.readDeadline(up))
 	t.mu.Unlock()
@@ -237,13 +237,13 @@ func (t *Tunnel) startUp(limit int64) {
 // written the response head; the tunnel then stops with a goodbye. The
 // owner's goroutine is the way down from here on.
 func (t *Tunnel) Relay(limit int64) {
-	d := newDirection(t, false, limit)
+	w := newWay(t, false, limit)
 	t.mu.Lock()
-	t.dirs[1] = d
+	t.ways[1] = w
 	t.step(evRelay, nil, nil)
-	d.src.SetReadDeadline(t.readDeadline(d))
+	w.src.SetReadDeadline(t.readDeadline(w))
 	t.mu.Unlock()
-	d.run()
+	w.run()
 }
 
 // Upgrade starts the way up and runs the way down of an upgraded
@@ -255,9 +255,9 @@ func (t *Tunnel) Upgrade() {
 	if p := t.opts.Parker; p != nil {
 		p.track(t)
 	}
-	up, down := newDirection(t, true, -1), newDirection(t, false, -1)
+	up, down := newWay(t, true, -1), newWay(t, false, -1)
 	t.mu.Lock()
-	t.dirs[0], t.dirs[1] = up, down
+	t.ways[0], t.ways[1] = up, down
 	t.left++
 	t.step(evUpgrade, nil, nil)
 	up.src.SetReadDeadline(t.readDeadline(up))
@@ -305,9 +305,9 @@ func stopEvent(how StopMode) event {
 }
 
 // after does what step left to do outside the lock.
-func (t *Tunnel) after(act action, d *direction) {
+func (t *Tunnel) after(act action, w *way) {
 	if act&actPassEOF != 0 {
-		d.passEOF()
+		w.passEOF()
 	}
 	if act&actFinish != 0 {
 		t.finish()
@@ -323,11 +323,11 @@ func (t *Tunnel) finish() {
 		p.untrack(t)
 	}
 	r := Result{End: t.end, Detail: t.detail, Err: t.endErr, Goodbye: t.goodbye}
-	if d := t.dirs[0]; d != nil {
-		r.Up = d.n
+	if w := t.ways[0]; w != nil {
+		r.Up = w.n
 	}
-	if d := t.dirs[1]; d != nil {
-		r.Down = d.n
+	if w := t.ways[1]; w != nil {
+		r.Down = w.n
 	}
 	if t.opts.Done != nil {
 		t.opts.Done(r)

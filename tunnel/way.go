@@ -8,8 +8,8 @@ import (
 	"syscall"
 )
 
-// direction is one way of a tunnel: up (client to backend) or down.
-type direction struct {
+// way is one way of a tunnel: up (client to backend) or down.
+type way struct {
 	t     *Tunnel
 	up    bool
 	src   net.Conn        // the socket it reads: the client's TCP connection, or the backend
@@ -19,11 +19,11 @@ type direction struct {
 
 	// reading: the callback run inside RawConn.Read (pump.go), cr's for
 	// the way up, br's for the way down
-	fill  func(fd uintptr) bool
-	cr    clientReader
-	br    backendReader
-	ended pumpEnd // why fill stopped the read
-	err   error
+	fill    func(fd uintptr) bool
+	cr      clientReader
+	br      backendReader
+	stopped pumpResult // why fill stopped the read
+	err     error
 
 	// parking, under t.mu
 	phase      phase
@@ -32,80 +32,80 @@ type direction struct {
 	registered bool   // src is in the parker's epoll set
 }
 
-// pumpEnd says why a pump stopped.
-type pumpEnd uint8
+// pumpResult says why a pump stopped.
+type pumpResult uint8
 
 const (
-	pumpWaiting     pumpEnd = iota // not stopped by the callback: the wait ended (a deadline)
-	pumpEOF                        // src ended cleanly
-	pumpComplete                   // the limit was reached
-	pumpReadFailed                 // reading src failed
-	pumpWriteFailed                // writing the destination failed
+	pumpWaiting     pumpResult = iota // not stopped by the callback: the wait ended (a deadline)
+	pumpEOF                           // src ended cleanly
+	pumpComplete                      // the limit was reached
+	pumpReadFailed                    // reading src failed
+	pumpWriteFailed                   // writing the destination failed
 )
 
-func newDirection(t *Tunnel, up bool, limit int64) *direction {
-	d := &direction{t: t, up: up, limit: limit, fd: -1}
+func newWay(t *Tunnel, up bool, limit int64) *way {
+	w := &way{t: t, up: up, limit: limit, fd: -1}
 	if up {
-		d.src = t.client.Socket
+		w.src = t.client.Socket
 	} else {
-		d.src = t.backend
+		w.src = t.backend
 	}
-	switch src := d.src.(type) {
+	switch src := w.src.(type) {
 	case *Socket: // TCP_INQ is on already
-		d.rc, d.fd = src.rc, src.fd
+		w.rc, w.fd = src.rc, src.fd
 	case syscall.Conn:
 		if rc, err := src.SyscallConn(); err == nil {
-			d.rc = rc
+			w.rc = rc
 			rc.Control(func(fd uintptr) {
 				enableInq(int(fd))
-				d.fd = int(fd)
+				w.fd = int(fd)
 			})
 		}
 	}
-	if d.rc != nil && t.opts.Parker != nil {
-		d.key = t.opts.Parker.newKey()
+	if w.rc != nil && t.opts.Parker != nil {
+		w.key = t.opts.Parker.newKey()
 	} else {
-		d.fd = -1 // not parkable
+		w.fd = -1 // not parkable
 	}
-	d.cr.d, d.br.d = d, d
+	w.cr.w, w.br.w = w, w
 	if up {
-		d.fill = d.cr.fill
+		w.fill = w.cr.fill
 	} else {
-		d.fill = d.br.fill
+		w.fill = w.br.fill
 	}
-	return d
+	return w
 }
 
 // release gives back the reader's buffers.
-func (d *direction) release() {
-	if d.up {
-		d.cr.releaseBufs()
+func (w *way) release() {
+	if w.up {
+		w.cr.releaseBufs()
 	} else {
-		d.br.releaseBufs()
+		w.br.releaseBufs()
 	}
 }
 
 // run pumps until the way ends or parks. runUp and runDown name the
 // goroutine in a dump, so that it says which way a stuck session is stuck.
-func (d *direction) run() {
-	if d.up {
-		d.runUp()
+func (w *way) run() {
+	if w.up {
+		w.runUp()
 	} else {
-		d.runDown()
+		w.runDown()
 	}
 }
 
-func (d *direction) runUp()   { d.loop() }
-func (d *direction) runDown() { d.loop() }
+func (w *way) runUp()   { w.loop() }
+func (w *way) runDown() { w.loop() }
 
-func (d *direction) loop() {
-	t := d.t
+func (w *way) loop() {
+	t := w.t
 	for {
-		end, err := d.pump()
-		ev := d.event(end, err)
-		if end == pumpWaiting && errors.Is(err, os.ErrDeadlineExceeded) {
+		res, err := w.pump()
+		ev := w.event(res, err)
+		if res == pumpWaiting && errors.Is(err, os.ErrDeadlineExceeded) {
 			t.mu.Lock()
-			again, parkedNow, wev := t.waitOver(d)
+			again, parkedNow, wev := t.waitOver(w)
 			t.mu.Unlock()
 			if again {
 				continue
@@ -115,62 +115,62 @@ func (d *direction) loop() {
 			}
 			ev = wev
 		}
-		d.end(ev, err)
+		w.exit(ev, err)
 		return
 	}
 }
 
 // event names what ended a pump, for step.
-func (d *direction) event(end pumpEnd, err error) event {
-	switch end {
+func (w *way) event(res pumpResult, err error) event {
+	switch res {
 	case pumpEOF:
 		return evEOF
 	case pumpComplete:
 		return evComplete
 	case pumpWriteFailed:
-		if d.up {
+		if w.up {
 			return evBackendBroke
 		}
 		return evClientBroke
 	}
 	// A failed read or wait on src.
-	if d.up {
+	if w.up {
 		return evClientBroke
 	}
 	return evBackendBroke
 }
 
-// end records the way's end (ev; 0 when the tunnel was already stopping)
+// exit records how the way ended (ev; 0 when the tunnel was already stopping)
 // and does what that asks, outside the lock; the last way finishes the tunnel.
-func (d *direction) end(ev event, err error) {
-	t := d.t
+func (w *way) exit(ev event, err error) {
+	t := w.t
 	if ev != 0 {
 		t.mu.Lock()
-		act := t.step(ev, d, err)
+		act := t.step(ev, w, err)
 		t.mu.Unlock()
-		t.after(act, d)
+		t.after(act, w)
 	}
 	t.mu.Lock()
-	act := t.step(evEnded, d, nil)
+	act := t.step(evWayExited, w, nil)
 	t.mu.Unlock()
-	t.after(act, d)
+	t.after(act, w)
 }
 
 // pump moves bytes from src inside one RawConn.Read until src ends, a
 // write fails, the limit is reached or the wait ends (a deadline).
-func (d *direction) pump() (pumpEnd, error) {
-	if d.limit == 0 {
+func (w *way) pump() (pumpResult, error) {
+	if w.limit == 0 {
 		return pumpComplete, nil
 	}
-	if d.rc == nil {
+	if w.rc == nil {
 		return pumpReadFailed, errNoRawConn
 	}
-	err := d.rc.Read(d.fill)
-	d.release()
-	if d.ended != pumpWaiting {
-		end, err := d.ended, d.err
-		d.ended, d.err = pumpWaiting, nil
-		return end, err
+	err := w.rc.Read(w.fill)
+	w.release()
+	if w.stopped != pumpWaiting {
+		res, err := w.stopped, w.err
+		w.stopped, w.err = pumpWaiting, nil
+		return res, err
 	}
 	return pumpWaiting, err
 }
@@ -179,61 +179,61 @@ func (d *direction) pump() (pumpEnd, error) {
 var errNoRawConn = errors.New("socket unavailable")
 
 // stop ends the pump from inside the callback.
-func (d *direction) stop(end pumpEnd, err error) bool {
-	d.ended, d.err = end, err
+func (w *way) stop(res pumpResult, err error) bool {
+	w.stopped, w.err = res, err
 	return true
 }
 
 // forward writes b to the way's destination; true means stop (why is
 // recorded). The readers cut b to the limit beforehand.
-func (d *direction) forward(b []byte) bool {
-	d.t.lastActive.Store(nanotime())
+func (w *way) forward(b []byte) bool {
+	w.t.lastActive.Store(nanotime())
 	var err error
-	if d.up {
-		_, err = d.t.backend.Write(b)
+	if w.up {
+		_, err = w.t.backend.Write(b)
 	} else {
-		_, err = d.t.tls.Write(b)
+		_, err = w.t.tls.Write(b)
 	}
 	if err != nil {
-		return d.stop(pumpWriteFailed, err)
+		return w.stop(pumpWriteFailed, err)
 	}
-	d.n += int64(len(b))
-	if d.limit > 0 {
-		if d.limit -= int64(len(b)); d.limit == 0 {
-			return d.stop(pumpComplete, nil)
+	w.n += int64(len(b))
+	if w.limit > 0 {
+		if w.limit -= int64(len(b)); w.limit == 0 {
+			return w.stop(pumpComplete, nil)
 		}
 	}
 	return false
 }
 
 // capped cuts buf to what the way may still copy.
-func (d *direction) capped(buf []byte) []byte {
-	if d.limit >= 0 && int64(len(buf)) > d.limit {
-		return buf[:d.limit]
+func (w *way) capped(buf []byte) []byte {
+	if w.limit >= 0 && int64(len(buf)) > w.limit {
+		return buf[:w.limit]
 	}
 	return buf
 }
 
 // readFailed records how reading src ended: EOF is a clean end.
-func (d *direction) readFailed(err error) bool {
+func (w *way) readFailed(err error) bool {
 	if errors.Is(err, io.EOF) {
-		return d.stop(pumpEOF, nil)
+		return w.stop(pumpEOF, nil)
 	}
-	return d.stop(pumpReadFailed, err)
+	return w.stop(pumpReadFailed, err)
 }
 
 // passEOF passes a clean end on: a FIN to the backend, or close_notify and
 // a FIN to the client.
-func (d *direction) passEOF() {
-	if d.up {
-		closeWrite(d.t.backend)
+func (w *way) passEOF() {
+	if w.up {
+		closeWrite(w.t.backend)
 		return
 	}
-	d.t.tls.CloseWrite()
-	d.t.client.CloseWrite()
-	d.t.mu.Lock()
-	d.t.notified = true
-	d.t.mu.Unlock()
+	w.t.tls.CloseWrite()
+	w.t.client.CloseWrite()
+	w.t.mu.Lock()
+	w.t.notified = true
+	w.t.mu.Unlock()
 }
 
 // closeWrite half-closes a TCP connection (FIN), if it can.

@@ -14,43 +14,8 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
-// The backend's response head, and the session's own answers for what it
-// cannot forward: refused heads and routes, a backend that cannot be
-// reached or does not answer.
-
-// readResponse reads the backend's response head into buf, relaying
-// interim responses (100 Continue). When the exchange fails it answers the
-// client and returns false.
-func (s *session) readResponse(backend net.Conn, buf []byte) (hl, n int, resp responseHead, ok bool) {
-	for {
-		var err error
-		hl, n, err = readHead(backend, buf, n)
-		if err == nil {
-			resp, err = parseResponseHead(buf[:hl])
-		}
-		switch {
-		case err != nil && s.tun.Stopping():
-			return 0, 0, resp, false // the client went away, or the session was stopped
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			s.backendFailed(http.StatusGatewayTimeout, tunnel.ResponseTimeout, err)
-		case n == 0:
-			s.backendLost(tunnel.BackendClosedEarly, err)
-		case err != nil:
-			s.backendFailed(http.StatusBadGateway, tunnel.BadResponse, err)
-		case resp.status >= 200 || resp.status == http.StatusSwitchingProtocols:
-			return hl, n, resp, true
-		default:
-			// An interim response: relay it and read on.
-			if err := s.writeClient(injectResponse(nil, buf[:hl], false, s.cors)); err != nil {
-				s.tun.End(tunnel.ClientLost, "", err)
-				return 0, 0, resp, false
-			}
-			n = copy(buf, buf[hl:n])
-			continue
-		}
-		return 0, 0, resp, false
-	}
-}
+// The session's own answers, for what it cannot forward: refused heads and
+// routes, a backend that cannot be reached or does not answer.
 
 // headFailed handles a request head that could not be read.
 func (s *session) headFailed(err error, n int) {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -327,6 +329,40 @@ func (s *session) respond(req requestHead, backend net.Conn, buf []byte, early [
 		return down, false
 	}
 	return down, true
+}
+
+// readResponse reads the backend's response head into buf, relaying
+// interim responses (100 Continue). When the exchange fails it answers the
+// client and returns false.
+func (s *session) readResponse(backend net.Conn, buf []byte) (hl, n int, resp responseHead, ok bool) {
+	for {
+		var err error
+		hl, n, err = readHead(backend, buf, n)
+		if err == nil {
+			resp, err = parseResponseHead(buf[:hl])
+		}
+		switch {
+		case err != nil && s.tun.Stopping():
+			return 0, 0, resp, false // the client went away, or the session was stopped
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.backendFailed(http.StatusGatewayTimeout, tunnel.ResponseTimeout, err)
+		case n == 0:
+			s.backendLost(tunnel.BackendClosedEarly, err)
+		case err != nil:
+			s.backendFailed(http.StatusBadGateway, tunnel.BadResponse, err)
+		case resp.status >= 200 || resp.status == http.StatusSwitchingProtocols:
+			return hl, n, resp, true
+		default:
+			// An interim response: relay it and read on.
+			if err := s.writeClient(injectResponse(nil, buf[:hl], false, s.cors)); err != nil {
+				s.tun.End(tunnel.ClientLost, "", err)
+				return 0, 0, resp, false
+			}
+			n = copy(buf, buf[hl:n])
+			continue
+		}
+		return 0, 0, resp, false
+	}
 }
 
 // runDown runs the way down on this goroutine: the response body (Relay),

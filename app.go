@@ -118,6 +118,8 @@ func (a *app) newAuth() error {
 			return fmt.Errorf("AUTH_TOKENS_FILE: %w", err)
 		}
 		a.tokens, a.auth = s, s
+		a.log.Info("authentication on: every session needs a token listed in the tokens file", zap.String("path", cfg.AuthTokensFile),
+			zap.Int("tokens", s.Count()), zap.String("query_parameter", cfg.AuthQueryParam), zap.String("cookie", cfg.AuthCookie))
 	case cfg.AuthOIDCIssuer != "" || cfg.AuthJWKSURL != "":
 		a.oidc = auth.NewOIDC(auth.OIDCOptions{
 			Issuer:   cfg.AuthOIDCIssuer,
@@ -127,9 +129,14 @@ func (a *app) newAuth() error {
 			Logger:   a.log,
 		})
 		a.auth = a.oidc
+		a.log.Info("authentication on: every session needs a JWT signed by the identity provider", zap.String("issuer", cfg.AuthOIDCIssuer),
+			zap.String("jwks_url", cfg.AuthJWKSURL), zap.String("audience", cfg.AuthAudience), zap.Strings("required_claims", cfg.AuthRequiredClaims),
+			zap.String("query_parameter", cfg.AuthQueryParam), zap.String("cookie", cfg.AuthCookie))
 		if cfg.AuthOIDCIssuer == "" {
 			a.log.Warn("authentication: AUTH_JWKS_URL without AUTH_OIDC_ISSUER checks signatures and the audience, not who issued the token")
 		}
+	default:
+		a.log.Info("authentication off: whoever reaches PROXY_PORT can open sessions to the runtime (see AUTH_TOKENS_FILE, AUTH_OIDC_ISSUER)")
 	}
 	return nil
 }
@@ -137,6 +144,8 @@ func (a *app) newAuth() error {
 func (a *app) newPortal() (*portal.Portal, error) {
 	o := portal.Options{
 		Private:     a.auth != nil,
+		TokenParam:  a.cfg.AuthQueryParam,
+		TokenCookie: a.cfg.AuthCookie,
 		Version:     fullVersion(),
 		Certificate: a.certs.Current,
 		WebRoot:     a.cfg.WebRoot,
@@ -249,7 +258,7 @@ func (a *app) ready() (bool, string) {
 func (a *app) listen() error {
 	var err error
 	if a.ln, err = proxy.Listen("tcp", a.cfg.ListenAddr(), a.cfg.ClientKeepalive.D()); err != nil {
-		return fmt.Errorf("listening: %w", err)
+		return listenError("PROXY_PORT", a.cfg.ListenAddr(), err)
 	}
 	if a.cfg.AdminAddress == "off" {
 		a.admin = nil
@@ -277,7 +286,7 @@ func listenAdmin(cfg *config.Config, log *zap.Logger) (net.Listener, error) {
 		return ln, nil
 	}
 	if cfg.AdminAddressSet() || !errors.Is(err, syscall.EADDRINUSE) {
-		return nil, usageError{fmt.Errorf("admin listener (ADMIN_ADDRESS): %w", err)}
+		return nil, listenError("ADMIN_ADDRESS", cfg.AdminAddress, err)
 	}
 	host, _, _ := net.SplitHostPort(cfg.AdminAddress)
 	ln, err2 := net.Listen("tcp", net.JoinHostPort(host, "0"))
@@ -287,6 +296,26 @@ func listenAdmin(cfg *config.Config, log *zap.Logger) (net.Listener, error) {
 	log.Warn("admin listener: the default address is taken (another instance on this host?); listening on a free port instead: set ADMIN_ADDRESS to choose one, or ADMIN_ADDRESS=off",
 		zap.String("default", cfg.AdminAddress), zap.String("address", ln.Addr().String()))
 	return ln, nil
+}
+
+// listenError says what to change when a listener cannot be opened: a
+// port in use or one below 1024 is the user's to fix (exit status 2), in
+// words naming the setting; anything else is reported as it came.
+func listenError(setting, addr string, err error) error {
+	_, port, _ := net.SplitHostPort(addr)
+	change := "set " + setting
+	if setting == "ADMIN_ADDRESS" {
+		change += " to another host:port, or ADMIN_ADDRESS=off"
+	}
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return usageError{fmt.Errorf("%s %s is in use by another program (%s): stop it, or %s", setting, port, addr, change)}
+	case errors.Is(err, syscall.EACCES) && setting == "PROXY_PORT":
+		return usageError{fmt.Errorf("PROXY_PORT %s needs the right to bind ports below 1024 (CAP_NET_BIND_SERVICE; `make install PROXY_PORT=%s` grants it to the service), or %s", port, port, change)}
+	case errors.Is(err, syscall.EACCES):
+		return usageError{fmt.Errorf("%s %s needs the right to bind ports below 1024, or %s", setting, port, change)}
+	}
+	return fmt.Errorf("listening on %s (%s): %w", addr, setting, err)
 }
 
 // serve starts the background work and the listeners, then waits: SIGHUP

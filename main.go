@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/logging"
 )
@@ -61,6 +63,9 @@ func run(args []string) error {
 	defer log.Sync()
 	maxConns := maxConnections(cfg)
 	logStart(cfg, maxConns, log)
+	for _, w := range cfg.Warnings() {
+		log.Warn("a setting is probably not what was meant", zap.String("why", w))
+	}
 	tuneGC(maxConns, log)
 
 	a, err := build(cfg, maxConns, log)

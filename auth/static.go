@@ -84,6 +84,9 @@ func (s *Static) Verify(_ context.Context, token string) error {
 	return fail(UnknownToken, "the token is not in the tokens file")
 }
 
+// Count is how many tokens are in force.
+func (s *Static) Count() int { return len(*s.tokens.Load()) }
+
 // Ready is always true: the file was read at start.
 func (s *Static) Ready() (bool, string) { return true, "" }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/user"
 	"slices"
 	"strings"
 	"time"
@@ -133,6 +134,23 @@ func (c *Config) Validate() error {
 
 type badFunc = func(name string, value any, why string)
 
+// minHealthInterval: a shorter HEALTH_CHECK_INTERVAL is legal but almost
+// surely a bare number meant as seconds (HAProxy's rule, which we keep,
+// reads it as milliseconds).
+const minHealthInterval = 100 * time.Millisecond
+
+// Warnings are settings that are valid but almost surely not what was
+// meant, one line each naming the variable; the program logs them at start
+// and runs on.
+func (c *Config) Warnings() []string {
+	var w []string
+	if d := c.HealthCheckInterval.D(); d > 0 && d < minHealthInterval {
+		w = append(w, fmt.Sprintf("HEALTH_CHECK_INTERVAL=%s checks the runtime %.0f times a second: a bare number is milliseconds, as in HAProxy (2 is 2 ms); write 2s for two seconds",
+			d, float64(time.Second)/float64(d)))
+	}
+	return w
+}
+
 // validateAddresses checks where the proxy listens and what it dials.
 func (c *Config) validateAddresses(bad badFunc) {
 	if strings.TrimSpace(c.BackendHost) == "" || strings.ContainsAny(c.BackendHost, " /") {
@@ -249,8 +267,8 @@ func (c *Config) validateAuth(bad badFunc) {
 		c.claims = cl
 	}
 	if c.AuthTokensFile != "" {
-		if st, err := os.Stat(c.AuthTokensFile); err != nil || st.IsDir() {
-			bad("AUTH_TOKENS_FILE", c.AuthTokensFile, "not a readable file")
+		if why := unreadable(c.AuthTokensFile); why != "" {
+			bad("AUTH_TOKENS_FILE", c.AuthTokensFile, why)
 		}
 	}
 	for _, n := range []struct{ name, value string }{{"AUTH_QUERY_PARAM", c.AuthQueryParam}, {"AUTH_COOKIE", c.AuthCookie}} {
@@ -258,6 +276,29 @@ func (c *Config) validateAuth(bad badFunc) {
 			bad(n.name, n.value, "want a plain name, such as token")
 		}
 	}
+}
+
+// unreadable says why this process cannot read the file at path, or "".
+// The usual case is a file made by root with mode 600 for a service that
+// runs as its own user: the line says which user must be able to read it.
+func unreadable(path string) string {
+	st, err := os.Stat(path)
+	if err != nil || st.IsDir() {
+		return "not a readable file"
+	}
+	f, err := os.Open(path)
+	if err == nil {
+		f.Close()
+		return ""
+	}
+	if !errors.Is(err, os.ErrPermission) {
+		return "not a readable file: " + err.Error()
+	}
+	who := fmt.Sprintf("uid %d", os.Getuid())
+	if u, err := user.Current(); err == nil {
+		who = fmt.Sprintf("user %s, uid %d", u.Username, os.Getuid())
+	}
+	return fmt.Sprintf("this process (%s) may not read it: make that user its owner (chown), mode 600", who)
 }
 
 // providerURLProblem says what is wrong with an identity provider's URL:

@@ -72,6 +72,7 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"HEALTH_CHECK_RISE=0", `invalid HEALTH_CHECK_RISE="0"`},
 		{"HEALTH_CHECK_FALL=x", `invalid HEALTH_CHECK_FALL="x"`},
 		{"HEALTH_CHECK_INTERVAL=5 parsecs", `invalid HEALTH_CHECK_INTERVAL="5 parsecs": unknown duration`},
+		{"HEALTH_CHECK_INTERVAL=-1", `invalid HEALTH_CHECK_INTERVAL="-1": must be positive`},
 		{"CONNECT_TIMEOUT=0", `invalid CONNECT_TIMEOUT="0s"`},
 		{"LOG_LEVEL=loud", `invalid LOG_LEVEL="loud"`},
 		{"LOG_FORMAT=xml", `invalid LOG_FORMAT="xml"`},
@@ -133,7 +134,7 @@ func TestHelpAndVersion(t *testing.T) {
 	if _, err := Load([]string{"--help"}, nil, &out, "1.2.3"); !errors.Is(err, ErrHelp) {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"--backend-host", "BACKEND_HOST", "default localhost", "--health-check-interval", "--version"} {
+	for _, want := range []string{"--backend-host", "BACKEND_HOST", "default localhost", "--health-check-interval", "--version", "cloudxr-wss-proxy healthcheck"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
@@ -157,6 +158,23 @@ func TestParseDuration(t *testing.T) {
 	for _, bad := range []string{"", "s", "-5s", "5x", "1.5.2s", "99999999999999999999d"} {
 		if _, err := ParseDuration(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// Settings that are valid but almost surely not meant are warned about,
+// each naming its variable (issue 20).
+func TestWarnings(t *testing.T) {
+	c, err := Load(nil, []string{"HEALTH_CHECK_INTERVAL=2"}, nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.HasPrefix(w[0], "HEALTH_CHECK_INTERVAL=2ms checks the runtime 500 times a second") {
+		t.Errorf("warnings %q", w)
+	}
+	for _, env := range []string{"HEALTH_CHECK_INTERVAL=2s", "HEALTH_CHECK_INTERVAL=100"} {
+		if c, _ := Load(nil, []string{env}, nil, "test"); len(c.Warnings()) != 0 {
+			t.Errorf("%s: warnings %q", env, c.Warnings())
 		}
 	}
 }

@@ -162,6 +162,9 @@ wss://HOST:48322/ and their WebSocket signaling is passed byte for byte to the
 CloudXR Runtime (ws://localhost:49100 by default).
 
 Usage: cloudxr-wss-proxy [flags]
+       cloudxr-wss-proxy healthcheck [flags]   (exit 0 if the proxy on PROXY_PORT
+                                                 answers GET /status.json, else 1:
+                                                 the container image's HEALTHCHECK)
 
 Every setting is an environment variable (the names of the HAProxy container)
 and a flag; a flag wins over its variable.

@@ -47,6 +47,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, fmt.Errorf("want a duration such as 2s, 500ms or 2000 (milliseconds)")
 	}
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("must be positive: a number with a unit (us, ms, s, m, h, d), or a bare number of milliseconds")
+	}
 	if n, err := strconv.ParseUint(s, 10, 63); err == nil {
 		return scale(n, time.Millisecond)
 	}

@@ -7,11 +7,13 @@ package e2e
 // reloaded on SIGHUP.
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -42,6 +44,9 @@ func TestOIDCThroughTheBinary(t *testing.T) {
 	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
 		"AUTH_OIDC_ISSUER="+provider.Issuer, "AUTH_AUDIENCE="+oidctest.ClientID, "SSL_CERT_FILE="+caFile)
 	addr := p.addr()
+	if l := p.waitLog("authentication on: every session needs a JWT signed by the identity provider"); l["issuer"] != provider.Issuer || l["audience"] != oidctest.ClientID {
+		t.Errorf("start line %v", l)
+	}
 	admin := "http://" + p.waitLog("admin listener")["address"].(string)
 	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
 
@@ -128,6 +133,11 @@ func TestTokensFileThroughTheBinary(t *testing.T) {
 	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
 		"AUTH_TOKENS_FILE="+tokens, "CERT_WATCH_INTERVAL=1h")
 	addr := p.addr()
+	// The start says that authentication is on, how, and with how many
+	// tokens (issue 20).
+	if l := p.waitLog("authentication on: every session needs a token listed in the tokens file"); l["tokens"] != float64(1) || l["path"] != tokens {
+		t.Errorf("start line %v", l)
+	}
 	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
 	dial := func(tok string) error {
 		c, err := wstest.Dial(addr, "/sign_in", trust, "Authorization: Bearer "+tok)
@@ -150,5 +160,38 @@ func TestTokensFileThroughTheBinary(t *testing.T) {
 	}
 	if err := dial("quest-a"); err == nil {
 		t.Error("after SIGHUP, the removed token still accepted")
+	}
+}
+
+// A tokens file the service's user may not read (root's, mode 600, as a
+// lab makes it with sudo) stops the program at start with a line naming
+// the setting and the user who must be able to read it (issue 20).
+func TestTokensFileUnreadableByTheService(t *testing.T) {
+	// A directory every user may enter (t.TempDir's parents are root's
+	// only), holding the binary and the root-owned tokens file.
+	open, err := os.MkdirTemp("", "cloudxr-wss-proxy-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(open) })
+	os.Chmod(open, 0o755)
+	tokens := filepath.Join(open, "tokens")
+	os.WriteFile(tokens, []byte("quest-a\n"), 0o600) // owned by root: the test runs as root
+	bin := filepath.Join(open, "cloudxr-wss-proxy")
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(bin, data, 0o755)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"CERT_DIR=" + t.TempDir(), "AUTH_TOKENS_FILE=" + tokens}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}} // nobody
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Run()
+	want := `invalid AUTH_TOKENS_FILE="` + tokens + `": this process (`
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(stderr.String(), want) ||
+		!strings.Contains(stderr.String(), "uid 65534) may not read it: make that user its owner") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
 }

@@ -235,9 +235,41 @@ func TestTwoInstancesWithDefaultAdminAddress(t *testing.T) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Run()
-	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(stderr.String(), "admin listener (ADMIN_ADDRESS)") ||
-		!strings.Contains(stderr.String(), "address already in use") {
+	_, port, _ := net.SplitHostPort(taken)
+	if code := cmd.ProcessState.ExitCode(); code != 2 ||
+		!strings.Contains(stderr.String(), "ADMIN_ADDRESS "+port+" is in use by another program ("+taken+"): stop it, or set ADMIN_ADDRESS to another host:port, or ADMIN_ADDRESS=off") {
 		t.Errorf("explicit taken ADMIN_ADDRESS: exit %d, stderr %q; want 2 naming ADMIN_ADDRESS", code, stderr.String())
+	}
+}
+
+// A PROXY_PORT another program holds: exit 2 and one line saying so and
+// what to set (issue 20), not the raw bind error with exit 1.
+func TestProxyPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	cmd := exec.Command(binary)
+	cmd.Env = []string{"CERT_DIR=" + t.TempDir(), "LISTEN_ADDRESS=127.0.0.1", "PROXY_PORT=" + port, "ADMIN_ADDRESS=off"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Run()
+	want := "cloudxr-wss-proxy: PROXY_PORT " + port + " is in use by another program (127.0.0.1:" + port + "): stop it, or set PROXY_PORT"
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(stderr.String(), want) {
+		t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), want)
+	}
+}
+
+// A health check interval given as a bare number (milliseconds, as in
+// HAProxy) that is almost surely meant as seconds is warned about at start.
+func TestShortHealthIntervalWarned(t *testing.T) {
+	b := backend(t)
+	p := startProc(t, "CERT_DIR="+t.TempDir(), "BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "HEALTH_CHECK_INTERVAL=2")
+	l := p.waitLog("a setting is probably not what was meant")
+	if why, _ := l["why"].(string); !strings.HasPrefix(why, "HEALTH_CHECK_INTERVAL=2ms checks the runtime 500 times a second") {
+		t.Errorf("warning %v", l)
 	}
 }
 

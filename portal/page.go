@@ -64,6 +64,14 @@ at <span class="mono">{{.Address}}</span> (since {{.Since.Format "2006-01-02 15:
 {{with .S.Routing}}<strong>Routing by path</strong>: {{.By}}.<br>Checked: {{.Checked}}.{{end}}
 {{range .S.RoutedBackends}}<br>{{if .Up}}<span class="ok">&#9679;</span>{{else}}<span class="bad">&#9679;</span>{{end}} <span class="mono">{{.Address}}</span> {{.State}} since {{.Since.Format "2006-01-02 15:04:05 MST"}}{{end}}
 </div>
+{{with .S.Authentication}}<div class="card" id="authentication">
+{{if .Accepted}}<strong class="ok">&#9679; Your token is accepted.</strong>{{else}}<strong class="bad">&#9679; This proxy requires a token.</strong>{{end}}
+Every session needs one: a CloudXR.js client sends it in the signaling URL
+(<span class="mono">signalingQueryParameters: { {{.QueryParam}}: &lt;token&gt; }</span>),
+a native client as the header <span class="mono">{{.Header}}</span>,
+a web page served by this proxy as the <span class="mono">{{.Cookie}}</span> cookie.
+Ask whoever runs this proxy for a token.</div>
+{{end}}
 {{if .WebPath}}<p><a class="button" href="{{.WebPath}}">Open the web client</a></p>{{end}}
 
 <h2>Certificate</h2>

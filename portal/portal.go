@@ -39,9 +39,12 @@ type Backend struct {
 // Options configure a Portal.
 type Options struct {
 	// Private: authentication is on, and a request without an accepted
-	// credential (auth.Authenticated) sees no backend address.
-	Private bool
-	Version string
+	// credential (auth.Authenticated) sees no backend address. The page
+	// and the status then say that a token is needed and where a client
+	// sends it: TokenParam (the query parameter) or TokenCookie.
+	Private                 bool
+	TokenParam, TokenCookie string
+	Version                 string
 	// Backend reports the single runtime's health now; nil when routing
 	// by path, where there is no single runtime.
 	Backend func() Backend
@@ -114,6 +117,19 @@ type Status struct {
 	// which are checked; RoutedBackends are the checked ones.
 	Routing        *RoutingStatus  `json:"routing,omitempty"`
 	RoutedBackends []BackendStatus `json:"routed_backends,omitempty"`
+	// Authentication is present when sessions need a token.
+	Authentication *AuthStatus `json:"authentication,omitempty"`
+}
+
+// AuthStatus says that sessions need a token, and where a client sends
+// it; Accepted says whether this request carried one that was accepted.
+type AuthStatus struct {
+	Required    bool   `json:"required"`
+	QueryParam  string `json:"query_parameter"`
+	Cookie      string `json:"cookie"`
+	Header      string `json:"header"`
+	Accepted    bool   `json:"accepted"`
+	Explanation string `json:"explanation"`
 }
 
 // RoutingStatus describes routing by path, in words for the page.
@@ -196,14 +212,23 @@ func (p *Portal) status(w http.ResponseWriter, r *http.Request) {
 
 // withheld stands for a backend address an unauthenticated caller may not
 // see.
-const withheld = "(withheld: sign in to see it)"
+const withheld = "(withheld: send your token to see it)"
 
 // snapshotFor is the status as r may see it: with authentication on, a
 // caller without an accepted credential learns whether the runtime is up,
 // not where it is.
 func (p *Portal) snapshotFor(r *http.Request) Status {
 	st := p.snapshot()
-	if !p.opts.Private || auth.Authenticated(r.Context()) {
+	if !p.opts.Private {
+		return st
+	}
+	accepted := auth.Authenticated(r.Context())
+	st.Authentication = &AuthStatus{Required: true, QueryParam: p.opts.TokenParam, Cookie: p.opts.TokenCookie,
+		Header: "Authorization: Bearer <token>", Accepted: accepted,
+		Explanation: "This proxy requires a token for every session. A CloudXR.js client sends it in the signaling URL " +
+			"(signalingQueryParameters: { " + p.opts.TokenParam + ": <token> }); a native client as the header " +
+			"Authorization: Bearer <token>; a web page served by this proxy as the " + p.opts.TokenCookie + " cookie."}
+	if accepted {
 		return st
 	}
 	if st.Backend != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -278,7 +279,7 @@ func TestPrivateStatusWithholdsTheBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Options{Private: true, Version: "v-test", Certificate: m.Current,
+	p, err := New(Options{Private: true, TokenParam: "token", TokenCookie: "cxr_token", Version: "v-test", Certificate: m.Current,
 		Backend: func() Backend { return Backend{Address: "10.0.0.9:49100", Up: true, State: "up"} }})
 	if err != nil {
 		t.Fatal(err)
@@ -296,6 +297,20 @@ func TestPrivateStatusWithholdsTheBackend(t *testing.T) {
 			}
 			if path == "/status.json" && !strings.Contains(body, `"up": true`) {
 				t.Errorf("%s: the runtime's state is hidden too: %s", path, body)
+			}
+			// Either way the visitor is told a token is needed, and
+			// where a client sends it (issue 20).
+			wants := map[string][]string{
+				"/status.json": {`"required": true`, `"query_parameter": "token"`, `"cookie": "cxr_token"`, fmt.Sprintf(`"accepted": %v`, c.revealed)},
+				"/":            {"signalingQueryParameters: { token: &lt;token&gt; }", "Authorization: Bearer &lt;token&gt;", "cxr_token"},
+			}
+			for _, w := range wants[path] {
+				if !strings.Contains(body, w) {
+					t.Errorf("%s, authenticated %v: %q missing", path, c.revealed, w)
+				}
+			}
+			if path == "/" && strings.Contains(body, "This proxy requires a token.") == c.revealed {
+				t.Errorf("/, authenticated %v: the notice is wrong", c.revealed)
 			}
 		}
 	}

@@ -183,6 +183,15 @@ func servedLeaf(t *testing.T, addr string, cfg *tls.Config) *x509.Certificate {
 }
 
 func TestContainerImage(t *testing.T) {
+	// Nothing is left behind: no volume the test did not name and remove
+	// (issue 20: the image's VOLUME made an anonymous one per container
+	// removed without -v).
+	volumesBefore := mustPodman(t, "volume", "ls", "-q")
+	t.Cleanup(func() {
+		if after := mustPodman(t, "volume", "ls", "-q"); after != volumesBefore {
+			t.Errorf("podman volumes before the test:\n%s\nafter:\n%s", volumesBefore, after)
+		}
+	})
 	buildImage(t)
 	checkImageConfig(t)
 	checkTrustStore(t)
@@ -222,7 +231,7 @@ type containerRun struct {
 func checkTrustStore(t *testing.T) {
 	name := fmt.Sprintf("cxp-test-ca-%d", os.Getpid())
 	mustPodman(t, "create", "--name", name, imageTag)
-	defer podman(t, "rm", "-f", name)
+	defer podman(t, "rm", "-f", "-v", name) // -v: the image's VOLUME made an anonymous volume
 	out := filepath.Join(t.TempDir(), "ca-certificates.crt")
 	mustPodman(t, "cp", name+":/etc/ssl/certs/ca-certificates.crt", out)
 	pem, err := os.ReadFile(out)

@@ -6,10 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
@@ -102,5 +105,55 @@ func TestFirstEndWins(t *testing.T) {
 				t.Errorf("reason %v, want %v", l["reason"], want)
 			}
 		})
+	}
+}
+
+// The session line names a backend only when one was dialed, and a
+// keep-alive session that served several requests lists the earlier ones
+// (issue 20: a 401 named a runtime never contacted; "/" then
+// "/favicon.ico" logged only the last).
+func TestSessionLineSaysWhatWasServed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(path, []byte("right\n"), 0o600)
+	s, err := auth.NewStatic(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, func(o *Options) {
+		o.Local = fakeLocal{}
+		o.Auth, o.AuthQueryParam, o.AuthCookie = s, "token", "cxr_token"
+	})
+	cl, _ := wstest.Upgrade(e.dial(), "localhost", "/refused")
+	if cl == nil || cl.Response.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("%v", cl)
+	}
+	l := e.sessionLog("path", "/refused")
+	if _, named := l["backend"]; named || l["backend_conn"] != nil {
+		t.Errorf("a refused request's line names a backend: %v", l)
+	}
+	if _, listed := l["earlier_requests"]; listed {
+		t.Errorf("one request, yet earlier ones listed: %v", l)
+	}
+
+	c := e.dial()
+	br := bufio.NewReader(c)
+	for _, target := range []string{"/local/a", "/local/missing", "/local/last"} {
+		io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+	}
+	c.Close()
+	l = e.sessionLog("path", "/local/last")
+	if got := fmt.Sprint(l["earlier_requests"]); got != "[GET /local/a 200 GET /local/missing 404]" || l["requests"] != int64(3) {
+		t.Errorf("earlier requests %s, requests %v", got, l["requests"])
+	}
+
+	ok := e.ws("/sign_in?token=right")
+	ok.Close()
+	if l := e.sessionLog("path", "/sign_in"); l["backend"] != e.backend.Addr() || l["backend_conn"] == nil {
+		t.Errorf("a forwarded session's line: %v", l)
 	}
 }

@@ -34,7 +34,7 @@ func (s *session) logEnd(r tunnel.Result) {
 	}
 	// The fields go in a pooled array: as a variadic argument they would
 	// be a new 900-byte slice per session.
-	fp := endFields.Get().(*[14]zap.Field)
+	fp := endFields.Get().(*[16]zap.Field)
 	*fp = [...]zap.Field{
 		zap.String("client", s.client),
 		zap.String("sni", s.hello.sni),
@@ -48,15 +48,27 @@ func (s *session) logEnd(r tunnel.Result) {
 		zap.String("reason", why),
 		zap.NamedError("backend_error", backendErr),
 		zap.NamedError("client_error", clientErr),
-		zap.String("backend_conn", s.backendLocal),
-		zap.String("backend", cmp.Or(s.target, s.srv.opts.Backend)),
+		zap.Skip(), zap.Skip(), // backend_conn, backend
+		zap.Skip(), zap.Skip(), // requests, earlier_requests
+	}
+	if s.backendLocal != "" {
+		// Only a session that dialed the runtime names it: a refused
+		// request never reached one.
+		fp[12] = zap.String("backend_conn", s.backendLocal)
+		fp[13] = zap.String("backend", cmp.Or(s.target, s.srv.opts.Backend))
+	}
+	if len(s.earlier) > 0 {
+		// A keep-alive session served several requests: the line's
+		// method, path and status are the last one's.
+		fp[14] = zap.Int("requests", s.requests)
+		fp[15] = zap.Strings("earlier_requests", s.earlier)
 	}
 	ce.Write(fp[:]...)
-	*fp = [14]zap.Field{} // hold no strings or errors while pooled
+	*fp = [16]zap.Field{} // hold no strings or errors while pooled
 	endFields.Put(fp)
 }
 
-var endFields = sync.Pool{New: func() any { return new([14]zap.Field) }}
+var endFields = sync.Pool{New: func() any { return new([16]zap.Field) }}
 
 // handshakeFailed logs a failed handshake (rate-limited: scanners and
 // misconfigured clients come in floods) and counts it by class.

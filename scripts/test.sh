@@ -12,7 +12,9 @@ rc=${PIPESTATUS[0]}
 # changes allocation counts.
 go test -count=1 -run '^TestSessionAllocations$' -v ./proxy 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
-if [ "$rc" -ne 0 ]; then
+if [ "$rc" -eq 0 ]; then
+	rm -f "$log" # a passing run leaves nothing behind
+else
 	echo
 	echo "=== what failed (the whole output is in $log)"
 	grep -E '^\s*--- FAIL|^\s+[A-Za-z0-9_]+\.go:[0-9]+: |^panic:|^FAIL\s|^# ' "$log" | grep -v '"level":' | cut -c1-400 | head -80

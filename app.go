@@ -87,8 +87,13 @@ func build(cfg *config.Config, maxConns int, log *zap.Logger) (*app, error) {
 // on use).
 func (a *app) newCheckers() {
 	cfg := a.cfg
+	var probe health.Probe
+	if cfg.HealthCheckMode == "http" {
+		probe = health.HTTP
+	}
 	check := func(addr string) *health.Checker {
 		return health.New(health.Options{
+			Probe:    probe,
 			Addr:     addr,
 			Interval: cfg.HealthCheckInterval.D(),
 			Timeout:  min(cfg.ConnectTimeout.D(), cfg.HealthCheckInterval.D()),
@@ -167,7 +172,11 @@ func (a *app) newPortal() (*portal.Portal, error) {
 
 func backendStatus(addr string, c *health.Checker) portal.Backend {
 	st, since := c.State()
-	return portal.Backend{Address: addr, Up: st == health.Up, State: st.String(), Since: since}
+	b := portal.Backend{Address: addr, Up: st == health.Up, State: st.String(), Since: since}
+	if p := c.Problem(); p != nil && st != health.Up {
+		b.Problem = p.Error()
+	}
+	return b
 }
 
 func (a *app) newProxy(site *portal.Portal) *proxy.Server {

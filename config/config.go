@@ -31,6 +31,7 @@ type Config struct {
 	HealthCheckInterval Duration `env:"HEALTH_CHECK_INTERVAL" envDefault:"2s" help:"time between backend checks; a bare number is milliseconds"`
 	HealthCheckRise     int      `env:"HEALTH_CHECK_RISE" envDefault:"2" help:"consecutive good checks that mark the backend up"`
 	HealthCheckFall     int      `env:"HEALTH_CHECK_FALL" envDefault:"3" help:"consecutive failed checks that mark the backend down"`
+	HealthCheckMode     string   `env:"HEALTH_CHECK_MODE" envDefault:"http" help:"http: the runtime must answer a plain HTTP request (another program on its port is not up); tcp: a connect is enough, as HAProxy's check"`
 
 	CertDir       string   `env:"CERT_DIR" envDefault:"/usr/local/etc/haproxy/certs" help:"directory holding server.pem (generated there when absent)"`
 	CertHostnames []string `env:"CERT_HOSTNAMES" envSeparator:"," help:"comma-separated extra DNS names and IPs for the generated certificate"`
@@ -190,6 +191,9 @@ func (c *Config) validateTimes(bad badFunc) {
 	}
 	if c.HealthCheckFall < 1 {
 		bad("HEALTH_CHECK_FALL", c.HealthCheckFall, "must be 1 or more")
+	}
+	if c.HealthCheckMode != "http" && c.HealthCheckMode != "tcp" {
+		bad("HEALTH_CHECK_MODE", c.HealthCheckMode, "want http (the runtime answers HTTP) or tcp (a connect is enough)")
 	}
 	for _, d := range []struct {
 		name string

@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := Config{
 		BackendHost: "localhost", BackendPort: 49100, ProxyPort: 48322,
-		HealthCheckInterval: Duration(2 * time.Second), HealthCheckRise: 2, HealthCheckFall: 3,
+		HealthCheckInterval: Duration(2 * time.Second), HealthCheckRise: 2, HealthCheckFall: 3, HealthCheckMode: "http",
 		CertDir: "/usr/local/etc/haproxy/certs", CertMode: "local-ca", CertWatch: Duration(5 * time.Second), WebPath: "/app/",
 		ConnectTimeout: Duration(5 * time.Second), TunnelTimeout: Duration(3600 * time.Second),
 		HandshakeTimeout: Duration(10 * time.Second), HeadTimeout: Duration(10 * time.Second),
@@ -73,6 +73,7 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"HEALTH_CHECK_FALL=x", `invalid HEALTH_CHECK_FALL="x"`},
 		{"HEALTH_CHECK_INTERVAL=5 parsecs", `invalid HEALTH_CHECK_INTERVAL="5 parsecs": unknown duration`},
 		{"HEALTH_CHECK_INTERVAL=-1", `invalid HEALTH_CHECK_INTERVAL="-1": must be positive`},
+		{"HEALTH_CHECK_MODE=icmp", `invalid HEALTH_CHECK_MODE="icmp"`},
 		{"CONNECT_TIMEOUT=0", `invalid CONNECT_TIMEOUT="0s"`},
 		{"LOG_LEVEL=loud", `invalid LOG_LEVEL="loud"`},
 		{"LOG_FORMAT=xml", `invalid LOG_FORMAT="xml"`},

@@ -290,3 +290,64 @@ func TestGarbageCollectorSettings(t *testing.T) {
 		}
 	}
 }
+
+// Another program on the runtime's port is not a runtime that is up: the
+// log, /status.json, /readyz and the page say something else is listening
+// there (issue 20: a TCP connect check called an SSH server "up").
+func TestSomethingElseOnTheRuntimePort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "SSH-2.0-OpenSSH_9.2p1\r\n")
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	dir := t.TempDir()
+	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", "BACKEND_PORT="+port)
+	l := p.waitLog("backend is down: something else is listening on its port, not a CloudXR runtime")
+	if !strings.Contains(fmt.Sprint(l["error"]), `it answered "SSH-2.0-OpenSSH_9.2p1..", not HTTP`) {
+		t.Errorf("log %v", l)
+	}
+	base := "https://" + strings.Replace(p.addr(), "127.0.0.1", "localhost", 1)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: trustPEM(t, filepath.Join(dir, "ca.crt"))}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(base + "/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Backend struct {
+			Up      bool   `json:"up"`
+			Problem string `json:"problem"`
+		} `json:"backend"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if st.Backend.Up || !strings.HasPrefix(st.Backend.Problem, "something else is listening there") {
+		t.Errorf("status %+v", st)
+	}
+	resp, err = hc.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(page, []byte("Something else is listening where the CloudXR runtime should be")) {
+		t.Errorf("the page does not say so")
+	}
+	admin := "http://" + p.waitLog("admin listener")["address"].(string)
+	if code, body := httpStatus(t, admin+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz %d %q", code, body)
+	}
+}

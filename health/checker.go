@@ -1,9 +1,13 @@
-// Package health watches the backend with TCP connect checks, the way
+// Package health watches the backend with checks on a ticker, the way
 // HAProxy's "check inter X rise R fall F" does, and reports state changes.
+// A check connects and, with a Probe (HTTP by default), asks whether what
+// answers is the runtime's HTTP server: another program on the port is not
+// a runtime that is up.
 package health
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -42,6 +46,10 @@ type Options struct {
 	OnCheck func(ok bool, took time.Duration)
 	// Dial is the connect function; nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Probe, if set, asks what answers on the connected socket (HTTP:
+	// is it the runtime's HTTP server?); nil: a connect is enough
+	// (HEALTH_CHECK_MODE=tcp, as HAProxy's check).
+	Probe Probe
 }
 
 // Checker runs checks one at a time on a ticker.
@@ -49,11 +57,12 @@ type Checker struct {
 	opts     Options
 	watchers []func(s State, reason string) // see OnChange
 
-	mu    sync.Mutex
-	state State
-	since time.Time
-	good  int // consecutive good results while down or unknown
-	bad   int // consecutive failed results while up or unknown
+	mu      sync.Mutex
+	state   State
+	since   time.Time
+	good    int   // consecutive good results while down or unknown
+	bad     int   // consecutive failed results while up or unknown
+	lastErr error // the last check's error, nil when it passed
 }
 
 // New returns a Checker; Run starts it.
@@ -101,6 +110,10 @@ func (c *Checker) checkOnce(parent context.Context) {
 	start := time.Now()
 	conn, err := c.opts.Dial(ctx, "tcp", c.opts.Addr)
 	if err == nil {
+		if c.opts.Probe != nil {
+			deadline, _ := ctx.Deadline()
+			err = c.opts.Probe(conn, deadline)
+		}
 		conn.Close()
 	}
 	if parent.Err() != nil {
@@ -113,6 +126,7 @@ func (c *Checker) checkOnce(parent context.Context) {
 func (c *Checker) record(err error, took time.Duration) {
 	c.mu.Lock()
 	prev := c.state
+	c.lastErr = err
 	if err == nil {
 		c.bad = 0
 		c.good++
@@ -149,6 +163,10 @@ func (c *Checker) record(err error, took time.Duration) {
 	case next == Up:
 		reason = "checks connect again"
 		log.Info("backend is up", zap.String("backend", c.opts.Addr), zap.String("reason", reason), zap.Int("good_checks", c.opts.Rise))
+	case errors.Is(err, ErrNotRuntime):
+		reason = "something else is listening on its port"
+		log.Warn("backend is down: something else is listening on its port, not a CloudXR runtime",
+			zap.String("backend", c.opts.Addr), zap.String("reason", reason), zap.Error(err))
 	case prev == Unknown:
 		reason = "first check failed"
 		// Expected while the runtime starts: a warning, not a failure.
@@ -185,6 +203,17 @@ func (c *Checker) set(s State) {
 	c.state = s
 	c.since = time.Now()
 	c.good, c.bad = 0, 0
+}
+
+// Problem is why the last check failed, when it found something other
+// than the runtime on the port (ErrNotRuntime); nil otherwise.
+func (c *Checker) Problem() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if errors.Is(c.lastErr, ErrNotRuntime) {
+		return c.lastErr
+	}
+	return nil
 }
 
 // State returns the current state and when it began.

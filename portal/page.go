@@ -58,9 +58,9 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 Connect your CloudXR.js client to <span class="mono">wss://{{.Host}}/</span>.</p>
 
 <div class="card" id="backend">
-{{with .S.Backend}}{{if .Up}}<strong class="ok">&#9679; CloudXR runtime is up</strong>{{else}}<strong class="bad">&#9679; CloudXR runtime is not reachable</strong>{{end}}
+{{with .S.Backend}}{{if .Up}}<strong class="ok">&#9679; CloudXR runtime is up</strong>{{else if .Problem}}<strong class="bad">&#9679; Something else is listening where the CloudXR runtime should be</strong>{{else}}<strong class="bad">&#9679; CloudXR runtime is not reachable</strong>{{end}}
 at <span class="mono">{{.Address}}</span> (since {{.Since.Format "2006-01-02 15:04:05 MST"}}).
-{{if not .Up}}<br>Start the runtime; sessions will work as soon as it accepts connections.{{end}}{{end}}
+{{if .Problem}}<br>The checks found {{.Problem}}. Stop that program or point BACKEND_HOST and BACKEND_PORT at the runtime.{{else if not .Up}}<br>Start the runtime; sessions will work as soon as it accepts connections.{{end}}{{end}}
 {{with .S.Routing}}<strong>Routing by path</strong>: {{.By}}.<br>Checked: {{.Checked}}.{{end}}
 {{range .S.RoutedBackends}}<br>{{if .Up}}<span class="ok">&#9679;</span>{{else}}<span class="bad">&#9679;</span>{{end}} <span class="mono">{{.Address}}</span> {{.State}} since {{.Since.Format "2006-01-02 15:04:05 MST"}}{{end}}
 </div>

@@ -34,6 +34,9 @@ type Backend struct {
 	Up      bool
 	State   string
 	Since   time.Time
+	// Problem, when down, is what the checks found instead of the
+	// runtime (another program on its port).
+	Problem string
 }
 
 // Options configure a Portal.
@@ -144,6 +147,7 @@ type BackendStatus struct {
 	Up      bool      `json:"up"`
 	State   string    `json:"state"`
 	Since   time.Time `json:"since"`
+	Problem string    `json:"problem,omitempty"`
 }
 
 // CertificateInfo describes the certificate in service.
@@ -182,11 +186,11 @@ func (p *Portal) snapshot() Status {
 	}
 	if p.opts.Backend != nil {
 		b := p.opts.Backend()
-		st.Backend = &BackendStatus{Address: b.Address, Up: b.Up, State: b.State, Since: b.Since.UTC()}
+		st.Backend = &BackendStatus{Address: b.Address, Up: b.Up, State: b.State, Since: b.Since.UTC(), Problem: b.Problem}
 	}
 	if p.opts.Routes != nil {
 		for _, r := range p.opts.Routes() {
-			st.RoutedBackends = append(st.RoutedBackends, BackendStatus{Address: r.Address, Up: r.Up, State: r.State, Since: r.Since.UTC()})
+			st.RoutedBackends = append(st.RoutedBackends, BackendStatus{Address: r.Address, Up: r.Up, State: r.State, Since: r.Since.UTC(), Problem: r.Problem})
 		}
 		st.Routing = &RoutingStatus{By: "each session names its runtime in the first path segment (wss://host/<runtime>/...)"}
 		if len(st.RoutedBackends) == 0 {

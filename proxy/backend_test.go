@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +178,59 @@ func scriptedBackend(t *testing.T, f func(net.Conn)) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// A session that merely connects to the backend's port does not mark a
+// backend the checks have down as up: another program may hold the port.
+// One that gets an HTTP answer does (issue 20).
+func TestOnlyAnAnswerMarksTheBackendUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() { // an SSH server where the runtime should be
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "SSH-2.0-OpenSSH_9.2p1\r\n")
+			c.Close()
+		}
+	}()
+	h := health.New(health.Options{Addr: ln.Addr().String(), Interval: time.Hour, Timeout: time.Second, Rise: 1, Fall: 1, Probe: health.HTTP})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { h.Run(ctx); close(ran) }()
+	t.Cleanup(func() { cancel(); <-ran })
+	waitFor(t, 5*time.Second, "the first check", func() bool { st, _ := h.State(); return st == health.Down })
+
+	e := startWith(t, nil, ln.Addr().String(), func(o *Options) { o.Health = h })
+	cl, _ := wstest.Upgrade(e.dial(), "localhost", "/")
+	if cl == nil || cl.Response.StatusCode != http.StatusBadGateway {
+		t.Fatalf("want 502 from the SSH server, got %v", cl)
+	}
+	if st, _ := h.State(); st != health.Down {
+		t.Errorf("a connect to another program marked the backend %v", st)
+	}
+
+	// A checker that found nothing (its port closed) has the backend down;
+	// a session that gets its 101 from the runtime marks it up.
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed.Close()
+	h2 := health.New(health.Options{Addr: closed.Addr().String(), Interval: time.Hour, Timeout: time.Second, Rise: 5, Fall: 1})
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	ran2 := make(chan struct{})
+	go func() { h2.Run(ctx2); close(ran2) }()
+	t.Cleanup(func() { cancel2(); <-ran2 })
+	waitFor(t, 5*time.Second, "the first check", func() bool { st, _ := h2.State(); return st == health.Down })
+	e2 := start(t, func(o *Options) { o.Health = h2 })
+	ws := e2.ws("/")
+	ws.Close()
+	if st, _ := h2.State(); st != health.Up {
+		t.Errorf("a session that got its 101: %v", st)
+	}
 }

@@ -326,6 +326,7 @@ func (s *session) respond(req requestHead, backend net.Conn, buf []byte, early [
 	if !ok {
 		return down, false
 	}
+	s.srv.answered(s.target)
 	s.status = resp.status
 	down = wayDown{upgrade: req.upgrade && resp.status == http.StatusSwitchingProtocols, early: early, relay: -1, backend: backend}
 	if resp.status == http.StatusSwitchingProtocols && !down.upgrade {

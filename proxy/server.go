@@ -381,7 +381,7 @@ var errBackendDown = errors.New("backend marked down")
 // dial connects to the default backend (target "") or a routed runtime. While
 // the checks have it marked down a dial is still tried, with a short
 // timeout: a restarted runtime is then usable at once instead of after
-// HEALTH_CHECK_RISE checks.
+// HEALTH_CHECK_RISE checks (see answered).
 func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 	addr, h := s.opts.Backend, s.opts.Health
 	if target != "" {
@@ -408,10 +408,24 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 		}
 		return nil, fmt.Errorf("dialing backend: %w", err)
 	}
-	if !wasUp {
+	return tunnel.NewSocket(c.(*net.TCPConn)), nil // raw reads and writes (see tunnel.Socket)
+}
+
+// answered is told that the backend answered a session's request with an
+// HTTP response head: a backend the checks have marked down is then up at
+// once, the best evidence there is. A connect alone is not: another
+// program may hold the runtime's port.
+func (s *Server) answered(target string) {
+	h := s.opts.Health
+	if target != "" {
+		h = s.opts.RouteHealth[target]
+	}
+	if h == nil {
+		return
+	}
+	if st, _ := h.State(); st != health.Up {
 		h.Observe()
 	}
-	return tunnel.NewSocket(c.(*net.TCPConn)), nil // raw reads and writes (see tunnel.Socket)
 }
 
 // ParkedDirections is how many tunnel directions wait without a goroutine.

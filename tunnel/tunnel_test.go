@@ -450,7 +450,7 @@ func TestTLSReadSurvivesTemporaryError(t *testing.T) {
 
 // The pump waits for readability only when readPending says nothing is
 // left; a FIN queued behind the bytes must count, or the way would wait for
-// an edge that never comes (see pump.go).
+// an edge that never comes (see the pump in way.go).
 func TestReadPendingSeesFIN(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,5 +1,8 @@
 package proxy
 
+// How a session ends: the tunnel's Done (finish), the session's log line,
+// and handshake failures, which are logged apart.
+
 import (
 	"cmp"
 	"crypto/tls"
@@ -10,6 +13,28 @@ import (
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
+
+// finish is the tunnel's Done: it closes the client's connection (with a
+// goodbye when the client is owed one) and writes the session's log line.
+func (s *session) finish(r tunnel.Result) {
+	if r.Goodbye && s.tc != nil && s.tc.ConnectionState().HandshakeComplete {
+		s.tc.CloseWrite() // close_notify; drain sends the FIN
+		drain(s.conn)
+	}
+	s.conn.Close()
+	if s.limits != nil {
+		s.srv.opts.Limits.Disconnect(s.limits)
+	}
+	s.srv.forget(s)
+	defer s.srv.wg.Done()
+	if s.tc == nil || r.End == tunnel.HandshakeFailed {
+		return // logged as a handshake failure
+	}
+	s.up += r.Up
+	s.down += r.Down
+	s.srv.opts.Observer.SessionEnded(r.End.String(), s.up, s.down, time.Since(s.start))
+	s.logEnd(r)
+}
 
 // logEnd writes the session's one line.
 func (s *session) logEnd(r tunnel.Result) {

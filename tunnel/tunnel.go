@@ -108,7 +108,6 @@ type Tunnel struct {
 	tls     *tls.Conn    // the client's TLS connection over client
 	backend net.Conn     // nil until Attach
 	opts    Options
-	body    int64 // what Open lets the way up copy
 
 	lastActive atomic.Int64 // unix nanos of the last byte read either way
 
@@ -139,17 +138,19 @@ func (t *Tunnel) UseConn(pending []byte, tlsConf *tls.Config) (*Conn, *tls.Conn)
 	return t.client, t.tls
 }
 
-// SetDeadline, SetReadDeadline and SetWriteDeadline set the client's
-// deadlines, unless the session is stopping: a stop's deadlines must stay.
-// They report whether the session is still going.
+// SetDeadline sets the client's deadlines, unless the session is
+// stopping: a stop's deadlines must stay. It reports whether the session
+// is still going; so do SetReadDeadline and SetWriteDeadline.
 func (t *Tunnel) SetDeadline(at time.Time) bool {
 	return t.setDeadline(func() { t.raw.SetDeadline(at) })
 }
 
+// SetReadDeadline sets the client's read deadline (see SetDeadline).
 func (t *Tunnel) SetReadDeadline(at time.Time) bool {
 	return t.setDeadline(func() { t.raw.SetReadDeadline(at) })
 }
 
+// SetWriteDeadline sets the client's write deadline (see SetDeadline).
 func (t *Tunnel) SetWriteDeadline(at time.Time) bool {
 	return t.setDeadline(func() { t.raw.SetWriteDeadline(at) })
 }

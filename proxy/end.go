@@ -6,6 +6,7 @@ package proxy
 import (
 	"cmp"
 	"crypto/tls"
+	"strconv"
 	"sync"
 	"time"
 
@@ -112,4 +113,24 @@ func (s *session) handshakeFailed(class string, err error) {
 		return
 	}
 	s.srv.floodLog.Warn("TLS handshake failed", fields...)
+}
+
+// maxEarlier bounds what a keep-alive session remembers of its requests:
+// the log line lists the first ones and says how many there were.
+const maxEarlier = 8
+
+// noteEarlier records the request just answered, when another follows on
+// the same connection: "GET /favicon.ico 404".
+func (s *session) noteEarlier() {
+	switch {
+	case s.requests == 0:
+	case len(s.earlier) < maxEarlier:
+		path := s.path
+		if len(path) > 128 {
+			path = path[:128] + "..."
+		}
+		s.earlier = append(s.earlier, s.method+" "+path+" "+strconv.Itoa(s.status))
+	case len(s.earlier) == maxEarlier:
+		s.earlier = append(s.earlier, "and more (requests counts them all)")
+	}
 }

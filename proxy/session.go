@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -43,26 +42,6 @@ type session struct {
 	backendLocal string   // the proxy's end of the backend connection, to match the runtime's logs
 	target       string   // the routed runtime's host:port, when routing by path
 	earlier      []string // the requests answered before the last, for the log line (at most maxEarlier)
-}
-
-// maxEarlier bounds what a keep-alive session remembers of its requests:
-// the log line lists the first ones and says how many there were.
-const maxEarlier = 8
-
-// noteEarlier records the request just answered, when another follows on
-// the same connection: "GET /favicon.ico 404".
-func (s *session) noteEarlier() {
-	switch {
-	case s.requests == 0:
-	case len(s.earlier) < maxEarlier:
-		path := s.path
-		if len(path) > 128 {
-			path = path[:128] + "..."
-		}
-		s.earlier = append(s.earlier, s.method+" "+path+" "+strconv.Itoa(s.status))
-	case len(s.earlier) == maxEarlier:
-		s.earlier = append(s.earlier, "and more (requests counts them all)")
-	}
 }
 
 // serve runs the session on its own goroutine: the handshake, then request

@@ -61,7 +61,7 @@ func NewMetrics(version string) *Metrics {
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "backend_transitions_total",
 		Help: "Backend state changes, by backend and the state entered."}, []string{"backend", "to"})
 	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "health_check_duration_seconds",
-		Help: "Duration of backend TCP connect checks.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"result"})
+		Help: "Duration of backend health checks (a connect and, with HEALTH_CHECK_MODE=http, a plain HTTP request).", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"result"})
 	m.authRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "auth_refusals_total",
 		Help: "Credentials refused (401), by why: missing, expired, wrong audience, bad signature, ..."}, []string{"why"})
 	m.clientLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "client_limited_total",

@@ -77,6 +77,8 @@ func TestNothingPassesAfterTheRequest(t *testing.T) {
 			"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nnoMORE", "no", []string{"GET /b  "}},
 		{"a refused upgrade", upgradeHead("GET /c HTTP/1.1") + smuggled,
 			"HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbadMORE", "bad", []string{"GET /c  "}},
+		{"a chunked response", "GET /e HTTP/1.1\r\nHost: x\r\n\r\n" + smuggled,
+			"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra", "ok", []string{"GET /e  "}},
 		{"a HEAD", "HEAD /d HTTP/1.1\r\nHost: x\r\n\r\n" + smuggled,
 			"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnot a HEAD body", "", []string{"HEAD /d  "}},
 	} {

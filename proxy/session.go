@@ -143,6 +143,7 @@ type wayDown struct {
 	upgrade bool
 	early   []byte
 	relay   int64
+	chunked *chunkedEnd // a chunked body's framing, to stop at its end
 	backend net.Conn
 }
 
@@ -325,6 +326,12 @@ func (s *session) respond(req requestHead, backend net.Conn, buf []byte, early [
 	case resp.contentLength >= 0:
 		rest = rest[:min(int64(len(rest)), resp.contentLength)]
 		down.relay = resp.contentLength - int64(len(rest))
+	case resp.chunked:
+		down.chunked = &chunkedEnd{}
+		n, done := down.chunked.scan(rest)
+		if rest = rest[:n]; done {
+			down.chunked, down.relay = nil, 0
+		}
 	}
 	out := append(injectResponse(make([]byte, 0, hl+len(s.cors.block)+len(closeLine)+len(rest)), buf[:hl], !down.upgrade, s.cors), rest...)
 	if err := s.writeClient(out); err != nil {
@@ -372,7 +379,11 @@ func (s *session) readResponse(backend net.Conn, buf []byte) (hl, n int, resp re
 // or, after a 101, the client's early bytes and then the tunnel both ways
 // (Upgrade). It reports whether the way down ran.
 func (s *session) runDown(d wayDown) bool {
-	if !d.upgrade {
+	switch {
+	case d.chunked != nil:
+		s.tun.RelayUntil(d.chunked.scan)
+		return true
+	case !d.upgrade:
 		s.tun.Relay(d.relay)
 		return true
 	}

@@ -209,6 +209,7 @@ type responseHead struct {
 	status int
 	// contentLength is -1 when the body is chunked or runs to the close.
 	contentLength int64
+	chunked       bool // the body is chunked (chunked.go finds its end)
 }
 
 var errBadResponse = errors.New("malformed response head")
@@ -248,11 +249,11 @@ func parseResponseHead(head []byte) (responseHead, error) {
 		}
 	}
 	if chunked {
-		r.contentLength = -1
+		r.contentLength, r.chunked = -1, true
 	}
 	// These never have a body (RFC 9112 section 6.3).
 	if code < 200 || code == 204 || code == 304 {
-		r.contentLength = 0
+		r.contentLength, r.chunked = 0, false
 	}
 	return r, nil
 }

@@ -237,8 +237,17 @@ func (t *Tunnel) startUp(limit int64) {
 // closes) to the client in the owner's goroutine, after the owner has
 // written the response head; the tunnel then stops with a goodbye. The
 // owner's goroutine is the way down from here on.
-func (t *Tunnel) Relay(limit int64) {
+func (t *Tunnel) Relay(limit int64) { t.relay(limit, nil) }
+
+// RelayUntil is Relay for a body whose end its framing says (a chunked
+// one): end sees the bytes as they come and says how many of them are the
+// body's, and whether it ended within them. The bytes go on unchanged;
+// nothing past the end does.
+func (t *Tunnel) RelayUntil(end func(b []byte) (n int, done bool)) { t.relay(-1, end) }
+
+func (t *Tunnel) relay(limit int64, end func([]byte) (int, bool)) {
 	w := newWay(t, false, limit)
+	w.until = end
 	t.mu.Lock()
 	t.ways[1] = w
 	t.step(evRelay, nil, nil)

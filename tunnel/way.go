@@ -21,7 +21,9 @@ type way struct {
 	src   net.Conn        // the socket it reads: the client's TCP connection, or the backend
 	rc    syscall.RawConn // src's raw socket; nil if it has none
 	limit int64           // bytes still to copy; -1: until src ends
-	n     int64           // bytes copied
+	// until, if set, says where a relayed body ends (RelayUntil)
+	until func(b []byte) (n int, done bool)
+	n     int64 // bytes copied
 
 	// reading: the callback run inside RawConn.Read (the pump, below), cr's for
 	// the way up, br's for the way down
@@ -376,6 +378,14 @@ func (r *backendReader) fill(fd uintptr) bool {
 			return w.readFailed(os.NewSyscallError("recvmsg", err))
 		case n == 0:
 			return w.readFailed(io.EOF)
+		}
+		if w.until != nil {
+			if k, done := w.until(buf[:n]); done {
+				if k > 0 && w.forward(buf[:k]) {
+					return true
+				}
+				return w.stop(pumpComplete, nil)
+			}
 		}
 		if w.forward(buf[:n]) {
 			return true

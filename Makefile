@@ -53,6 +53,9 @@ soak: ## thousands of sessions for DURATION (default 10m) while the backend rest
 fuzz: ## run each fuzzer for FUZZTIME (default 1m)
 	go test -run XXX -fuzz FuzzParseRequestHead -fuzztime $(or $(FUZZTIME),1m) ./proxy
 	go test -run XXX -fuzz FuzzInjectResponse -fuzztime $(or $(FUZZTIME),1m) ./proxy
+	go test -run XXX -fuzz 'FuzzRefusal$$' -fuzztime $(or $(FUZZTIME),1m) ./proxy
+	go test -run XXX -fuzz 'FuzzChunkedEnd$$' -fuzztime $(or $(FUZZTIME),1m) ./proxy
+	go test -run XXX -fuzz FuzzChunkedEndAnyBytes -fuzztime $(or $(FUZZTIME),1m) ./proxy
 
 install: build ## the binary and a systemd unit under DESTDIR/PREFIX; PROXY_PORT<1024 adds CAP_NET_BIND_SERVICE
 	install -D -m 0755 $(BINARY) $(DESTDIR)$(PREFIX)/bin/$(BINARY)

@@ -82,7 +82,7 @@ func (s *session) handshake() bool {
 	if !s.admit() {
 		return false
 	}
-	_, s.tc = s.tun.UseConn(pending, s.srv.tlsConf)
+	s.tc = s.tun.UseConn(pending, s.srv.tlsConf)
 	err := s.tc.HandshakeContext(context.WithValue(s.srv.ctx, helloKey{}, &s.hello))
 	if check := o.CheckName; check != nil && s.hello.seen {
 		check(s.hello.requestedName(), s.client)
@@ -209,7 +209,7 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int) (down wayDown,
 		s.refuse(err)
 		return down, false
 	}
-	head, rewritten, err := s.backendHead(req, buf[:hl])
+	head, err := s.backendHead(req, buf[:hl])
 	if err != nil {
 		s.refuse(err)
 		return down, false
@@ -230,9 +230,6 @@ func (s *session) forward(req requestHead, buf []byte, hl, n int) (down wayDown,
 		return down, false
 	}
 	s.backendLocal = backend.LocalAddr().String()
-	if !rewritten {
-		head = buf[:hl]
-	}
 	early, ok := s.sendRequest(req, backend, head, buf[hl:n])
 	if !ok {
 		return down, false
@@ -279,23 +276,23 @@ func (s *session) sendRequest(req requestHead, backend net.Conn, head, pending [
 // the first path segment's when routing by path (then cut from the
 // target), the native signaling port for native clients, and never a
 // credential (see credential.go).
-func (s *session) backendHead(req requestHead, head []byte) (out []byte, rewritten bool, err error) {
+func (s *session) backendHead(req requestHead, head []byte) ([]byte, error) {
 	o := &s.srv.opts
 	native := req.native && req.upgrade && o.NativeBackendPort != 0
 	if r := o.Router; r != nil {
 		addr, rest, err := r.Route(req.target, native)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		head, rewritten = rewriteTarget(head, rest), true
+		head = rewriteTarget(head, rest)
 		s.target = addr
 	} else if native {
 		s.target = s.srv.nativeBackend
 	}
 	if o.Auth != nil {
-		head, rewritten = s.srv.credNames.strip(head), true
+		head = s.srv.credNames.strip(head)
 	}
-	return head, rewritten, nil
+	return head, nil
 }
 
 // respond reads the backend's response head and relays it to the client

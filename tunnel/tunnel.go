@@ -131,11 +131,12 @@ func New(c *net.TCPConn, o Options) *Tunnel {
 }
 
 // UseConn makes the Conn crypto/tls is to read, with pending (bytes read
-// before, past a PROXY header) served first, and records tc over it.
-func (t *Tunnel) UseConn(pending []byte, tlsConf *tls.Config) (*Conn, *tls.Conn) {
+// before, past a PROXY header) served first, and returns the TLS
+// connection over it.
+func (t *Tunnel) UseConn(pending []byte, tlsConf *tls.Config) *tls.Conn {
 	t.client = NewConn(t.raw, pending)
 	t.tls = tls.Server(t.client, tlsConf)
-	return t.client, t.tls
+	return t.tls
 }
 
 // SetDeadline sets the client's deadlines, unless the session is
@@ -196,14 +197,16 @@ func (t *Tunnel) Forwarding() bool {
 
 // End records why the session ends, with words for the log and the error
 // behind it, unless an end was recorded already: the first one wins.
-// ClientLost also cuts the session (the client is gone: no goodbye).
+// ClientLost also cuts the session (the client is gone: no goodbye), as a
+// way that finds the client gone does.
 func (t *Tunnel) End(e End, detail string, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.settle(e, detail, err)
 	if e == ClientLost {
-		t.moveTo(cut)
+		t.step(evClientBroke, nil, err)
+		return
 	}
+	t.settle(e, detail, err)
 }
 
 // Open starts the tunnel once the request head has gone to the attached

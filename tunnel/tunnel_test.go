@@ -82,7 +82,7 @@ func openPairBody(t *testing.T, o Options, upgrade bool, body int64) *pair {
 			return
 		}
 		p.tun = New(c.(*net.TCPConn), o)
-		_, tc := p.tun.UseConn(nil, serverConfig(t))
+		tc := p.tun.UseConn(nil, serverConfig(t))
 		accepted <- tc.Handshake()
 	}()
 	client, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})

@@ -345,7 +345,7 @@ func TestCheckNameBounded(t *testing.T) {
 func TestHostName(t *testing.T) {
 	for name, want := range map[string]bool{
 		"localhost": true, "quest.lab.example": true, "Runtime_1.lab": true, "a.example.": true, "10.0.0.1": true,
-		"fd00::1": true, "[fd00::1]": true, strings.Repeat("a", 63) + ".x": true,
+		"fd00::1": true, "[fd00::1]": false, "-a.example": false, "a-.example": false, strings.Repeat("a", 63) + ".x": true,
 		"": false, ".": false, "a..b": false, strings.Repeat("a", 64) + ".x": false, strings.Repeat("a.", 127) + "ab": false,
 		"a b": false, "a\r\nb": false, "<script>": false, "a/b": false, "a:b": false, "\x00": false,
 	} {

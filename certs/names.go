@@ -66,24 +66,24 @@ func normalName(n string) string {
 
 // HostName reports whether name is one a certificate could cover: an IP
 // address, or a DNS name of at most 253 bytes in labels of 1 to 63
-// letters, digits, '-' or '_'. crypto/tls takes any bytes as a server name
-// (up to 64 KiB); names that are not host names are never remembered or
-// logged.
+// letters, digits, '-' or '_', not starting or ending with '-'. It checks
+// CERT_HOSTNAMES, and the names clients ask for (crypto/tls takes any
+// bytes as a server name, up to 64 KiB: names that are not host names are
+// never remembered or logged).
 func HostName(name string) bool {
-	if ip := net.ParseIP(strings.Trim(name, "[]")); ip != nil {
+	if net.ParseIP(name) != nil {
 		return true
 	}
-	name = strings.TrimSuffix(name, ".")
 	if name == "" || len(name) > 253 {
 		return false
 	}
-	for label := range strings.SplitSeq(name, ".") {
-		if label == "" || len(label) > 63 {
+	for label := range strings.SplitSeq(strings.TrimSuffix(name, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}
 		for i := 0; i < len(label); i++ {
-			c := label[i] | 0x20 // lower case for letters
-			if !(c >= 'a' && c <= 'z' || label[i] >= '0' && label[i] <= '9' || label[i] == '-' || label[i] == '_') {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 				return false
 			}
 		}

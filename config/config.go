@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/allow"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 )
 
 // Config holds every setting. Each field is an environment variable (the
@@ -386,25 +387,6 @@ func (c *Config) ListenAddr() string {
 	return net.JoinHostPort(strings.Trim(c.ListenAddress, "[]"), c.ProxyPort.String())
 }
 
-// validHostname accepts an IP address or a DNS name (a leading "*." is a
-// wildcard, as certificates allow).
-func validHostname(h string) bool {
-	if net.ParseIP(h) != nil {
-		return true
-	}
-	h = strings.TrimPrefix(h, "*.")
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// validHostname accepts what certs.HostName does, and a leading "*." (a
+// wildcard name for the generated certificate).
+func validHostname(h string) bool { return certs.HostName(strings.TrimPrefix(h, "*.")) }

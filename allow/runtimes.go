@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/quote"
 )
 
 // Runtimes is the ROUTE_ALLOW list: the only runtimes routing by path may
@@ -124,11 +126,11 @@ func (r *Runtimes) Target(spec string) (string, error) {
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
-		return "", &targetError{"bad port in " + quote(spec), ErrBadTarget}
+		return "", &targetError{"bad port in " + shown(spec), ErrBadTarget}
 	}
 	port = strconv.Itoa(n)
 	if !r.allowed(host, port) {
-		return "", &targetError{quote(net.JoinHostPort(host, port)) + " is not on the routing allow-list", ErrNotAllowed}
+		return "", &targetError{shown(net.JoinHostPort(host, port)) + " is not on the routing allow-list", ErrNotAllowed}
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		host = ip.String()
@@ -138,14 +140,8 @@ func (r *Runtimes) Target(spec string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// quote is a target as a refusal repeats it: Go-quoted in ASCII, at most
-// 96 bytes of it.
-func quote(s string) string {
-	if len(s) > 96 {
-		return strconv.QuoteToASCII(s[:96]) + "..."
-	}
-	return strconv.QuoteToASCII(s)
-}
+// shown is a target as a refusal repeats it (it comes from a request).
+func shown(s string) string { return quote.Clipped(s, 96) }
 
 // CheckResolved sees each address a routed runtime's target resolved to,
 // just before the connect (the backend dialer's Control). A host name on the list

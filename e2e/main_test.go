@@ -316,7 +316,7 @@ func TestSomethingElseOnTheRuntimePort(t *testing.T) {
 	dir := t.TempDir()
 	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", "BACKEND_PORT="+port)
 	l := p.waitLog("backend is down: something else is listening on its port, not a CloudXR runtime")
-	if !strings.Contains(fmt.Sprint(l["error"]), `it answered "SSH-2.0-OpenSSH_9.2p1..", not HTTP`) {
+	if !strings.Contains(fmt.Sprint(l["error"]), `it answered "SSH-2.0-OpenSSH_9.2p1\r\n", not HTTP`) {
 		t.Errorf("log %v", l)
 	}
 	base := "https://" + strings.Replace(p.addr(), "127.0.0.1", "localhost", 1)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/quote"
 )
 
 // A Probe asks the program behind a connected socket whether it is the
@@ -47,7 +49,7 @@ func classify(answer []byte, readErr error) error {
 	case bytes.HasPrefix(answer, []byte("HTTP/")):
 		return nil
 	case len(answer) > 0:
-		return fmt.Errorf("%w: it answered %q, not HTTP", ErrNotRuntime, printable(answer, 32))
+		return fmt.Errorf("%w: it answered %s, not HTTP", ErrNotRuntime, quote.Clipped(string(answer), 32))
 	case errors.Is(readErr, io.EOF):
 		return fmt.Errorf("%w: it closed the connection without answering", ErrNotRuntime)
 	case readErr != nil:
@@ -69,17 +71,4 @@ func tlsComplaint(answer []byte) bool {
 		}
 	}
 	return false
-}
-
-// printable is the start of b for a log line: control bytes as '.'.
-func printable(b []byte, max int) string {
-	b = b[:min(len(b), max)]
-	out := make([]byte, len(b))
-	for i, c := range b {
-		if c < 0x20 || c > 0x7e {
-			c = '.'
-		}
-		out[i] = c
-	}
-	return string(out)
 }

@@ -1,8 +1,9 @@
 package proxy
 
 import (
-	"strconv"
 	"strings"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/quote"
 )
 
 // Escaping: every byte that came from a request or a token and goes into
@@ -16,14 +17,8 @@ import (
 const maxQuoted = 96
 
 // quoteValue is a value from the request as an answer or log line shows
-// it: Go-quoted in ASCII (control bytes and non-ASCII escaped), cut to
-// maxQuoted bytes of the original with "..." after.
-func quoteValue(s string) string {
-	if len(s) > maxQuoted {
-		return strconv.QuoteToASCII(s[:maxQuoted]) + "..."
-	}
-	return strconv.QuoteToASCII(s)
-}
+// it (internal/quote).
+func quoteValue(s string) string { return quote.Clipped(s, maxQuoted) }
 
 // fieldValue makes s safe as a header field's value: every byte outside
 // printable ASCII (so CR, LF, NUL and other controls) becomes '?'. The

@@ -25,19 +25,27 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
-func TestOIDCThroughTheBinary(t *testing.T) {
+// tlsProvider is an OpenID provider reached over HTTPS, as a real one is,
+// with its own CA in caFile (the proxy's SSL_CERT_FILE); not yet serving.
+func tlsProvider(t *testing.T) (provider *oidctest.Provider, caFile string) {
+	t.Helper()
 	g, err := certs.GenerateSelfSigned([]string{"127.0.0.1"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	kp, _ := certs.ParseKeyPair(g.PEM())
-	caFile := filepath.Join(t.TempDir(), "provider-ca.pem")
+	caFile = filepath.Join(t.TempDir(), "provider-ca.pem")
 	os.WriteFile(caFile, g.CertPEM, 0o644)
-	provider, err := oidctest.NewTLS(&kp)
+	provider, err = oidctest.NewTLS(&kp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer provider.Stop()
+	t.Cleanup(provider.Stop)
+	return provider, caFile
+}
+
+func TestOIDCThroughTheBinary(t *testing.T) {
+	provider, caFile := tlsProvider(t)
 
 	b := backend(t)
 	dir := t.TempDir()

@@ -22,7 +22,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/oidctest"
 )
 
@@ -201,21 +200,10 @@ func TestChromiumCookieAuthentication(t *testing.T) {
 // proxy's 401 must stay one plain-text answer: no cookie planted, no script
 // run in the proxy's origin.
 func TestChromiumHostileTokenLink(t *testing.T) {
-	g, err := certs.GenerateSelfSigned([]string{"127.0.0.1"}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, _ := certs.ParseKeyPair(g.PEM())
-	caFile := filepath.Join(t.TempDir(), "provider-ca.pem")
-	os.WriteFile(caFile, g.CertPEM, 0o644)
-	provider, err := oidctest.NewTLS(&kp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	provider, caFile := tlsProvider(t)
 	if err := provider.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer provider.Stop()
 	b := backend(t)
 	dir, home := t.TempDir(), t.TempDir()
 	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", fmt.Sprintf("BACKEND_PORT=%d", b.Port()),

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
@@ -295,24 +296,7 @@ func TestGarbageCollectorSettings(t *testing.T) {
 // log, /status.json, /readyz and the page say something else is listening
 // there (issue 20: a TCP connect check called an SSH server "up").
 func TestSomethingElseOnTheRuntimePort(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, "SSH-2.0-OpenSSH_9.2p1\r\n")
-			c.Close()
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, port, _ := net.SplitHostPort(testutil.ServeEach(t, testutil.SSHGreeting))
 	dir := t.TempDir()
 	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", "BACKEND_PORT="+port)
 	l := p.waitLog("backend is down: something else is listening on its port, not a CloudXR runtime")

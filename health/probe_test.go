@@ -14,30 +14,11 @@ import (
 	"time"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
 )
 
 // server answers each connection with f.
-func server(t *testing.T, f func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			f(c)
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
-}
+var server = testutil.ServeEach
 
 func probe(t *testing.T, addr string) error {
 	t.Helper()
@@ -74,7 +55,7 @@ func TestHTTPProbe(t *testing.T) {
 			io.ReadAtLeast(c, make([]byte, 16), 16)
 			c.Write([]byte{0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46}) // alert: protocol version
 		}),
-		"an SSH server":      server(t, func(c net.Conn) { io.WriteString(c, "SSH-2.0-OpenSSH_9.2p1\r\n") }),
+		"an SSH server":      server(t, testutil.SSHGreeting),
 		"a silent close":     server(t, func(c net.Conn) { io.ReadAtLeast(c, make([]byte, 16), 16) }),
 		"no answer in time":  server(t, func(c net.Conn) { c.SetReadDeadline(time.Now().Add(3 * time.Second)); io.Copy(io.Discard, c) }),
 		"plain text garbage": server(t, func(c net.Conn) { io.WriteString(c, "hello\n") }),
@@ -94,7 +75,7 @@ func TestHTTPProbe(t *testing.T) {
 // A checker with the probe marks a port held by another program down and
 // says why; without one (HEALTH_CHECK_MODE=tcp) a connect is enough.
 func TestCheckerWithProbe(t *testing.T) {
-	ssh := server(t, func(c net.Conn) { io.WriteString(c, "SSH-2.0-OpenSSH_9.2p1\r\n") })
+	ssh := server(t, testutil.SSHGreeting)
 	for _, probe := range []Probe{HTTP, nil} {
 		c := New(Options{Addr: ssh, Interval: time.Hour, Timeout: time.Second, Rise: 1, Fall: 1, Probe: probe})
 		c.checkOnce(context.Background())

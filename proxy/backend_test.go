@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
@@ -184,31 +185,15 @@ func scriptedBackend(t *testing.T, f func(net.Conn)) string {
 // backend the checks have down as up: another program may hold the port.
 // One that gets an HTTP answer does (issue 20).
 func TestOnlyAnAnswerMarksTheBackendUp(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
-	go func() { // an SSH server where the runtime should be
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, "SSH-2.0-OpenSSH_9.2p1\r\n")
-			c.Close()
-		}
-	}()
-	h := health.New(health.Options{Addr: ln.Addr().String(), Interval: time.Hour, Timeout: time.Second, Rise: 1, Fall: 1, Probe: health.HTTP})
+	ssh := testutil.ServeEach(t, testutil.SSHGreeting) // where the runtime should be
+	h := health.New(health.Options{Addr: ssh, Interval: time.Hour, Timeout: time.Second, Rise: 1, Fall: 1, Probe: health.HTTP})
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() { h.Run(ctx); close(ran) }()
 	t.Cleanup(func() { cancel(); <-ran })
 	waitFor(t, 5*time.Second, "the first check", func() bool { st, _ := h.State(); return st == health.Down })
 
-	e := startWith(t, nil, ln.Addr().String(), func(o *Options) { o.Health = h })
+	e := startWith(t, nil, ssh, func(o *Options) { o.Health = h })
 	cl, _ := wstest.Upgrade(e.dial(), "localhost", "/")
 	if cl == nil || cl.Response.StatusCode != http.StatusBadGateway {
 		t.Fatalf("want 502 from the SSH server, got %v", cl)

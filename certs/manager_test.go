@@ -268,6 +268,11 @@ func TestKubernetesSecretAndSymlinkSwap(t *testing.T) {
 	testutil.WaitFor(t, 5*time.Second, "the symlink swap to be picked up", func() bool {
 		return m.Current().Leaf().Subject.CommonName == "v2.example"
 	})
+	// The certificate is swapped in before its line is written: wait for
+	// the line, then count it.
+	testutil.WaitFor(t, 5*time.Second, "the reload's log line", func() bool {
+		return f.logs.FilterMessage("certificate reloaded").Len() > 0
+	})
 	if f.logs.FilterMessage("certificate reloaded").Len() != 1 {
 		t.Error("reload not logged once")
 	}

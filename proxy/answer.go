@@ -3,11 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"os"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -17,20 +13,20 @@ import (
 // The session's own answers, for what it cannot forward: refused heads and
 // routes, a backend that cannot be reached or does not answer.
 
-// headFailed handles a request head that could not be read.
-func (s *session) headFailed(err error, n int) {
-	var rf *refusal
-	switch {
-	case errors.As(err, &rf):
-		s.refuse(err)
-	case errors.Is(err, os.ErrDeadlineExceeded) && n == 0 && s.requests > 0:
-		s.tun.End(tunnel.KeepAliveTimeout, "", nil)
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		s.tun.End(tunnel.HeadTimeout, "", nil)
-	case errors.Is(err, io.EOF) && n == 0:
-		s.tun.End(tunnel.ClientClosed, "", nil)
+// Failed answers an exchange the tunnel saw fail before a response head
+// was relayed (see tunnel.Policy).
+func (s *session) Failed(e tunnel.End, err error) {
+	switch e {
+	case tunnel.BadRequest: // the head was too large
+		s.refuse(&refusal{status: http.StatusRequestHeaderFieldsTooLarge, msg: "request head larger than 16 KiB", reason: tunnel.BadRequest})
+	case tunnel.BackendUnreachable:
+		s.dialFailed(err)
+	case tunnel.BackendLost, tunnel.BackendClosedEarly:
+		s.backendLost(e, err)
+	case tunnel.ResponseTimeout:
+		s.backendFailed(http.StatusGatewayTimeout, e, err)
 	default:
-		s.tun.End(tunnel.ClientLost, "", err)
+		s.backendFailed(http.StatusBadGateway, e, err)
 	}
 }
 
@@ -48,16 +44,7 @@ func (s *session) refuse(err error) {
 		s.srv.floodLog.Warn("routing refused", zap.String("client", s.client), zap.String("path", s.path), zap.String("why", rf.msg))
 	}
 	s.tun.End(rf.reason, detail, nil)
-	s.writeClient(localResponse(s.cors, rf.status, false, rf.fields, rf.msg+"\n"))
-}
-
-// writeClient writes a response the proxy made, under the head timeout.
-func (s *session) writeClient(b []byte) error {
-	s.tun.SetWriteDeadline(time.Now().Add(s.srv.opts.HeadTimeout))
-	n, err := s.tc.Write(b)
-	s.down += int64(n)
-	s.tun.SetWriteDeadline(time.Time{})
-	return err
+	s.tun.Write(localResponse(s.cors, rf.status, false, rf.fields, rf.msg+"\n"))
 }
 
 // dialFailed answers a request whose backend could not be reached: 503
@@ -70,7 +57,7 @@ func (s *session) dialFailed(err error) {
 	}
 	s.status = http.StatusServiceUnavailable
 	s.tun.End(tunnel.BackendUnreachable, "", err)
-	s.writeClient(localResponse(s.cors, http.StatusServiceUnavailable, false, nil, s.srv.unreachableMsg))
+	s.tun.Write(localResponse(s.cors, http.StatusServiceUnavailable, false, nil, s.srv.unreachableMsg))
 }
 
 // backendLost answers a request whose backend connection failed before a
@@ -92,17 +79,5 @@ func (s *session) backendLost(r tunnel.End, err error) {
 func (s *session) backendFailed(status int, r tunnel.End, err error) {
 	s.status = status
 	s.tun.End(r, "", err)
-	s.writeClient(localResponse(s.cors, status, false, nil, http.StatusText(status)+": the CloudXR runtime did not answer as expected.\n"))
-}
-
-// drain half-closes c and reads what the client still sends for a moment
-// before the caller closes it: closing a socket with unread data makes the
-// kernel answer with a reset, which can destroy the last response before the
-// client has read it.
-func drain(c net.Conn) {
-	if tc, ok := c.(interface{ CloseWrite() error }); ok {
-		tc.CloseWrite()
-	}
-	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	io.CopyN(io.Discard, c, 64<<10)
+	s.tun.Write(localResponse(s.cors, status, false, nil, http.StatusText(status)+": the CloudXR runtime did not answer as expected.\n"))
 }

@@ -3,6 +3,8 @@ package proxy
 import (
 	"strings"
 	"testing"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
 var names = credentialNames{param: "token", cookie: "cxr_token"}
@@ -58,7 +60,7 @@ func FuzzStripCredentials(f *testing.F) {
 	f.Add([]byte("GET /s?token=abc&p=1 HTTP/1.1\r\nHost: h\r\nCookie: cxr_token=abc; x=1\r\nAuthorization: Bearer abc\r\n\r\n"))
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		hl := headEnd(in)
+		hl := tunnel.HeadEnd(in)
 		if hl < 0 {
 			return
 		}

@@ -1,6 +1,6 @@
 package proxy
 
-// How a session ends: the tunnel's Done (finish), the session's log line,
+// How a session ends: the tunnel's word (Ended), the session's log line,
 // and handshake failures, which are logged apart.
 
 import (
@@ -15,14 +15,10 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
-// finish is the tunnel's Done: it closes the client's connection (with a
-// goodbye when the client is owed one) and writes the session's log line.
-func (s *session) finish(r tunnel.Result) {
-	if r.Goodbye && s.tc != nil && s.tc.ConnectionState().HandshakeComplete {
-		s.tc.CloseWrite() // close_notify; drain sends the FIN
-		drain(s.conn)
-	}
-	s.conn.Close()
+// Ended is the tunnel's word that the session is over and the client's
+// connection closed: the client's limits and the server forget it, and
+// the session's line is written.
+func (s *session) Ended(r tunnel.Result) {
 	if s.limits != nil {
 		s.srv.opts.Limits.Disconnect(s.limits)
 	}
@@ -31,9 +27,7 @@ func (s *session) finish(r tunnel.Result) {
 	if s.tc == nil || r.End == tunnel.HandshakeFailed {
 		return // logged as a handshake failure
 	}
-	s.up += r.Up
-	s.down += r.Down
-	s.srv.opts.Observer.SessionEnded(r.End.String(), s.up, s.down, time.Since(s.start))
+	s.srv.opts.Observer.SessionEnded(r.End.String(), r.Up, r.Down, time.Since(s.start))
 	s.logEnd(r)
 }
 
@@ -68,8 +62,8 @@ func (s *session) logEnd(r tunnel.Result) {
 		zap.String("method", s.method),
 		zap.String("path", s.path),
 		zap.Int("status", s.status),
-		zap.Int64("bytes_in", s.up),
-		zap.Int64("bytes_out", s.down),
+		zap.Int64("bytes_in", r.Up),
+		zap.Int64("bytes_out", r.Down),
 		zap.Duration("duration", time.Since(s.start)),
 		zap.String("reason", why),
 		zap.NamedError("backend_error", backendErr),

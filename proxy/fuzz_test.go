@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
 func FuzzParseRequestHead(f *testing.F) {
@@ -18,7 +20,7 @@ func FuzzParseRequestHead(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		hl := headEnd(b)
+		hl := tunnel.HeadEnd(b)
 		if hl < 0 {
 			return
 		}
@@ -52,7 +54,7 @@ func FuzzInjectResponse(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), false)
 	f.Add([]byte("HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: x\r\nContent-Length: 0\r\n\r\n"), true)
 	f.Fuzz(func(t *testing.T, b []byte, closing bool) {
-		hl := headEnd(b)
+		hl := tunnel.HeadEnd(b)
 		if hl < 0 {
 			return
 		}

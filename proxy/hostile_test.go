@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
 // upgradeHead is a valid WebSocket upgrade request head with extra header
@@ -51,8 +53,8 @@ func TestHostileHeads(t *testing.T) {
 		{"space in the target", upgradeHead("GET /sign in HTTP/1.1"), 400},
 		{"tab in the request line", upgradeHead("GET\t/ HTTP/1.1"), 400},
 		// Sizes.
-		{"oversized URI", upgradeHead("GET /" + strings.Repeat("a", maxHeadSize) + " HTTP/1.1"), 431},
-		{"oversized header", upgradeHead(ok, "X-Big: "+strings.Repeat("b", maxHeadSize)+"\r\n"), 431},
+		{"oversized URI", upgradeHead("GET /" + strings.Repeat("a", tunnel.MaxHeadSize) + " HTTP/1.1"), 431},
+		{"oversized header", upgradeHead(ok, "X-Big: "+strings.Repeat("b", tunnel.MaxHeadSize)+"\r\n"), 431},
 		{"many headers", upgradeHead(ok, strings.Repeat("X-N: 1\r\n", 3000)), 431},
 		// Targets and protocols the proxy does not serve.
 		{"absolute-form", upgradeHead("GET http://10.0.0.1:49100/sign_in HTTP/1.1"), 400},

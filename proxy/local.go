@@ -96,9 +96,7 @@ func (w *localWriter) write(b []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	w.s.tun.SetWriteDeadline(time.Now().Add(w.s.srv.opts.HeadTimeout))
-	n, err := w.s.tc.Write(b)
-	w.s.down += int64(n)
+	n, err := w.s.tun.Write(b)
 	w.err = err
 	return n, err
 }
@@ -110,7 +108,6 @@ func (w *localWriter) finish() {
 		w.writeHead(len(w.buf) + w.discarded)
 		w.write(w.buf)
 	}
-	w.s.tun.SetWriteDeadline(time.Time{})
 }
 
 // writeHead writes the status line and headers. length is the body's

@@ -230,20 +230,26 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// start makes the connection's tunnel, with a session as its policy, and
+// runs it on a goroutine of its own.
 func (s *Server) start(c *net.TCPConn) {
-	sess := &session{srv: s, conn: c, start: time.Now(), client: c.RemoteAddr().String(), cors: anyOrigin}
+	sess := &session{srv: s, start: time.Now(), client: c.RemoteAddr().String(), cors: anyOrigin}
 	sess.tun = tunnel.New(c, tunnel.Options{
-		Idle:         s.opts.TunnelTimeout,
-		ResponseIdle: s.opts.ResponseTimeout,
-		Parker:       s.parker,
-		Done:         sess.finish,
+		Policy:           sess,
+		TLS:              s.tlsConf,
+		Context:          s.ctx,
+		HandshakeTimeout: s.opts.HandshakeTimeout,
+		HeadTimeout:      s.opts.HeadTimeout,
+		Idle:             s.opts.TunnelTimeout,
+		ResponseIdle:     s.opts.ResponseTimeout,
+		Parker:           s.parker,
 	})
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.active.Add(1)
-	go sess.serve() // the session's last goroutine, this or a way's, ends with s.wg.Done (finish)
+	go sess.tun.Serve() // the session's last goroutine, this or a way's, ends with s.wg.Done (Ended)
 }
 
 // forget drops a finished session.

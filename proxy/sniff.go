@@ -12,26 +12,11 @@ import (
 // Sniffing: pure functions over the bytes of an HTTP/1.x head. They never
 // read from a connection, so they can be table-tested and fuzzed.
 
-// maxHeadSize bounds a request or response head; a longer one gets 431.
-const maxHeadSize = 16 << 10
-
 func badHead(msg string) error {
 	return &refusal{status: http.StatusBadRequest, msg: msg, reason: tunnel.BadRequest}
 }
 func notImplemented(msg string) error {
 	return &refusal{status: http.StatusNotImplemented, msg: msg, reason: tunnel.BadRequest}
-}
-
-// errHeadTooLarge is answered with 431.
-var errHeadTooLarge = &refusal{status: http.StatusRequestHeaderFieldsTooLarge, msg: "request head larger than 16 KiB", reason: tunnel.BadRequest}
-
-// headEnd returns the length of the head at the start of b, through the
-// blank line that ends it, or -1 when b does not hold a whole head yet.
-func headEnd(b []byte) int {
-	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-		return i + 4
-	}
-	return -1
 }
 
 // requestHead is what the proxy needs to know of a request.
@@ -54,7 +39,7 @@ type requestHead struct {
 	native                bool // x-cloudxr-device-type: native
 }
 
-// parseRequestHead parses a complete head as found by headEnd. It is strict
+// parseRequestHead parses a complete head as found by tunnel.HeadEnd. It is strict
 // where leniency allows request smuggling (RFC 9112 sections 2.2, 5, 6.3):
 // no bare LF, no obs-fold, no control characters, no Content-Length next to
 // Transfer-Encoding, no conflicting lengths.

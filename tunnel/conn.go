@@ -1,7 +1,9 @@
 package tunnel
 
 import (
+	"io"
 	"net"
+	"time"
 )
 
 // Conn is the client's TCP connection as crypto/tls sees it: give it to
@@ -54,4 +56,16 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return 0, c.stageErr
 	}
 	return 0, errWouldBlock
+}
+
+// Drain half-closes c and reads what the client still sends for a moment
+// before the caller closes it: closing a socket with unread data makes the
+// kernel answer with a reset, which can destroy the last response before the
+// client has read it.
+func Drain(c net.Conn) {
+	if tc, ok := c.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.CopyN(io.Discard, c, 64<<10)
 }

@@ -3,7 +3,8 @@ package tunnel
 import "time"
 
 // The tunnel's state machine: its states, the events that move it, and the
-// one transition function, step; then the parking phases of each way.
+// one transition function, step; the deadlines each state means; and,
+// when the last goroutine is done, finish.
 
 // state is the session's; it only moves forward (accepted → awaiting →
 // relaying or open → halfClosed → closing or cut → done), except that
@@ -31,7 +32,7 @@ type event uint8
 const (
 	evRelay        event = iota // the response head was relayed; its body follows
 	evUpgrade                   // the 101 was relayed; bytes flow both ways
-	evStop                      // Stop(Graceful), or Abandon
+	evStop                      // Stop(Graceful), or abandon
 	evCut                       // Stop(Cut)
 	evAbandon                   // the owner's goroutine ends without running the way down
 	evEOF                       // w's source ended cleanly
@@ -224,62 +225,36 @@ func (t *Tunnel) waitOver(w *way) (again, parkedNow bool, ev event) {
 	return true, false, 0
 }
 
-// Parking, as seen from the tunnel: a way is running, asked to park (its
-// read deadline is in the past), parked (no goroutine), or exited.
-type phase uint8
-
-const (
-	running phase = iota
-	parkAsked
-	parked
-	exited
-)
-
-// sweep asks the quiet ways of an upgraded tunnel to park, and wakes
-// parked ones whose idle or linger time is over, so that they end.
-func (t *Tunnel) sweep(now time.Time, quietFor time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.state != open && t.state != halfClosed {
-		return
+// after does what step left to do outside the lock.
+func (t *Tunnel) after(act action, w *way) {
+	if act&actPassEOF != 0 {
+		w.passEOF()
 	}
-	last := time.Unix(0, t.lastActive.Load())
-	over := (t.state == open && !now.Before(last.Add(t.opts.Idle))) || (t.state == halfClosed && !now.Before(t.lingerAt))
-	for _, w := range t.ways {
-		switch {
-		case w == nil || w.fd < 0:
-		case w.phase == parked && over:
-			t.wake(w)
-		case w.phase == running && now.Sub(last) >= quietFor:
-			w.phase = parkAsked
-			w.src.SetReadDeadline(past)
-		}
+	if act&actFinish != 0 {
+		t.finish()
 	}
 }
 
-// park hands w's socket to the parker; false leaves w running.
-func (t *Tunnel) park(w *way) bool {
-	if err := t.opts.Parker.add(w); err != nil {
-		w.phase = running
-		return false
+// finish closes both connections, the client's with a goodbye when it is
+// owed one, and tells the policy the result.
+func (t *Tunnel) finish() {
+	if t.backend != nil {
+		t.backend.Close()
 	}
-	w.phase = parked
-	return true
-}
-
-// woken is the parker's call when a parked way's socket is readable.
-func (t *Tunnel) woken(w *way) {
-	t.mu.Lock()
-	if w.phase == parked {
-		t.wake(w)
+	if p := t.opts.Parker; p != nil {
+		p.untrack(t)
 	}
-	t.mu.Unlock()
-}
-
-// wake carries a parked way on in a fresh goroutine.
-func (t *Tunnel) wake(w *way) {
-	t.opts.Parker.remove(w)
-	w.phase = running
-	w.src.SetReadDeadline(t.readDeadline(w))
-	go w.run()
+	if t.goodbye && t.tls != nil && t.tls.ConnectionState().HandshakeComplete {
+		t.tls.CloseWrite() // close_notify; Drain sends the FIN
+		Drain(t.raw)
+	}
+	t.raw.Close()
+	r := Result{End: t.end, Detail: t.detail, Err: t.endErr, Goodbye: t.goodbye, Up: t.ownUp, Down: t.ownDown}
+	if w := t.ways[0]; w != nil {
+		r.Up += w.n
+	}
+	if w := t.ways[1]; w != nil {
+		r.Down += w.n
+	}
+	t.pol.Ended(r)
 }

@@ -1,24 +1,24 @@
-// Package tunnel owns a client connection's life, from accept to close,
-// and runs its bytes once a request has been forwarded: the client's
-// (decrypted by crypto/tls) to the backend, the backend's to the client,
-// never parsed, until both ways have ended.
+// Package tunnel owns a client connection's life, from accept to close:
+// the TLS handshake, request heads, at most one forwarded exchange, then
+// the bytes both ways, never parsed, until both ways have ended. It is the
+// transport; the HTTP policy (who may connect, what a request may be, where
+// it goes, what the proxy answers itself) is package proxy's, asked at each
+// step through a Policy, as net/http/httputil's ReverseProxy asks its
+// Director: one state machine, one stop and one list of ends for both.
 //
-// One Tunnel per connection, made at accept (New). Its owner, the proxy's
-// session, runs the TLS handshake and the request heads on its own
-// goroutine (state accepted), setting deadlines through the tunnel so that
-// a stop cannot be overwritten, and records how the session ended with End
-// when it is the one to know (a refused head, a backend that cannot be
-// reached). To forward a request it attaches the backend (Attach), writes
-// the head and Opens the tunnel: the way up runs at once for the request's
-// body (Options.Body bytes and no more: what a client sends after its
-// request is not for the backend). The owner then reads the response head
-// from the backend itself, relays it, and calls Relay (a response body,
-// after which the tunnel stops) or Upgrade (after a 101: the way up starts,
-// and a tunnel both ways runs until both sides have closed), which run the
-// way down in the owner's goroutine. When the owner's goroutine ends
-// without running the way down, it says so with Abandon. Stop ends the
-// session from outside, in any state, gracefully or at once. Done is called
-// once, by whichever goroutine ends last: the owner's, or a way's.
+// One Tunnel per connection, made at accept (New); Serve runs it on the
+// accepting goroutine, the owner (serve.go): the policy admits the client
+// and runs the handshake, then each request head is read and the policy
+// says whether to answer it itself (and read the next), forward it, or end.
+// A forwarded request goes to the backend the policy dials, with its body
+// and nothing after it (what a client sends after its request is not for
+// the backend): the way up runs at once for the body. The owner reads the
+// response head, relays the policy's version of it, and becomes the way
+// down: a response body, after which the tunnel stops, or, after a 101, a
+// tunnel both ways (way.go) until both sides have closed. Stop ends the
+// session from outside, in any state, gracefully or at once (cut). The
+// policy's Ended is called once, by whichever goroutine ends last: the
+// owner's, or a way's.
 //
 // Each way ends with a half-close passed on (FIN to the backend, close_notify
 // and FIN to the client), so a WebSocket close frame is never cut off; the
@@ -42,6 +42,7 @@
 package tunnel
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"sync"
@@ -51,6 +52,16 @@ import (
 
 // Options configure one tunnel.
 type Options struct {
+	// Policy decides at each step (see Policy).
+	Policy Policy
+	// TLS is the client side's configuration.
+	TLS *tls.Config
+	// Context ends the backend's dial when it is cancelled (the proxy
+	// stopping for good); nil: never.
+	Context context.Context
+	// HandshakeTimeout bounds the PROXY header and the TLS handshake;
+	// HeadTimeout each request head, and the wait for the next one.
+	HandshakeTimeout, HeadTimeout time.Duration
 	// Idle ends an upgraded tunnel that saw no byte either way for this
 	// long (TUNNEL_TIMEOUT).
 	Idle time.Duration
@@ -61,19 +72,15 @@ type Options struct {
 	// Parker, if set, takes the quiet ways of upgraded tunnels off their
 	// goroutines.
 	Parker *Parker
-	// Done is called once with the result, when the owner's goroutine and
-	// every way have ended and the backend connection, if any, is closed.
-	// The client's connection is left to the caller (see Result.Goodbye).
-	Done func(Result)
 }
 
 // Result is how a session ended.
 type Result struct {
-	Up, Down int64 // bytes the ways copied client to backend, backend to client
+	Up, Down int64 // bytes sent to the backend, and to the client
 	End      End   // what ended it first
 	Detail   string
 	Err      error // the error behind End, if any (End.BackendSide says whose)
-	// Goodbye says the client is still owed close_notify and a FIN: the
+	// Goodbye says the client got close_notify and a FIN at the end: the
 	// session was not cut, and the two had not both closed their halves.
 	Goodbye bool
 }
@@ -104,10 +111,16 @@ var past = time.Unix(1, 0)
 // Tunnel is one client connection's life.
 type Tunnel struct {
 	raw     *net.TCPConn // the client's socket as accepted: its deadlines are the Conn's too
-	client  *Conn        // the client's socket under crypto/tls; nil until UseConn
+	client  *Conn        // the client's socket under crypto/tls; nil until the handshake
 	tls     *tls.Conn    // the client's TLS connection over client
 	backend net.Conn     // nil until Attach
 	opts    Options
+	pol     Policy
+
+	// Bytes the owner moved itself (the request head, the response head,
+	// the policy's answers); the ways count theirs. Only the owner's
+	// goroutine writes them.
+	ownUp, ownDown int64
 
 	lastActive atomic.Int64 // unix nanos of the last byte read either way
 
@@ -124,68 +137,12 @@ type Tunnel struct {
 	goodbye   bool // set on done: Result.Goodbye
 }
 
-// New starts the life of an accepted connection: the caller's goroutine
-// is its owner (see the package comment).
+// New makes the life of an accepted connection; Serve runs it.
 func New(c *net.TCPConn, o Options) *Tunnel {
-	return &Tunnel{raw: c, opts: o, left: 1}
-}
-
-// UseConn makes the Conn crypto/tls is to read, with pending (bytes read
-// before, past a PROXY header) served first, and returns the TLS
-// connection over it.
-func (t *Tunnel) UseConn(pending []byte, tlsConf *tls.Config) *tls.Conn {
-	t.client = NewConn(t.raw, pending)
-	t.tls = tls.Server(t.client, tlsConf)
-	return t.tls
-}
-
-// SetDeadline sets the client's deadlines, unless the session is
-// stopping: a stop's deadlines must stay. It reports whether the session
-// is still going; so do SetReadDeadline and SetWriteDeadline.
-func (t *Tunnel) SetDeadline(at time.Time) bool {
-	return t.setDeadline(func() { t.raw.SetDeadline(at) })
-}
-
-// SetReadDeadline sets the client's read deadline (see SetDeadline).
-func (t *Tunnel) SetReadDeadline(at time.Time) bool {
-	return t.setDeadline(func() { t.raw.SetReadDeadline(at) })
-}
-
-// SetWriteDeadline sets the client's write deadline (see SetDeadline).
-func (t *Tunnel) SetWriteDeadline(at time.Time) bool {
-	return t.setDeadline(func() { t.raw.SetWriteDeadline(at) })
-}
-
-// SetBackendDeadlines sets the attached backend's read and write
-// deadlines, unless the session is stopping.
-func (t *Tunnel) SetBackendDeadlines(read, write time.Time) bool {
-	return t.setDeadline(func() {
-		t.backend.SetReadDeadline(read)
-		t.backend.SetWriteDeadline(write)
-	})
-}
-
-func (t *Tunnel) setDeadline(set func()) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.state >= closing {
-		return false
+	if o.Context == nil {
+		o.Context = context.Background()
 	}
-	set()
-	return true
-}
-
-// Attach records the backend connection the owner dialed, unless the
-// session is stopping (the caller then closes it). From now on a stop
-// reaches it too, and the tunnel closes it at the end.
-func (t *Tunnel) Attach(backend net.Conn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.state >= closing {
-		return false
-	}
-	t.backend = backend
-	return true
+	return &Tunnel{raw: c, opts: o, pol: o.Policy, left: 1}
 }
 
 // Forwarding reports whether a backend is attached.
@@ -196,7 +153,9 @@ func (t *Tunnel) Forwarding() bool {
 }
 
 // End records why the session ends, with words for the log and the error
-// behind it, unless an end was recorded already: the first one wins.
+// behind it, unless an end was recorded already: the first one wins. The
+// policy calls it when it is the one to know (a refused head, a client
+// over its limits).
 // ClientLost also cuts the session (the client is gone: no goodbye), as a
 // way that finds the client gone does.
 func (t *Tunnel) End(e End, detail string, err error) {
@@ -209,92 +168,9 @@ func (t *Tunnel) End(e End, detail string, err error) {
 	t.settle(e, detail, err)
 }
 
-// Open starts the tunnel once the request head has gone to the attached
-// backend: the rest of the request's body (body bytes) flows to the
-// backend from now on, and no more. Until Relay, Upgrade or Abandon the
-// owner may read the response head from the backend (under its own read
-// deadline, set before Open; a stop sets it in the past).
-func (t *Tunnel) Open(body int64) {
-	t.mu.Lock()
-	t.moveTo(awaiting)
-	t.mu.Unlock()
-	t.lastActive.Store(time.Now().UnixNano())
-	if body > 0 {
-		t.startUp(body)
-	}
-}
-
-// startUp starts the way up, copying limit bytes (-1: until the client
-// ends).
-func (t *Tunnel) startUp(limit int64) {
-	up := newWay(t, true, limit)
-	t.mu.Lock()
-	t.ways[0] = up
-	t.left++
-	up.src.SetReadDeadline(t.readDeadline(up))
-	t.mu.Unlock()
-	go up.run()
-}
-
-// Relay copies a response body of limit bytes (-1: until the backend
-// closes) to the client in the owner's goroutine, after the owner has
-// written the response head; the tunnel then stops with a goodbye. The
-// owner's goroutine is the way down from here on.
-func (t *Tunnel) Relay(limit int64) { t.relay(limit, nil) }
-
-// RelayUntil is Relay for a body whose end its framing says (a chunked
-// one): end sees the bytes as they come and says how many of them are the
-// body's, and whether it ended within them. The bytes go on unchanged;
-// nothing past the end does.
-func (t *Tunnel) RelayUntil(end func(b []byte) (n int, done bool)) { t.relay(-1, end) }
-
-func (t *Tunnel) relay(limit int64, end func([]byte) (int, bool)) {
-	w := newWay(t, false, limit)
-	w.until = end
-	t.mu.Lock()
-	t.ways[1] = w
-	t.step(evRelay, nil, nil)
-	w.src.SetReadDeadline(t.readDeadline(w))
-	t.mu.Unlock()
-	w.run()
-}
-
-// Upgrade starts the way up and runs the way down of an upgraded
-// connection in the owner's goroutine, after the owner has written the 101
-// to the client (and sent the backend whatever the client sent before it).
-// It returns when the way down has ended or parked. An upgrade request has
-// no body (Open(0)).
-func (t *Tunnel) Upgrade() {
-	if p := t.opts.Parker; p != nil {
-		p.track(t)
-	}
-	up, down := newWay(t, true, -1), newWay(t, false, -1)
-	t.mu.Lock()
-	t.ways[0], t.ways[1] = up, down
-	t.left++
-	t.step(evUpgrade, nil, nil)
-	up.src.SetReadDeadline(t.readDeadline(up))
-	down.src.SetReadDeadline(t.readDeadline(down))
-	t.mu.Unlock()
-	go up.run()
-	down.run()
-}
-
-// Abandon says the owner's goroutine ends without running the way down
-// (no request was forwarded, or its exchange failed). A way up still
-// running is stopped gracefully, and Done may be called before Abandon
-// returns.
-func (t *Tunnel) Abandon() {
-	t.mu.Lock()
-	t.step(evStop, nil, nil)
-	act := t.step(evAbandon, nil, nil)
-	t.mu.Unlock()
-	t.after(act, nil)
-}
-
 // Stop ends the session from outside (shutdown, the backend marked down),
-// with why as its end unless one came first. It returns at once; Done
-// follows when the owner and the ways have noticed.
+// with why as its end unless one came first. It returns at once;
+// Policy.Ended follows when the owner and the ways have noticed.
 func (t *Tunnel) Stop(how StopMode, why End) {
 	t.mu.Lock()
 	t.settle(why, "", nil)
@@ -315,34 +191,4 @@ func stopEvent(how StopMode) event {
 		return evCut
 	}
 	return evStop
-}
-
-// after does what step left to do outside the lock.
-func (t *Tunnel) after(act action, w *way) {
-	if act&actPassEOF != 0 {
-		w.passEOF()
-	}
-	if act&actFinish != 0 {
-		t.finish()
-	}
-}
-
-// finish closes the backend and reports the result.
-func (t *Tunnel) finish() {
-	if t.backend != nil {
-		t.backend.Close()
-	}
-	if p := t.opts.Parker; p != nil {
-		p.untrack(t)
-	}
-	r := Result{End: t.end, Detail: t.detail, Err: t.endErr, Goodbye: t.goodbye}
-	if w := t.ways[0]; w != nil {
-		r.Up = w.n
-	}
-	if w := t.ways[1]; w != nil {
-		r.Down = w.n
-	}
-	if t.opts.Done != nil {
-		t.opts.Done(r)
-	}
 }

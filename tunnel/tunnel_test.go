@@ -49,10 +49,10 @@ type pair struct {
 }
 
 // upgrade starts the way down, as after a 101.
-func (p *pair) upgrade() { p.down.Go(p.tun.Upgrade) }
+func (p *pair) upgrade() { p.down.Go(p.tun.upgrade) }
 
 // openPair starts a tunnel as the proxy does (New at accept, the
-// handshake, Attach, Open with the request's body length) and, with
+// handshake, attach, open with the request's body length) and, with
 // upgrade, its ways both ways (as after a 101).
 func openPair(t *testing.T, o Options, upgrade bool) *pair {
 	t.Helper()
@@ -65,10 +65,7 @@ func openPairBody(t *testing.T, o Options, upgrade bool, body int64) *pair {
 	if o.Idle == 0 {
 		o.Idle, o.ResponseIdle = time.Hour, time.Hour
 	}
-	o.Done = func(r Result) {
-		p.tun.raw.Close() // what the owner of the client connection does
-		p.result <- r
-	}
+	o.Policy = endedPolicy{ended: func(r Result) { p.result <- r }}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -82,8 +79,8 @@ func openPairBody(t *testing.T, o Options, upgrade bool, body int64) *pair {
 			return
 		}
 		p.tun = New(c.(*net.TCPConn), o)
-		tc := p.tun.UseConn(nil, serverConfig(t))
-		accepted <- tc.Handshake()
+		p.tun.useConn(nil, serverConfig(t))
+		accepted <- p.tun.tls.Handshake()
 	}()
 	client, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
@@ -106,10 +103,10 @@ func openPairBody(t *testing.T, o Options, upgrade bool, body int64) *pair {
 		t.Fatal(err)
 	}
 	p.client, p.far = client, far
-	if !p.tun.Attach(near) {
+	if !p.tun.attach(near) {
 		t.Fatal("not attached")
 	}
-	p.tun.Open(p.body)
+	p.tun.open(p.body)
 	if upgrade {
 		p.upgrade()
 	}
@@ -121,6 +118,15 @@ func openPairBody(t *testing.T, o Options, upgrade bool, body int64) *pair {
 	})
 	return p
 }
+
+// endedPolicy is a Policy whose one call here is Ended: the tests drive the
+// owner's steps themselves (attach, open, relay, upgrade).
+type endedPolicy struct {
+	Policy
+	ended func(Result)
+}
+
+func (p endedPolicy) Ended(r Result) { p.ended(r) }
 
 // wait returns the tunnel's result.
 func (p *pair) wait(t *testing.T) Result {
@@ -263,12 +269,12 @@ func TestBackendBreaksClientGetsGoodbye(t *testing.T) {
 	}
 }
 
-// Relay copies a response of known length and stops; the bytes the
+// relay copies a response of known length and stops; the bytes the
 // backend sends after it are not passed on.
 func TestRelayStopsAtLimit(t *testing.T) {
 	p := openPair(t, Options{}, false)
 	down := make(chan struct{})
-	go func() { defer close(down); p.tun.Relay(5) }()
+	go func() { defer close(down); p.tun.relay(5, nil) }()
 	p.far.Write([]byte("12345 and more"))
 	r := p.wait(t)
 	<-down
@@ -290,7 +296,7 @@ func TestAbandon(t *testing.T) {
 		t.Fatal(err) // the way up runs before any response
 	}
 	p.tun.End(BackendClosedEarly, "", nil)
-	p.tun.Abandon()
+	p.tun.abandon()
 	if r := p.wait(t); r.End != BackendClosedEarly || r.Up != 4 || !r.Goodbye {
 		t.Errorf("result %+v", r)
 	}
@@ -310,7 +316,7 @@ func TestWayUpPassesOnlyTheBody(t *testing.T) {
 	// The backend's response: the tunnel stops after it and closes the
 	// backend, so the far end then reads all else it was ever sent.
 	down := make(chan struct{})
-	go func() { defer close(down); p.tun.Relay(2) }()
+	go func() { defer close(down); p.tun.relay(2, nil) }()
 	p.far.Write([]byte("ok"))
 	r := p.wait(t)
 	<-down
@@ -327,7 +333,7 @@ func TestWayUpWaitsForTheUpgrade(t *testing.T) {
 		p := openPair(t, Options{}, false)
 		p.client.Write([]byte("GET /smuggled HTTP/1.1\r\n\r\n"))
 		down := make(chan struct{})
-		go func() { defer close(down); p.tun.Relay(3) }()
+		go func() { defer close(down); p.tun.relay(3, nil) }()
 		p.far.Write([]byte("404"))
 		p.wait(t)
 		<-down

@@ -21,7 +21,7 @@ type way struct {
 	src   net.Conn        // the socket it reads: the client's TCP connection, or the backend
 	rc    syscall.RawConn // src's raw socket; nil if it has none
 	limit int64           // bytes still to copy; -1: until src ends
-	// until, if set, says where a relayed body ends (RelayUntil)
+	// until, if set, says where a relayed body ends (a chunked one: relay with end)
 	until func(b []byte) (n int, done bool)
 	n     int64 // bytes copied
 

@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 // chunkedEnd finds where a chunked response body ends (RFC 9112 section
 // 7.1): the last chunk (size 0), its trailer fields and the blank line.

@@ -40,7 +40,7 @@ const (
 	evClientBroke               // a read from or a write to the client failed
 	evBackendBroke              // a read from or a write to the backend failed
 	evIdle                      // no byte either way for the idle time
-	evLingerOver                // the open way of a half-closed tunnel stayed quiet for Linger
+	evLingerOver                // the open way of a half-closed tunnel stayed quiet for Options.Linger
 	evWayExited                 // w's goroutine is done with it
 )
 
@@ -123,7 +123,7 @@ func (t *Tunnel) wayEnded(ev event, w *way) action {
 		t.moveTo(closing) // the response is over
 	case open:
 		t.state = halfClosed
-		t.lingerAt = time.Now().Add(Linger)
+		t.lingerAt = time.Now().Add(t.opts.Linger)
 		return actPassEOF
 	case halfClosed:
 		return actPassEOF // both halves closed: tell the client all the same

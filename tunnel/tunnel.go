@@ -22,7 +22,7 @@
 //
 // Each way ends with a half-close passed on (FIN to the backend, close_notify
 // and FIN to the client), so a WebSocket close frame is never cut off; the
-// other way then has Linger to finish. A tunnel quiet for its idle time ends.
+// other way then has Options.Linger to finish. A tunnel quiet for its idle time ends.
 //
 // Parking. Signaling sessions sit quiet for hours while media flows
 // elsewhere, and each way of a tunnel would hold a goroutine (8 KiB of stack
@@ -72,6 +72,13 @@ type Options struct {
 	// Parker, if set, takes the quiet ways of upgraded tunnels off their
 	// goroutines.
 	Parker *Parker
+
+	// Linger is how long the open way of a half-closed tunnel may stay
+	// quiet; 0 means 10 s.
+	Linger time.Duration
+
+	// portable picks the portable pump on Linux too (tests).
+	portable bool
 }
 
 // Result is how a session ended.
@@ -96,9 +103,9 @@ const (
 	Cut
 )
 
-// Linger bounds how long the open way of a half-closed tunnel may stay
-// quiet: a peer that never closes its side must not pin the session.
-const Linger = 10 * time.Second
+// defaultLinger bounds how long the open way of a half-closed tunnel may
+// stay quiet: a peer that never closes its side must not pin the session.
+const defaultLinger = 10 * time.Second
 
 // writeGrace bounds a write to the client that a graceful stop lets
 // finish: a close_notify after a torn record would reach the client as a
@@ -141,6 +148,9 @@ type Tunnel struct {
 func New(c *net.TCPConn, o Options) *Tunnel {
 	if o.Context == nil {
 		o.Context = context.Background()
+	}
+	if o.Linger == 0 {
+		o.Linger = defaultLinger
 	}
 	return &Tunnel{raw: c, opts: o, pol: o.Policy, left: 1}
 }

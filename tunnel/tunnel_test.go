@@ -11,10 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"golang.org/x/sys/unix"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
-	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -66,6 +64,7 @@ func openPairBody(t *testing.T, o Options, upgrade bool, body int64) *pair {
 		o.Idle, o.ResponseIdle = time.Hour, time.Hour
 	}
 	o.Policy = endedPolicy{ended: func(r Result) { p.result <- r }}
+	o.portable = portablePump
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +118,21 @@ func openPairBody(t *testing.T, o Options, upgrade bool, body int64) *pair {
 	return p
 }
 
+// portablePump makes openPair's tunnels use the portable pump (pump.go),
+// the only one off Linux; bothPumps runs a test with each.
+var portablePump bool
+
+func bothPumps(t *testing.T, test func(*testing.T)) {
+	for _, portable := range []bool{false, true} {
+		name := map[bool]string{false: "raw", true: "portable"}[portable]
+		t.Run(name, func(t *testing.T) {
+			portablePump = portable
+			defer func() { portablePump = false }()
+			test(t)
+		})
+	}
+}
+
 // endedPolicy is a Policy whose one call here is Ended: the tests drive the
 // owner's steps themselves (attach, open, relay, upgrade).
 type endedPolicy struct {
@@ -162,7 +176,9 @@ func (p *pair) echo(t *testing.T, msg []byte) {
 	}
 }
 
-func TestEchoBothWays(t *testing.T) {
+func TestEchoBothWays(t *testing.T) { bothPumps(t, testEchoBothWays) }
+
+func testEchoBothWays(t *testing.T) {
 	p := openPair(t, Options{}, true)
 	p.echo(t, []byte("hello"))
 	p.echo(t, bytes.Repeat([]byte("0123456789abcdef"), 8192)) // 128 KiB, many records
@@ -177,9 +193,33 @@ func TestEchoBothWays(t *testing.T) {
 	}
 }
 
+// A half-closed tunnel whose open way stays quiet ends after the linger
+// time, with the first end (the backend's close) and a goodbye.
+func TestLingerEnds(t *testing.T) { bothPumps(t, testLingerEnds) }
+
+func testLingerEnds(t *testing.T) {
+	const linger = 300 * time.Millisecond
+	p := openPair(t, Options{Linger: linger}, true)
+	start := time.Now()
+	p.far.(*net.TCPConn).CloseWrite()
+	p.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := p.client.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client: %v, want EOF (close_notify)", err)
+	}
+	r := p.wait(t) // the client never closes its half
+	if took := time.Since(start); took < linger {
+		t.Errorf("ended after %v, before the linger time %v", took, linger)
+	}
+	if r.End != BackendClosed {
+		t.Errorf("result %+v, want the backend's close as the end", r)
+	}
+}
+
 // The half-close matrix: whichever side closes its half first, the other
 // way goes on until its side closes too, and each end reaches the other.
-func TestHalfClose(t *testing.T) {
+func TestHalfClose(t *testing.T) { bothPumps(t, testHalfClose) }
+
+func testHalfClose(t *testing.T) {
 	t.Run("client first", func(t *testing.T) {
 		p := openPair(t, Options{}, true)
 		p.client.CloseWrite() // close_notify
@@ -232,7 +272,9 @@ func TestHalfClose(t *testing.T) {
 	})
 }
 
-func TestIdleTimeout(t *testing.T) {
+func TestIdleTimeout(t *testing.T) { bothPumps(t, testIdleTimeout) }
+
+func testIdleTimeout(t *testing.T) {
 	p := openPair(t, Options{Idle: 200 * time.Millisecond, ResponseIdle: 200 * time.Millisecond}, true)
 	p.echo(t, []byte("once"))
 	r := p.wait(t)
@@ -241,7 +283,9 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
-func TestStop(t *testing.T) {
+func TestStop(t *testing.T) { bothPumps(t, testStop) }
+
+func testStop(t *testing.T) {
 	for _, tc := range []struct {
 		how     StopMode
 		goodbye bool
@@ -256,6 +300,10 @@ func TestStop(t *testing.T) {
 }
 
 func TestBackendBreaksClientGetsGoodbye(t *testing.T) {
+	bothPumps(t, testBackendBreaksClientGetsGoodbye)
+}
+
+func testBackendBreaksClientGetsGoodbye(t *testing.T) {
 	p := openPair(t, Options{}, true)
 	p.echo(t, []byte("x"))
 	p.far.(*net.TCPConn).SetLinger(0)
@@ -271,7 +319,9 @@ func TestBackendBreaksClientGetsGoodbye(t *testing.T) {
 
 // relay copies a response of known length and stops; the bytes the
 // backend sends after it are not passed on.
-func TestRelayStopsAtLimit(t *testing.T) {
+func TestRelayStopsAtLimit(t *testing.T) { bothPumps(t, testRelayStopsAtLimit) }
+
+func testRelayStopsAtLimit(t *testing.T) {
 	p := openPair(t, Options{}, false)
 	down := make(chan struct{})
 	go func() { defer close(down); p.tun.relay(5, nil) }()
@@ -287,7 +337,9 @@ func TestRelayStopsAtLimit(t *testing.T) {
 	}
 }
 
-func TestAbandon(t *testing.T) {
+func TestAbandon(t *testing.T) { bothPumps(t, testAbandon) }
+
+func testAbandon(t *testing.T) {
 	p := openPairBody(t, Options{}, false, 4)
 	p.client.Write([]byte("body"))
 	got := make([]byte, 4)
@@ -305,7 +357,9 @@ func TestAbandon(t *testing.T) {
 // The way up passes the request's body and nothing after it: a pipelined
 // request, or bytes sent before an upgrade is accepted, never reach a
 // backend that would take them as a request the proxy has not checked.
-func TestWayUpPassesOnlyTheBody(t *testing.T) {
+func TestWayUpPassesOnlyTheBody(t *testing.T) { bothPumps(t, testWayUpPassesOnlyTheBody) }
+
+func testWayUpPassesOnlyTheBody(t *testing.T) {
 	p := openPairBody(t, Options{}, false, 4)
 	p.client.Write([]byte("bodyGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"))
 	body := make([]byte, 4)
@@ -328,7 +382,9 @@ func TestWayUpPassesOnlyTheBody(t *testing.T) {
 	}
 }
 
-func TestWayUpWaitsForTheUpgrade(t *testing.T) {
+func TestWayUpWaitsForTheUpgrade(t *testing.T) { bothPumps(t, testWayUpWaitsForTheUpgrade) }
+
+func testWayUpWaitsForTheUpgrade(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		p := openPair(t, Options{}, false)
 		p.client.Write([]byte("GET /smuggled HTTP/1.1\r\n\r\n"))
@@ -353,38 +409,6 @@ func TestWayUpWaitsForTheUpgrade(t *testing.T) {
 		}
 		p.echo(t, []byte("then both ways"))
 	})
-}
-
-func TestQuietWaysParkAndWake(t *testing.T) {
-	pk, err := NewParker(50 * time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pk.Close()
-	p := openPair(t, Options{Parker: pk}, true)
-	p.echo(t, []byte("first"))
-	testutil.WaitFor(t, 5*time.Second, "both ways parked", func() bool { return pk.Parked() == 2 })
-	for i := range 3 {
-		p.echo(t, bytes.Repeat([]byte{byte(i)}, 40000)) // wakes both ways
-		testutil.WaitFor(t, 5*time.Second, "parked again", func() bool { return pk.Parked() == 2 })
-	}
-	p.tun.Stop(Graceful, Shutdown) // wakes the parked ways so they end
-	if r := p.wait(t); r.End != Shutdown || pk.Parked() != 0 {
-		t.Errorf("result %+v, %d parked", r, pk.Parked())
-	}
-}
-
-func TestParkedIdleTimeout(t *testing.T) {
-	pk, err := NewParker(30 * time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pk.Close()
-	p := openPair(t, Options{Parker: pk, Idle: 300 * time.Millisecond}, true)
-	testutil.WaitFor(t, 5*time.Second, "both ways parked", func() bool { return pk.Parked() == 2 })
-	if r := p.wait(t); r.End != IdleTimeout {
-		t.Errorf("result %+v", r)
-	}
 }
 
 // A tunnel relies on crypto/tls keeping a connection usable after a read
@@ -451,60 +475,5 @@ func TestTLSReadSurvivesTemporaryError(t *testing.T) {
 	}
 	if !bytes.Equal(got, msg) {
 		t.Fatalf("read %d bytes of %d through staged pieces", len(got), len(msg))
-	}
-}
-
-// The pump waits for readability only when readPending says nothing is
-// left; a FIN queued behind the bytes must count, or the way would wait for
-// an edge that never comes (see the pump in way.go).
-func TestReadPendingSeesFIN(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	c, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rc, _ := c.(*net.TCPConn).SyscallConn()
-	rc.Control(func(fd uintptr) { enableInq(int(fd)) })
-	var oob inqBuf
-	read := func(buf []byte) (n int, more bool, err error) {
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		rerr := rc.Read(func(fd uintptr) bool {
-			n, more, err = readPending(int(fd), buf, &oob)
-			return err != unix.EAGAIN
-		})
-		if rerr != nil {
-			t.Fatal(rerr)
-		}
-		return
-	}
-
-	peer.Write([]byte("hello"))
-	if n, more, err := read(make([]byte, 64)); n != 5 || more || err != nil {
-		t.Fatalf("bytes alone: %d more=%v %v; want 5, nothing pending", n, more, err)
-	}
-	peer.Write([]byte("bye"))
-	peer.(*net.TCPConn).CloseWrite()
-	// Wait until the bytes are queued (on loopback the FIN comes with
-	// them); SIOCINQ looks without reading.
-	testutil.WaitFor(t, 5*time.Second, "the bytes queued", func() bool {
-		var inq int
-		rc.Control(func(fd uintptr) { inq, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
-		return inq == 3
-	})
-	if n, more, err := read(make([]byte, 64)); n != 3 || !more || err != nil {
-		t.Fatalf("bytes with a FIN behind them: %d more=%v %v; want 3 and the FIN pending", n, more, err)
-	}
-	if n, _, err := read(make([]byte, 64)); n != 0 || err != nil {
-		t.Fatalf("after the bytes: %d %v, want the end of stream", n, err)
 	}
 }

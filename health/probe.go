@@ -27,8 +27,9 @@ const probeRequest = "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: cloudxr-wss-prox
 
 // HTTP is the default Probe: a plain GET, and any HTTP status line in
 // answer counts. A TLS server (its alert, or the "plain HTTP sent to an
-// HTTPS port" answer web servers give), another protocol's greeting, a
-// close without an answer or no answer at all is something else.
+// HTTPS port" answer web servers give), another protocol's greeting or a
+// close without an answer is something else; no answer in time (or a
+// reset) is a failed check.
 func HTTP(conn net.Conn, deadline time.Time) error {
 	conn.SetDeadline(deadline)
 	if _, err := fmt.Fprintf(conn, probeRequest, conn.RemoteAddr()); err != nil {
@@ -53,7 +54,10 @@ func classify(answer []byte, readErr error) error {
 	case errors.Is(readErr, io.EOF):
 		return fmt.Errorf("%w: it closed the connection without answering", ErrNotRuntime)
 	case readErr != nil:
-		return fmt.Errorf("%w: no answer to an HTTP request: %w", ErrNotRuntime, readErr)
+		// Silence or a reset is what a runtime that is restarting, or too
+		// busy to answer in time, gives too: a failed check like a refused
+		// connect, not proof that another program holds the port.
+		return fmt.Errorf("no answer to an HTTP request: %w", readErr)
 	}
 	return nil
 }

@@ -56,8 +56,7 @@ func TestHTTPProbe(t *testing.T) {
 			c.Write([]byte{0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46}) // alert: protocol version
 		}),
 		"an SSH server":      server(t, testutil.SSHGreeting),
-		"a silent close":     server(t, func(c net.Conn) { io.ReadAtLeast(c, make([]byte, 16), 16) }),
-		"no answer in time":  server(t, func(c net.Conn) { c.SetReadDeadline(time.Now().Add(3 * time.Second)); io.Copy(io.Discard, c) }),
+		"a silent close":     server(t, readRequest), // the whole request read: a FIN, not a reset
 		"plain text garbage": server(t, func(c net.Conn) { io.WriteString(c, "hello\n") }),
 	} {
 		err := probe(t, addr)
@@ -69,6 +68,37 @@ func TestHTTPProbe(t *testing.T) {
 				t.Errorf("%s: %v does not say what to fix", name, err)
 			}
 		}
+	}
+}
+
+// Silence and a reset are what a runtime restarting or too busy to answer
+// gives too: a failed check, never "something else is listening there",
+// which a restart under load used to be called (and its log said so).
+func TestProbeSilenceIsAFailedCheck(t *testing.T) {
+	for name, addr := range map[string]string{
+		"no answer in time": server(t, func(c net.Conn) { c.SetReadDeadline(time.Now().Add(3 * time.Second)); io.Copy(io.Discard, c) }),
+		"a reset": server(t, func(c net.Conn) {
+			io.ReadAtLeast(c, make([]byte, 16), 16)
+			c.(*net.TCPConn).SetLinger(0) // close with RST
+		}),
+	} {
+		err := probe(t, addr)
+		if err == nil || errors.Is(err, ErrNotRuntime) {
+			t.Errorf("%s: %v, want a failed check that is not ErrNotRuntime", name, err)
+		}
+	}
+}
+
+// readRequest reads a request head and answers nothing.
+func readRequest(c net.Conn) {
+	var got []byte
+	buf := make([]byte, 512)
+	for !strings.Contains(string(got), "\r\n\r\n") {
+		n, err := c.Read(buf)
+		if err != nil {
+			return
+		}
+		got = append(got, buf[:n]...)
 	}
 }
 

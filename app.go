@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/admin"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
@@ -294,7 +292,7 @@ func listenAdmin(cfg *config.Config, log *zap.Logger) (net.Listener, error) {
 	if err == nil {
 		return ln, nil
 	}
-	if cfg.AdminAddressSet() || !errors.Is(err, syscall.EADDRINUSE) {
+	if cfg.AdminAddressSet() || !addrInUse(err) {
 		return nil, listenError("ADMIN_ADDRESS", cfg.AdminAddress, err)
 	}
 	host, _, _ := net.SplitHostPort(cfg.AdminAddress)
@@ -317,11 +315,11 @@ func listenError(setting, addr string, err error) error {
 		change += " to another host:port, or ADMIN_ADDRESS=off"
 	}
 	switch {
-	case errors.Is(err, syscall.EADDRINUSE):
+	case addrInUse(err):
 		return usageError{fmt.Errorf("%s %s is in use by another program (%s): stop it, or %s", setting, port, addr, change)}
-	case errors.Is(err, syscall.EACCES) && setting == "PROXY_PORT":
+	case accessDenied(err) && setting == "PROXY_PORT":
 		return usageError{fmt.Errorf("PROXY_PORT %s needs the right to bind ports below 1024 (CAP_NET_BIND_SERVICE; `make install PROXY_PORT=%s` grants it to the service), or %s", port, port, change)}
-	case errors.Is(err, syscall.EACCES):
+	case accessDenied(err):
 		return usageError{fmt.Errorf("%s %s needs the right to bind ports below 1024, or %s", setting, port, change)}
 	}
 	return fmt.Errorf("listening on %s (%s): %w", addr, setting, err)
@@ -404,9 +402,9 @@ func maxConnections(cfg *config.Config) int {
 	if cfg.MaxConnections > 0 {
 		return cfg.MaxConnections
 	}
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == unix.RLIM_INFINITY {
+	lim, ok := openFileLimit()
+	if !ok {
 		return 10000
 	}
-	return max(int(lim.Cur)-64, 2) / 2
+	return max(lim-64, 2) / 2
 }

@@ -6,7 +6,6 @@ package filestate
 import (
 	"os"
 	"slices"
-	"syscall"
 )
 
 // State identifies one file's content: a missing file is the zero State.
@@ -25,9 +24,7 @@ func Of(paths ...string) []State {
 			continue
 		}
 		out[i] = State{ok: true, size: st.Size(), mod: st.ModTime().UnixNano()}
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			out[i].ino, out[i].dev = sys.Ino, uint64(sys.Dev)
-		}
+		out[i].ino, out[i].dev = fileID(st)
 	}
 	return out
 }

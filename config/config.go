@@ -23,6 +23,8 @@ import (
 // env tag) and a command-line flag of the same name in lower case with
 // dashes (BACKEND_HOST → --backend-host); a flag wins over the variable.
 type Config struct {
+	EnvFile string `env:"ENV_FILE" help:"a file of KEY=value lines (the systemd unit's env file) read for settings not in the environment or flags"`
+
 	BackendHost string `env:"BACKEND_HOST" envDefault:"localhost" help:"CloudXR Runtime host name or IP address"`
 	BackendPort Port   `env:"BACKEND_PORT" envDefault:"49100" help:"CloudXR Runtime signaling port"`
 

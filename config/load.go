@@ -58,6 +58,22 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 	for k, v := range overrides {
 		vars[k] = v
 	}
+	if path := vars["ENV_FILE"]; path != "" {
+		fromFile, err := readEnvFile(path, fields)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range fromFile {
+			if _, set := vars[k]; !set {
+				vars[k] = v // the environment and the flags win
+			}
+		}
+	}
+	for k, v := range platformDefaults() {
+		if _, set := vars[k]; !set {
+			vars[k] = v
+		}
+	}
 	var cfg Config
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
 		return nil, explain(err, fields, vars)
@@ -167,7 +183,8 @@ Usage: cloudxr-wss-proxy [flags]
                                                  the container image's HEALTHCHECK)
 
 Every setting is an environment variable (the names of the HAProxy container)
-and a flag; a flag wins over its variable.
+and a flag; a flag wins over its variable, and both over the settings file
+(--env-file).
 
 `)
 	for _, f := range fields {
@@ -176,6 +193,9 @@ and a flag; a flag wins over its variable.
 			arg = "[=true|false]"
 		}
 		def := f.def
+		if d, ok := platformDefaults()[f.key]; ok {
+			def = d
+		}
 		if def == "" {
 			def = "none"
 		}

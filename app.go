@@ -25,6 +25,7 @@ import (
 // app is the proxy's parts, wired: built by build, opened by listen, run
 // by serve.
 type app struct {
+	stop     <-chan string // the host's stop requests (a Windows service's), or nil
 	cfg      *config.Config
 	maxConns int // MAX_CONNECTIONS, or from the open-file limit
 	log      *zap.Logger
@@ -367,14 +368,18 @@ func (a *app) serveAdmin() {
 	}
 }
 
+// waitForSignals serves until SIGTERM, SIGINT (Ctrl+C) or the host's stop
+// request drains the sessions; SIGHUP reloads the certificate and tokens.
 func (a *app) waitForSignals(serveErr chan error) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	for {
+		var why string
 		select {
 		case err := <-serveErr:
 			return fmt.Errorf("serving: %w", err)
+		case why = <-a.stop:
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				a.certs.Reload("SIGHUP")
@@ -383,15 +388,16 @@ func (a *app) waitForSignals(serveErr chan error) error {
 				}
 				continue
 			}
-			grace := a.cfg.ShutdownGrace.D()
-			a.log.Info("signal received: shutting down", zap.Stringer("signal", sig), zap.Duration("grace", grace))
-			sctx, cancel := context.WithTimeout(context.Background(), grace)
-			a.srv.Shutdown(sctx)
-			cancel()
-			<-serveErr
-			a.log.Info("stopped")
-			return nil
+			why = "signal " + sig.String()
 		}
+		grace := a.cfg.ShutdownGrace.D()
+		a.log.Info("shutting down", zap.String("why", why), zap.Duration("grace", grace))
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		a.srv.Shutdown(sctx)
+		cancel()
+		<-serveErr
+		a.log.Info("stopped")
+		return nil
 	}
 }
 

@@ -8,11 +8,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"strings"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/logging"
@@ -22,7 +24,10 @@ import (
 var version = "dev"
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if isWindowsService() {
+		os.Exit(runAsService(os.Args[1:]))
+	}
+	if err := run(os.Args[1:], host{logTo: os.Stderr}); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(os.Stderr, "cloudxr-wss-proxy: %s\n", line)
 		}
@@ -43,11 +48,27 @@ func exitCode(err error) int {
 	return 1
 }
 
+// host is what the program runs under: a console, systemd or a container
+// engine (signals stop it, the log goes to stderr), or the Windows service
+// manager (service_windows.go).
+type host struct {
+	logTo io.Writer
+	// wrapLog, if set, adds a copy of the log (the Event Log's of errors).
+	wrapLog func(zapcore.Core) zapcore.Core
+	// stop, if set, asks for the same drain as SIGTERM, for the reason sent.
+	stop <-chan string
+}
+
 // run: load the configuration, build the parts, open the listeners, serve
-// until a signal says stop.
-func run(args []string) error {
-	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck(args[1:])
+// until a signal (or the host) says stop.
+func run(args []string, h host) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck":
+			return healthcheck(args[1:])
+		case "service":
+			return serviceCommand(args[1:])
+		}
 	}
 	cfg, err := config.Load(args, os.Environ(), os.Stdout, fullVersion())
 	if errors.Is(err, config.ErrHelp) || errors.Is(err, config.ErrVersion) {
@@ -56,9 +77,12 @@ func run(args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	log, err := logging.New(h.logTo, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return usageError{err}
+	}
+	if h.wrapLog != nil {
+		log = log.WithOptions(zap.WrapCore(h.wrapLog))
 	}
 	defer log.Sync()
 	maxConns := maxConnections(cfg)
@@ -72,6 +96,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	a.stop = h.stop
 	if err := a.listen(); err != nil {
 		return err
 	}

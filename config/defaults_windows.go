@@ -3,17 +3,26 @@
 package config
 
 import (
-	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/windows"
 )
 
 // platformDefaults are the defaults that differ from the struct's tags on
-// Windows: certificates live under %ProgramData%, where a service keeps
-// its data (the HAProxy container's path means nothing there).
+// Windows: certificates live under DataDir, where a service keeps its data
+// (the HAProxy container's path means nothing there).
 func platformDefaults() map[string]string {
-	data := os.Getenv("ProgramData")
-	if data == "" {
+	return map[string]string{"CERT_DIR": filepath.Join(DataDir(), "certs")}
+}
+
+// DataDir is %ProgramData%\cloudxr-wss-proxy: the service's settings file,
+// its logs and the certificates. The folder is asked of the system rather
+// than read from the environment, which a service may not share with the
+// administrator's terminal that installed it.
+func DataDir() string {
+	data, err := windows.KnownFolderPath(windows.FOLDERID_ProgramData, 0)
+	if err != nil {
 		data = `C:\ProgramData`
 	}
-	return map[string]string{"CERT_DIR": filepath.Join(data, "cloudxr-wss-proxy", "certs")}
+	return filepath.Join(data, "cloudxr-wss-proxy")
 }

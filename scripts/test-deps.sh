@@ -3,7 +3,8 @@
 # missing: chromium (the browser test) and certutil (an NSS database that
 # trusts the test CA), systemd-analyze (checks the unit `make install`
 # writes), testssl (the TLS scan), podman, runc and busybox-static (the
-# container image test). Used by `make test` and so by CI.
+# container image test), Wine, MinGW-w64 and qemu-user (the Windows and arm64
+# builds). Used by `make test` and so by CI.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
@@ -19,6 +20,11 @@ command -v ip >/dev/null || need+=(iproute2) # network namespaces for the vanish
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
 { command -v busybox >/dev/null && ! ldd "$(command -v busybox)" >/dev/null 2>&1; } || need+=(busybox-static)
+# The other platforms' builds, run here: the Windows build under Wine (with
+# MinGW-w64 for the stand-in DLL of scripts/wine), the arm64 one under qemu.
+command -v wine >/dev/null || need+=(wine wine64)
+command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64-win32)
+command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
 ((${#need[@]})) || exit 0
 echo "installing test dependencies: ${need[*]}"
 sudo=()

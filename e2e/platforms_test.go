@@ -1,0 +1,246 @@
+//go:build e2e
+
+package e2e
+
+// The other platforms, run for real on this Linux machine: the Windows
+// build under Wine (as a console program and as a service in Wine's service
+// manager), the arm64 build under qemu-user, and every target cross-built
+// and vetted.
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
+)
+
+// targets are the platforms the proxy is built and released for.
+var targets = []string{"linux/amd64", "linux/arm64", "windows/amd64", "windows/arm64", "darwin/amd64", "darwin/arm64"}
+
+// need fails the test when a tool it uses is missing: make test installs
+// them all (scripts/test-deps.sh), so a missing one is a broken set-up,
+// never a reason to skip.
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing (scripts/test-deps.sh installs it): %v", tool, err)
+		}
+	}
+}
+
+// crossBuild builds the proxy for goos/goarch into dir.
+func crossBuild(t *testing.T, goos, goarch, dir string) string {
+	t.Helper()
+	out := filepath.Join(dir, "cloudxr-wss-proxy-"+goos+"-"+goarch)
+	if goos == "windows" {
+		out += ".exe"
+	}
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building for %s/%s: %v\n%s", goos, goarch, err, b)
+	}
+	return out
+}
+
+// Every target builds without cgo, and go vet passes for each, tests
+// included.
+func TestEveryTargetBuildsAndVets(t *testing.T) {
+	dir := t.TempDir()
+	for _, target := range targets {
+		goos, goarch, _ := strings.Cut(target, "/")
+		crossBuild(t, goos, goarch, dir)
+		vet := exec.Command("go", "vet", "./...")
+		vet.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
+		if b, err := vet.CombinedOutput(); err != nil {
+			t.Errorf("go vet for %s: %v\n%s", target, err, b)
+		}
+	}
+}
+
+// The tunnel's tests, where the code differs per architecture (raw system
+// calls, TCP_INQ's control message, epoll), run on arm64 under qemu-user.
+func TestTunnelUnitTestsOnArm64(t *testing.T) {
+	need(t, "qemu-aarch64-static")
+	cmd := exec.Command("go", "test", "-count=1", "-exec", "qemu-aarch64-static", "./tunnel")
+	cmd.Env = append(os.Environ(), "GOARCH=arm64", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go test ./tunnel on arm64: %v\n%s", err, b)
+	}
+}
+
+// The arm64 binary (DGX Spark, Jetson Thor) under qemu-user does what the
+// native one does: a session echoes through it with the header set on the
+// 101, a preflight is answered, and SIGTERM drains and stops it.
+func TestArm64BinaryUnderQemu(t *testing.T) {
+	need(t, "qemu-aarch64-static")
+	bin := crossBuild(t, "linux", "arm64", t.TempDir())
+	b := backend(t)
+	dir := t.TempDir()
+	p := startProcCmd(t, exec.Command("qemu-aarch64-static", bin), "CERT_DIR="+dir,
+		fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1")
+	checkPlatformSession(t, p.addr(), trustPEM(t, filepath.Join(dir, "ca.crt")))
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	p.waitLog("stopped")
+}
+
+// checkPlatformSession opens a session through the proxy at addr and
+// echoes, checks the 101's header set, and sends a preflight.
+func checkPlatformSession(t *testing.T, addr string, trust *tls.Config) {
+	t.Helper()
+	c, err := wstest.Dial(addr, "/sign_in?peer_id=7", trust, "Origin: https://client.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Echo("through another platform's build", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h := c.Response.Header
+	if h.Get("Access-Control-Allow-Private-Network") != "true" || h.Get("Access-Control-Allow-Origin") == "" {
+		t.Errorf("the 101 lacks the header set: %v", h)
+	}
+	req, _ := http.NewRequest(http.MethodOptions, "https://"+addr+"/sign_in", nil)
+	req.Header.Set("Origin", "https://client.example")
+	req.Header.Set("Access-Control-Request-Method", "GET")
+	req.Header.Set("Access-Control-Request-Private-Network", "true")
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: trust}, Timeout: 10 * time.Second}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Private-Network") != "true" {
+		t.Errorf("preflight: %s %v", resp.Status, resp.Header)
+	}
+}
+
+// winePrefix makes a Wine prefix that runs the Windows build (see
+// scripts/wine/prefix.sh) and returns the environment that uses it.
+func winePrefix(t *testing.T) []string {
+	t.Helper()
+	need(t, "wine", "wineserver", "x86_64-w64-mingw32-gcc")
+	prefix := t.TempDir()
+	if b, err := exec.Command("scripts/wine/prefix.sh", prefix).CombinedOutput(); err != nil {
+		t.Fatalf("making the Wine prefix: %v\n%s", err, b)
+	}
+	env := []string{"WINEPREFIX=" + prefix, "WINEDEBUG=-all", "HOME=" + os.Getenv("HOME")}
+	t.Cleanup(func() {
+		k := exec.Command("wineserver", "-k")
+		k.Env = append(os.Environ(), env...)
+		k.Run()
+	})
+	return env
+}
+
+// winPath is a Linux path as a Wine program names it (Wine's Z: drive).
+func winPath(p string) string { return `Z:` + strings.ReplaceAll(p, "/", `\`) }
+
+// The Windows build runs as a console program: it generates its
+// certificate in a fresh CERT_DIR, takes settings from --env-file, serves a
+// session and a preflight, and Ctrl+C (SIGINT) drains and stops it.
+func TestWindowsBuildUnderWine(t *testing.T) {
+	env := winePrefix(t)
+	exe := crossBuild(t, "windows", "amd64", t.TempDir())
+	b := backend(t)
+	dir := t.TempDir()
+	envFile := filepath.Join(t.TempDir(), "env")
+	os.WriteFile(envFile, fmt.Appendf(nil, "# the settings file, as the service reads it\nBACKEND_HOST=127.0.0.1\nBACKEND_PORT=%d\n", b.Port()), 0o644)
+	p := startProcCmd(t, exec.Command("wine", exe, "--env-file", winPath(envFile)),
+		append(env, "CERT_DIR="+winPath(dir))...)
+	start := p.waitLog("starting")
+	if start["BACKEND_PORT"] != fmt.Sprint(b.Port()) {
+		t.Errorf("the settings file was not read: %v", start)
+	}
+	checkPlatformSession(t, p.addr(), trustPEM(t, filepath.Join(dir, "ca.crt")))
+	p.cmd.Process.Signal(syscall.SIGINT)
+	p.waitLog("stopped")
+}
+
+// The Windows service, in Wine's service manager: installed, started, a
+// session through it, stopped with a drain (its log file says so), and
+// uninstalled.
+func TestWindowsServiceUnderWine(t *testing.T) {
+	env := winePrefix(t)
+	exe := crossBuild(t, "windows", "amd64", t.TempDir())
+	// The service manager's processes live as long as the Wine server;
+	// keep it up while the service runs.
+	persist := exec.Command("wineserver", "-p", "120")
+	persist.Env = append(os.Environ(), env...)
+	if err := persist.Run(); err != nil {
+		t.Fatal(err)
+	}
+	wine := func(args ...string) string {
+		t.Helper()
+		// The output goes to a file, not a pipe: the service manager's
+		// processes inherit it and outlive the command, and a pipe would
+		// be waited on until they end.
+		out, err := os.CreateTemp(t.TempDir(), "wine-out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		cmd := exec.Command("wine", append([]string{exe}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdout, cmd.Stderr = out, out
+		err = cmd.Run()
+		b, _ := os.ReadFile(out.Name())
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+		return string(b)
+	}
+	out := wine("service", "install")
+	prefix := strings.TrimPrefix(env[0], "WINEPREFIX=")
+	data := filepath.Join(prefix, "drive_c", "ProgramData", "cloudxr-wss-proxy")
+	if !strings.Contains(out, `C:\ProgramData\cloudxr-wss-proxy\env`) {
+		t.Fatalf("install did not name the settings file:\n%s", out)
+	}
+	if example, err := os.ReadFile(filepath.Join(data, "env")); err != nil || !strings.Contains(string(example), "BACKEND_HOST") {
+		t.Fatalf("the settings file was not written from the example: %v", err)
+	}
+	b := backend(t)
+	port := freePort(t)
+	certs := t.TempDir()
+	os.WriteFile(filepath.Join(data, "env"), fmt.Appendf(nil,
+		"BACKEND_HOST=127.0.0.1\nBACKEND_PORT=%d\nPROXY_PORT=%d\nLISTEN_ADDRESS=127.0.0.1\nADMIN_ADDRESS=off\nCERT_DIR=%s\nCLIENT_MAX_CONNECTIONS=0\n",
+		b.Port(), port, winPath(certs)), 0o644)
+	wine("service", "start")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	testutil.WaitFor(t, 20*time.Second, "the service's listener", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	checkPlatformSession(t, addr, trustPEM(t, filepath.Join(certs, "ca.crt")))
+	wine("service", "stop")
+	logFile := filepath.Join(data, "logs", "cloudxr-wss-proxy.log")
+	log, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"msg":"session ended"`, `"why":"service stop"`, `"msg":"stopped"`} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the service's log lacks %s:\n%s", want, log)
+		}
+	}
+	if out := wine("service", "uninstall"); !strings.Contains(out, "removed") {
+		t.Errorf("uninstall: %s", out)
+	}
+}

@@ -10,7 +10,7 @@ DESTDIR    ?=
 PROXY_PORT ?= 48322
 UNITDIR    := $(PREFIX)/lib/systemd/system
 
-.PHONY: build run test test-fast test-e2e test-deps lint fuzz bench soak install clean
+.PHONY: build run test test-fast test-e2e test-deps lint fuzz bench soak install dist clean
 
 # The end-to-end suite (e2e/) is kept out of a plain `go test ./...` by the
 # e2e build tag; its one-minute soak and handshake flood by soak too.
@@ -54,8 +54,8 @@ fuzz: ## run each fuzzer for FUZZTIME (default 1m)
 	go test -run XXX -fuzz FuzzParseRequestHead -fuzztime $(or $(FUZZTIME),1m) ./proxy
 	go test -run XXX -fuzz FuzzInjectResponse -fuzztime $(or $(FUZZTIME),1m) ./proxy
 	go test -run XXX -fuzz 'FuzzRefusal$$' -fuzztime $(or $(FUZZTIME),1m) ./proxy
-	go test -run XXX -fuzz 'FuzzChunkedEnd$$' -fuzztime $(or $(FUZZTIME),1m) ./proxy
-	go test -run XXX -fuzz FuzzChunkedEndAnyBytes -fuzztime $(or $(FUZZTIME),1m) ./proxy
+	go test -run XXX -fuzz 'FuzzChunkedEnd$$' -fuzztime $(or $(FUZZTIME),1m) ./tunnel
+	go test -run XXX -fuzz FuzzChunkedEndAnyBytes -fuzztime $(or $(FUZZTIME),1m) ./tunnel
 
 install: build ## the binary and a systemd unit under DESTDIR/PREFIX; PROXY_PORT<1024 adds CAP_NET_BIND_SERVICE
 	install -D -m 0755 $(BINARY) $(DESTDIR)$(PREFIX)/bin/$(BINARY)
@@ -68,5 +68,8 @@ install: build ## the binary and a systemd unit under DESTDIR/PREFIX; PROXY_PORT
 		grep -q '^PROXY_PORT=' $(DESTDIR)/etc/cloudxr-wss-proxy/env || echo 'PROXY_PORT=$(PROXY_PORT)' >> $(DESTDIR)/etc/cloudxr-wss-proxy/env; \
 	fi
 
+dist: ## the release in ./dist: archives for every platform, .deb and .rpm for Linux amd64/arm64, SHA256SUMS (VERSION=1.2.3 to name it)
+	go run ./release -out dist $(if $(filter command line environment,$(origin VERSION)),-version $(VERSION))
+
 clean:
-	rm -rf $(BINARY) certs-local
+	rm -rf $(BINARY) certs-local dist

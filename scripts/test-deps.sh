@@ -4,7 +4,7 @@
 # trusts the test CA), systemd-analyze (checks the unit `make install`
 # writes), testssl (the TLS scan), podman, runc and busybox-static (the
 # container image test), Wine, MinGW-w64 and qemu-user (the Windows and arm64
-# builds). Used by `make test` and so by CI.
+# builds), lintian and rpm (the release's packages). Used by `make test` and so by CI.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
@@ -25,6 +25,9 @@ command -v runc >/dev/null || need+=(runc)
 command -v wine >/dev/null || need+=(wine wine64)
 command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64-win32)
 command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
+# The release's packages: lintian checks the .deb, rpm reads the .rpm.
+command -v lintian >/dev/null || need+=(lintian)
+command -v rpm >/dev/null || need+=(rpm)
 ((${#need[@]})) || exit 0
 echo "installing test dependencies: ${need[*]}"
 sudo=()

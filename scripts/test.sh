@@ -6,7 +6,7 @@
 # repeated at the end, where CI's tail of the output shows them.
 set -uo pipefail
 log=$(mktemp /tmp/cloudxr-wss-proxy-test-XXXXXX.log)
-go test -race -count=1 -p 1 "$@" ./... 2>&1 | tee "$log"
+go test -race -count=1 -p 1 -timeout 60m "$@" ./... 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 # The allocation budget is measured without the race detector, which
 # changes allocation counts.

@@ -108,12 +108,21 @@ so you will not have to do it again.{{else}}This is a single certificate: trust 
   <li>Open <em>Settings &rarr; General &rarr; About &rarr; Certificate Trust Settings</em> and turn on full trust for
       <em>{{.S.TrustAnchor.Subject}}</em>. Safari does not open <span class="mono">wss://</span> to a certificate that was only clicked through.</li>
 </ol></details>
-<details><summary>Desktop Chrome or Edge</summary><ol>
+<details><summary>Windows 10/11 (Edge, Chrome)</summary><ol>
+  <li>Download the <em>.cer</em> above.</li>
+  <li>Double-click it, <em>Install Certificate &rarr; Local Machine &rarr; Place all certificates in the following store &rarr;
+      Trusted Root Certification Authorities</em>; or, in a terminal run as administrator:
+      <span class="mono">certutil -addstore -f Root cloudxr-wss-proxy-ca.cer</span>
+      (<span class="mono">certutil -user -addstore Root cloudxr-wss-proxy-ca.cer</span> for your account only, no administrator needed).</li>
+  <li>Restart the browser. Edge and Chrome read the Windows store; Firefox has its own (<em>Settings &rarr; Privacy &amp; Security &rarr;
+      Certificates &rarr; View Certificates &rarr; Authorities &rarr; Import</em>).</li>
+  <li>To remove it later: <span class="mono">certutil -delstore Root "{{.S.TrustAnchor.Subject}}"</span>.</li>
+</ol></details>
+<details><summary>Desktop Chrome or Edge on Linux and macOS</summary><ol>
   <li>Download the <em>.crt</em> above.</li>
   <li>Open <span class="mono">chrome://certificate-manager</span> (or <em>Settings &rarr; Privacy and security &rarr; Security &rarr; Manage certificates</em>),
       then <em>Local certificates &rarr; Custom &rarr; Trusted certificates &rarr; Import</em>.</li>
-  <li>macOS: double-click the <em>.cer</em>, then in Keychain Access set it to <em>Always Trust</em>. Windows: open the <em>.cer</em>,
-      <em>Install Certificate &rarr; Trusted Root Certification Authorities</em>.</li>
+  <li>macOS: double-click the <em>.cer</em>, then in Keychain Access set it to <em>Always Trust</em>.</li>
 </ol></details>
 
 <h2>For developers</h2>

@@ -8,7 +8,9 @@ import (
 	"encoding/pem"
 	"encoding/xml"
 	"fmt"
+	"html/template"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -88,9 +90,22 @@ func TestHomeAndStatus(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	for _, want := range []string{"certificate is accepted", "10.0.0.9:49100", "not reachable", served.Fingerprint(),
-		"Meta Quest 3", "Pico 4 Ultra", "Apple Vision Pro", "Desktop Chrome", "/ca.crt", "/ca.cer", "/ca.mobileconfig", "/status.json"} {
+		"Meta Quest 3", "Pico 4 Ultra", "Apple Vision Pro", "Windows 10/11", "Desktop Chrome", "/ca.crt", "/ca.cer", "/ca.mobileconfig", "/status.json"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
+		}
+	}
+	// The Windows steps name the file /ca.cer downloads as, and the
+	// subject certutil removes it by.
+	cer, _ := get(t, srv.URL+"/ca.cer")
+	_, params, err := mime.ParseMediaType(cer.Header.Get("Content-Disposition"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"certutil -addstore -f Root " + params["filename"],
+		`certutil -delstore Root "` + template.HTMLEscapeString(served.Anchor.Subject.CommonName) + `"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the Windows steps lack %q", want)
 		}
 	}
 	for _, banned := range []string{"http://", "https://", "<script src", "<link"} {

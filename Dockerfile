@@ -1,9 +1,15 @@
 # syntax=docker/dockerfile:1
 # A drop-in for the HAProxy "wss-proxy" image: same port, variables and
-# certificate directory. Build: docker build -t cloudxr-wss-proxy .
+# certificate directory. Build: docker build -t cloudxr-wss-proxy . (both
+# platforms: docker buildx build --platform linux/amd64,linux/arm64 ...)
 ARG BUILDER_IMAGE=golang:1.26-bookworm
 
-FROM ${BUILDER_IMAGE} AS build
+# The build stage runs on the build machine's own platform and cross-compiles
+# for each target (the binary is pure Go), so a multi-platform build needs no
+# emulation: `--platform linux/amd64,linux/arm64`.
+FROM --platform=$BUILDPLATFORM ${BUILDER_IMAGE} AS build
+ARG TARGETOS
+ARG TARGETARCH
 ARG VERSION=dev
 # The module proxy the build downloads from, for a mirror of your own (CI
 # uses the machine's module cache as a file:// proxy).
@@ -14,7 +20,7 @@ COPY . .
 # the graph, tests' dependencies included, while `go build` fetches only what
 # the binary compiles, so a file:// proxy over a cache that built the binary
 # is always enough.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/cloudxr-wss-proxy . \
+RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/cloudxr-wss-proxy . \
  && mkdir -p /out/certs
 
 FROM scratch

@@ -16,6 +16,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"debug/elf"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -60,20 +62,28 @@ func mustPodman(t *testing.T, args ...string) string {
 // local toolchain, modules through a file:// proxy over the module cache.
 func buildImage(t *testing.T) {
 	t.Helper()
-	for _, tool := range []string{"podman", "runc", "busybox"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is needed for the container test (apt-get install podman runc busybox-static; make test-deps does it)", tool)
-		}
-	}
+	need(t, "podman", "runc", "busybox", "qemu-aarch64-static")
 	out, err := exec.Command("scripts/podman-builder.sh").Output()
 	if err != nil {
 		t.Fatalf("assembling the builder image: %v", err)
 	}
 	builder := strings.TrimSpace(string(out))
-	// Both images go when the test ends (the builder is ~600 MB and is
+	// Every image goes when the test ends (the builder is ~250 MB and is
 	// assembled again each run); --layers=false keeps no intermediate
-	// images of the build stages either.
-	t.Cleanup(func() { podman(t, "rmi", "-f", imageTag, builder) })
+	// images of the build stages either. A list left by an earlier run
+	// would gain two more entries from --manifest: it goes first.
+	dropImages := func() {
+		for _, id := range manifestImages(t) {
+			podman(t, "rmi", "-f", id)
+		}
+		podman(t, "manifest", "rm", imageTag)
+		podman(t, "rmi", "-f", imageTag)
+	}
+	dropImages()
+	t.Cleanup(func() {
+		dropImages()
+		podman(t, "rmi", "-f", builder)
+	})
 	// The image's `go build` reads modules through a file:// proxy over this
 	// machine's module cache: building the same binary here first puts
 	// every file it will ask for there, whatever the cache held before.
@@ -87,12 +97,90 @@ func buildImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	download := filepath.Join(strings.TrimSpace(string(modcache)), "cache", "download")
+	// The README's multi-platform build: one manifest list, an image per
+	// platform, the build stage cross-compiling on this machine's own
+	// platform. Podman 4.3 (Debian 12) does not expand BUILDPLATFORM in a
+	// FROM line by itself, so the README's command passes it, as here.
 	mustPodman(t, "build", "--format", "docker", "--isolation", "chroot", "--layers=false",
+		"--platform", strings.Join(imagePlatforms, ","),
+		"--build-arg", "BUILDPLATFORM=linux/"+runtime.GOARCH,
 		"--build-arg", "BUILDER_IMAGE="+builder,
 		"--build-arg", "GOPROXY=file:///modproxy",
 		"--build-arg", "VERSION=v0.0.0-test",
 		"-v", download+":/modproxy:ro",
-		"-t", imageTag, ".")
+		"--manifest", imageTag, ".")
+}
+
+// imagePlatforms are the platforms the image is built for.
+var imagePlatforms = []string{"linux/amd64", "linux/arm64"}
+
+// manifestImages returns the IDs of the images in the manifest list
+// imageTag, by platform ("linux/arm64"); none when there is no list.
+func manifestImages(t *testing.T) map[string]string {
+	t.Helper()
+	out, err := podman(t, "manifest", "inspect", imageTag)
+	if err != nil {
+		return nil
+	}
+	var list struct {
+		Manifests []struct {
+			Digest   string
+			Platform struct{ OS, Architecture string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("manifest inspect %s: %v\n%s", imageTag, err, out)
+	}
+	ids := map[string]string{}
+	for _, m := range list.Manifests {
+		id, err := podman(t, "image", "inspect", "--format", "{{.Id}}", imageTag+"@"+m.Digest)
+		if err != nil {
+			t.Fatalf("image inspect %s@%s: %v\n%s", imageTag, m.Digest, err, id)
+		}
+		ids[m.Platform.OS+"/"+m.Platform.Architecture] = strings.TrimSpace(id)
+	}
+	return ids
+}
+
+// checkPlatforms checks that the manifest list holds one image per
+// platform, each declaring its platform and holding a binary built for it,
+// and runs the arm64 one under qemu-user (the image a DGX Spark or Jetson
+// Thor pulls).
+func checkPlatforms(t *testing.T) {
+	ids := manifestImages(t)
+	if len(ids) != len(imagePlatforms) {
+		t.Fatalf("the manifest list holds %v, want one image for each of %v", ids, imagePlatforms)
+	}
+	machine := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+	for _, platform := range imagePlatforms {
+		id, ok := ids[platform]
+		if !ok {
+			t.Errorf("no image for %s in the manifest list: %v", platform, ids)
+			continue
+		}
+		declared := strings.TrimSpace(mustPodman(t, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", id))
+		if declared != platform {
+			t.Errorf("the %s image declares %s", platform, declared)
+		}
+		mnt := strings.TrimSpace(mustPodman(t, "image", "mount", id))
+		bin := filepath.Join(mnt, "cloudxr-wss-proxy")
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Errorf("the %s image's binary: %v", platform, err)
+		} else {
+			if want := machine[strings.TrimPrefix(platform, "linux/")]; f.Machine != want {
+				t.Errorf("the %s image's binary is for %v, want %v", platform, f.Machine, want)
+			}
+			f.Close()
+		}
+		if platform == "linux/arm64" {
+			out, err := exec.Command("qemu-aarch64-static", bin, "--version").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "v0.0.0-test") {
+				t.Errorf("the arm64 image's binary under qemu: %v\n%s", err, out)
+			}
+		}
+		mustPodman(t, "image", "umount", id)
+	}
 }
 
 // container is one `podman run -d` of the image.
@@ -193,6 +281,7 @@ func TestContainerImage(t *testing.T) {
 		}
 	})
 	buildImage(t)
+	checkPlatforms(t)
 	checkImageConfig(t)
 	checkTrustStore(t)
 

@@ -37,5 +37,5 @@ RUN ["/bin/busybox", "--install", "-s", "/bin"]
 RUN mkdir -p /tmp /go /root && chmod 1777 /tmp
 ENV PATH=/usr/local/go/bin:/go/bin:/bin HOME=/root GOPATH=/go GOTOOLCHAIN=local
 CONTAINERFILE
-podman build --quiet --isolation chroot -t "$tag" "$ctx" >&2
+podman build --quiet --isolation chroot --layers=false -t "$tag" "$ctx" >&2
 echo "$tag"

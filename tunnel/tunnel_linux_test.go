@@ -5,6 +5,7 @@ package tunnel
 import (
 	"bytes"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -97,4 +98,62 @@ func TestReadPendingSeesFIN(t *testing.T) {
 	if n, _, err := read(make([]byte, 64)); n != 0 || err != nil {
 		t.Fatalf("after the bytes: %d %v, want the end of stream", n, err)
 	}
+}
+
+// BenchmarkIdleSession measures what a quiet upgraded session holds on each
+// pump, the figure the README gives per platform: Go heap and goroutine
+// stacks in use, and goroutines, per session, once the raw pump's ways have
+// parked. The test's own ends (the client's TLS connection, the backend's
+// socket) are counted too, the same on both pumps, so the difference between
+// the two is what the portable pump adds. Run it with -benchtime=1x:
+//
+//	go test -run '^$' -bench IdleSession -benchtime=1x ./tunnel
+func BenchmarkIdleSession(b *testing.B) {
+	for _, portable := range []bool{false, true} {
+		b.Run(map[bool]string{false: "raw-parked", true: "portable"}[portable], func(b *testing.B) {
+			portablePump = portable
+			defer func() { portablePump = false }()
+			pk, err := NewParker(50 * time.Millisecond)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pk.Close()
+			const n = 500
+			for range b.N {
+				heap0, goroutines0 := inUse()
+				pairs := make([]*pair, n)
+				for i := range pairs {
+					pairs[i] = openPair(b, Options{Parker: pk}, true)
+					pairs[i].echo(b, []byte("hello"))
+				}
+				if !portable {
+					deadline := time.Now().Add(10 * time.Second)
+					for pk.Parked() != 2*n {
+						if time.Now().After(deadline) {
+							b.Fatalf("%d of %d ways parked", pk.Parked(), 2*n)
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+				}
+				heap, goroutines := inUse()
+				b.ReportMetric(float64(heap-heap0)/n/1024, "KiB/session")
+				b.ReportMetric(float64(goroutines-goroutines0)/n, "goroutines/session")
+				for _, p := range pairs {
+					p.client.Close()
+					p.far.Close()
+					p.tun.Stop(Cut, Shutdown)
+					p.down.Wait()
+				}
+			}
+		})
+	}
+}
+
+// inUse returns the Go heap and stacks in use after a collection, and the
+// number of goroutines.
+func inUse() (bytes uint64, goroutines int) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse, runtime.NumGoroutine()
 }

@@ -52,12 +52,12 @@ func (p *pair) upgrade() { p.down.Go(p.tun.upgrade) }
 // openPair starts a tunnel as the proxy does (New at accept, the
 // handshake, attach, open with the request's body length) and, with
 // upgrade, its ways both ways (as after a 101).
-func openPair(t *testing.T, o Options, upgrade bool) *pair {
+func openPair(t testing.TB, o Options, upgrade bool) *pair {
 	t.Helper()
 	return openPairBody(t, o, upgrade, 0)
 }
 
-func openPairBody(t *testing.T, o Options, upgrade bool, body int64) *pair {
+func openPairBody(t testing.TB, o Options, upgrade bool, body int64) *pair {
 	t.Helper()
 	p := &pair{result: make(chan Result, 1), body: body}
 	if o.Idle == 0 {
@@ -156,7 +156,7 @@ func (p *pair) wait(t *testing.T) Result {
 
 // echo sends msg from the client, reads it at the far end, sends it back
 // and reads it at the client.
-func (p *pair) echo(t *testing.T, msg []byte) {
+func (p *pair) echo(t testing.TB, msg []byte) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	p.client.SetDeadline(deadline)

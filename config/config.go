@@ -38,8 +38,24 @@ type Config struct {
 
 	CertDir       string   `env:"CERT_DIR" envDefault:"/usr/local/etc/haproxy/certs" help:"directory holding server.pem (generated there when absent)"`
 	CertHostnames []string `env:"CERT_HOSTNAMES" envSeparator:"," help:"comma-separated extra DNS names and IPs for the generated certificate"`
-	CertMode      string   `env:"CERT_MODE" envDefault:"local-ca" help:"how to make a certificate when there is none: local-ca (a CA you trust once signs it) or self-signed"`
+	CertMode      string   `env:"CERT_MODE" envDefault:"local-ca" help:"how to make a certificate when there is none: local-ca (a CA you trust once signs it), self-signed, or acme (publicly trusted, obtained and renewed from ACME_CA for CERT_HOSTNAMES)"`
 	CertWatch     Duration `env:"CERT_WATCH_INTERVAL" envDefault:"5s" help:"how often to look for changed certificate files (SIGHUP reloads at once)"`
+
+	// CERT_MODE=acme: certificates from an ACME CA for CERT_HOSTNAMES (see acme/).
+	ACMECA           string   `env:"ACME_CA" envDefault:"https://acme-v02.api.letsencrypt.org/directory" help:"with CERT_MODE=acme, the CA's ACME directory URL (try Let's Encrypt staging first: https://acme-staging-v02.api.letsencrypt.org/directory)"`
+	ACMEEmail        string   `env:"ACME_EMAIL" help:"with CERT_MODE=acme, the contact address for the ACME account (expiry warnings from the CA)"`
+	ACMECARoots      string   `env:"ACME_CA_ROOTS" help:"with CERT_MODE=acme, a PEM file of roots trusted for the CA's own HTTPS (a private CA); the system's roots otherwise"`
+	ACMEEABKeyID     string   `env:"ACME_EAB_KID" help:"with CERT_MODE=acme, the external account binding key ID, for CAs that require one (ZeroSSL, Google Trust Services)"`
+	ACMEEABHMAC      string   `env:"ACME_EAB_HMAC" secret:"true" help:"with CERT_MODE=acme, the external account binding HMAC key (base64url)"`
+	ACMEHTTPPort     Port     `env:"ACME_HTTP_PORT" help:"with CERT_MODE=acme, answer HTTP-01 challenges on this port (typically 80) and redirect every other request there to https://; off when unset"`
+	ACMEDNSProvider  string   `env:"ACME_DNS_PROVIDER" help:"with CERT_MODE=acme, solve DNS-01 challenges through this DNS provider (rfc2136, cloudflare or route53): for a LAN server with a public name, and for wildcard names"`
+	ACMEDNSResolvers []string `env:"ACME_DNS_RESOLVERS" envSeparator:"," help:"with ACME_DNS_PROVIDER, the DNS servers (host[:port]) asked whether the challenge record is visible; the system's otherwise"`
+	RFC2136Server    string   `env:"RFC2136_SERVER" help:"with ACME_DNS_PROVIDER=rfc2136, the DNS server taking dynamic updates (host[:port])"`
+	RFC2136KeyName   string   `env:"RFC2136_KEY_NAME" help:"with ACME_DNS_PROVIDER=rfc2136, the TSIG key's name"`
+	RFC2136Key       string   `env:"RFC2136_KEY" secret:"true" help:"with ACME_DNS_PROVIDER=rfc2136, the TSIG key's secret (base64)"`
+	RFC2136KeyAlg    string   `env:"RFC2136_KEY_ALG" envDefault:"hmac-sha256" help:"with ACME_DNS_PROVIDER=rfc2136, the TSIG algorithm (hmac-sha256, hmac-sha512, hmac-sha1, ...)"`
+	CloudflareToken  string   `env:"CLOUDFLARE_API_TOKEN" secret:"true" help:"with ACME_DNS_PROVIDER=cloudflare, an API token with Zone.DNS edit permission on the zone"`
+	Route53ZoneID    string   `env:"ROUTE53_HOSTED_ZONE_ID" help:"with ACME_DNS_PROVIDER=route53, the hosted zone (found from the name otherwise); credentials come from the AWS SDK's usual variables and files (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials, a role)"`
 
 	WebRoot string `env:"WEB_ROOT" help:"serve this folder (a built CloudXR.js client) from the proxy's own origin"`
 	WebPath string `env:"WEB_PATH" envDefault:"/app/" help:"the path WEB_ROOT is served under"`
@@ -235,8 +251,10 @@ func (c *Config) validateFiles(bad badFunc) {
 	}
 	switch c.CertMode {
 	case "local-ca", "self-signed":
+	case "acme":
+		c.validateACME(bad)
 	default:
-		bad("CERT_MODE", c.CertMode, "want local-ca or self-signed")
+		bad("CERT_MODE", c.CertMode, "want local-ca, self-signed or acme")
 	}
 	if c.WebRoot != "" {
 		if st, err := os.Stat(c.WebRoot); err != nil || !st.IsDir() {

@@ -22,6 +22,7 @@ func TestDefaults(t *testing.T) {
 		BackendHost: "localhost", BackendPort: 49100, ProxyPort: 48322,
 		HealthCheckInterval: Duration(2 * time.Second), HealthCheckRise: 2, HealthCheckFall: 3, HealthCheckMode: "http",
 		CertDir: "/usr/local/etc/haproxy/certs", CertMode: "local-ca", CertWatch: Duration(5 * time.Second), WebPath: "/app/",
+		ACMECA: "https://acme-v02.api.letsencrypt.org/directory", RFC2136KeyAlg: "hmac-sha256",
 		ConnectTimeout: Duration(5 * time.Second), TunnelTimeout: Duration(3600 * time.Second),
 		HandshakeTimeout: Duration(10 * time.Second), HeadTimeout: Duration(10 * time.Second),
 		ResponseTimeout: Duration(30 * time.Second), ShutdownGrace: Duration(8 * time.Second), ClientKeepalive: Duration(30 * time.Second),
@@ -64,6 +65,7 @@ func TestEnvAndFlags(t *testing.T) {
 }
 
 func TestInvalidValuesNamed(t *testing.T) {
+	const acme = "CERT_MODE=acme;CERT_HOSTNAMES=xr.example.com"
 	cases := []struct {
 		env, want string
 	}{
@@ -80,7 +82,23 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"PROXY_PROTOCOL=maybe", `invalid PROXY_PROTOCOL="maybe"`},
 		{"CERT_HOSTNAMES=ok.example,bad name", `invalid CERT_HOSTNAMES="ok.example,bad name"`},
 		{"LISTEN_ADDRESS=example.com", `invalid LISTEN_ADDRESS="example.com"`},
-		{"CERT_MODE=acme", `invalid CERT_MODE="acme"`},
+		{"CERT_MODE=acme-ish", `invalid CERT_MODE="acme-ish": want local-ca, self-signed or acme`},
+		{"CERT_MODE=acme", `invalid CERT_HOSTNAMES="": CERT_MODE=acme asks the CA for exactly these names`},
+		{acme + ";ACME_CA=http://ca.example/dir", `invalid ACME_CA="http://ca.example/dir": want the https:// URL`},
+		{acme + ";ACME_EMAIL=nobody", `invalid ACME_EMAIL="nobody"`},
+		{acme + ";ACME_CA_ROOTS=/nonexistent/roots.pem", `invalid ACME_CA_ROOTS="/nonexistent/roots.pem"`},
+		{acme + ";ACME_EAB_KID=kid", `invalid ACME_EAB_HMAC="": external account binding needs both ACME_EAB_KID and ACME_EAB_HMAC`},
+		{acme + ";ACME_EAB_KID=kid;ACME_EAB_HMAC=not*base64", `invalid ACME_EAB_HMAC="(hidden)"`},
+		{acme + ";ACME_HTTP_PORT=48322", `invalid ACME_HTTP_PORT="48322": is already PROXY_PORT`},
+		{acme + ";ACME_DNS_PROVIDER=gandi", `invalid ACME_DNS_PROVIDER="gandi": want rfc2136, cloudflare or route53`},
+		{acme + ";ACME_DNS_PROVIDER=cloudflare", `invalid CLOUDFLARE_API_TOKEN="": ACME_DNS_PROVIDER=cloudflare needs an API token`},
+		{acme + ";ACME_DNS_PROVIDER=rfc2136;RFC2136_SERVER=ns.example;RFC2136_KEY_NAME=k", `invalid RFC2136_KEY="": ACME_DNS_PROVIDER=rfc2136 needs the TSIG key's secret`},
+		{acme + ";ACME_DNS_PROVIDER=rfc2136;RFC2136_SERVER=ns.example;RFC2136_KEY_NAME=k;RFC2136_KEY=c2VjcmV0;RFC2136_KEY_ALG=md5", `invalid RFC2136_KEY_ALG="md5"`},
+		{acme + ";ACME_DNS_RESOLVERS=192.0.2.53", `invalid ACME_DNS_RESOLVERS="192.0.2.53": is only used with ACME_DNS_PROVIDER`},
+		{"CERT_MODE=acme;CERT_HOSTNAMES=*.lab.example", `invalid CERT_HOSTNAMES="*.lab.example": the wildcard *.lab.example can only be validated over DNS`},
+		{"CERT_MODE=acme;CERT_HOSTNAMES=203.0.113.7;ACME_DNS_PROVIDER=cloudflare;CLOUDFLARE_API_TOKEN=t", `invalid CERT_HOSTNAMES="203.0.113.7": 203.0.113.7 is an IP address, which DNS-01 cannot validate`},
+		{"CERT_MODE=acme;CERT_HOSTNAMES=203.0.113.7;ACME_CA=https://dv.acme-v02.api.pki.goog/directory", `Google Trust Services issues certificates for DNS names only`},
+		{"CERT_MODE=acme;CERT_HOSTNAMES=gpu-box", `invalid CERT_HOSTNAMES="gpu-box": gpu-box is not a public DNS name`},
 		{"WEB_ROOT=/nonexistent/dir", `invalid WEB_ROOT="/nonexistent/dir"`},
 		{"WEB_PATH=app", `invalid WEB_PATH="app"`},
 		{"WEB_PATH=/", `invalid WEB_PATH="/"`},
@@ -239,5 +257,22 @@ func TestAuthSettings(t *testing.T) {
 	}
 	if d, _ := Load(nil, nil, nil, "test"); d.AuthEnabled() {
 		t.Error("authentication on by default")
+	}
+}
+
+// Secrets are never in the start-up log: Effective says only that they are
+// set.
+func TestEffectiveHidesSecrets(t *testing.T) {
+	c, err := Load(nil, []string{"CERT_MODE=acme", "CERT_HOSTNAMES=xr.example.com", "ACME_DNS_PROVIDER=cloudflare",
+		"CLOUDFLARE_API_TOKEN=cf-token-value", "ACME_EAB_KID=kid", "ACME_EAB_HMAC=aG1hYy1rZXk"}, nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range c.Effective() {
+		got[s.Key] = s.Value
+	}
+	if got["CLOUDFLARE_API_TOKEN"] != "(set)" || got["ACME_EAB_HMAC"] != "(set)" || got["RFC2136_KEY"] != "" || got["ACME_EAB_KID"] != "kid" {
+		t.Errorf("effective settings: %v", got)
 	}
 }

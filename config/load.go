@@ -94,6 +94,7 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 type field struct {
 	name, key, flag, help, def string
 	isBool                     bool
+	secret                     bool // never logged: Effective says only whether it is set
 }
 
 func describe() ([]field, error) {
@@ -115,6 +116,7 @@ func describe() ([]field, error) {
 			help:   sf.Tag.Get("help"),
 			def:    p.DefaultValue,
 			isBool: sf.Type.Kind() == reflect.Bool,
+			secret: sf.Tag.Get("secret") == "true",
 		})
 	}
 	return out, nil
@@ -235,6 +237,9 @@ func (c *Config) Effective() []Setting {
 		val := fmt.Sprint(fv.Interface())
 		if fv.Kind() == reflect.Slice {
 			val = strings.Join(fv.Interface().([]string), ",")
+		}
+		if f.secret && val != "" {
+			val = "(set)"
 		}
 		out = append(out, Setting{f.key, val})
 	}

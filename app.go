@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/acme"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/admin"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
@@ -29,7 +31,11 @@ type app struct {
 	cfg      *config.Config
 	maxConns int // MAX_CONNECTIONS, or from the open-file limit
 	log      *zap.Logger
-	certs    *certs.Manager
+	certs    *certs.Manager // the files in CERT_DIR; nil with CERT_MODE=acme
+	acme     *acme.Manager  // CERT_MODE=acme
+	limits   *limit.Table   // per-client limits; nil when all are off
+	httpLn   net.Listener   // ACME_HTTP_PORT
+	httpSrv  *http.Server
 	metrics  *admin.Metrics
 	checker  *health.Checker            // the single backend; nil when routing by path
 	routed   map[string]*health.Checker // routed runtimes on ROUTE_CHECK
@@ -57,15 +63,7 @@ func logStart(cfg *config.Config, maxConns int, log *zap.Logger) {
 func build(cfg *config.Config, maxConns int, log *zap.Logger) (*app, error) {
 	a := &app{cfg: cfg, maxConns: maxConns, log: log, metrics: admin.NewMetrics(fullVersion())}
 	hostname, _ := os.Hostname()
-	var err error
-	a.certs, err = certs.NewManager(certs.Options{
-		Dir:    cfg.CertDir,
-		Names:  certs.WantedNames(hostname, certs.InterfaceIPs(), cfg.CertHostnames),
-		Label:  hostname,
-		Mode:   certs.Mode(cfg.CertMode),
-		Logger: log,
-	})
-	if err != nil {
+	if err := a.newCertificates(hostname); err != nil {
 		return nil, usageError{err}
 	}
 	a.newCheckers()
@@ -151,7 +149,7 @@ func (a *app) newPortal() (*portal.Portal, error) {
 		TokenParam:  a.cfg.AuthQueryParam,
 		TokenCookie: a.cfg.AuthCookie,
 		Version:     fullVersion(),
-		Certificate: a.certs.Current,
+		Certificate: a.currentCert,
 		WebRoot:     a.cfg.WebRoot,
 		WebPath:     a.cfg.WebPath,
 	}
@@ -182,8 +180,9 @@ func (a *app) newProxy(site *portal.Portal) *proxy.Server {
 	cfg := a.cfg
 	o := proxy.Options{
 		Backend:           cfg.BackendAddr(),
-		GetCertificate:    a.certs.GetCertificate,
-		CheckName:         a.certs.CheckName,
+		GetCertificate:    a.getCertificate,
+		CheckName:         a.checkName(),
+		ACMEChallenges:    a.acme != nil && cfg.ACMEDNSProvider == "",
 		Local:             site,
 		TLSSessionTickets: cfg.TLSSessionTickets,
 		TLSPostQuantum:    cfg.TLSPostQuantum,
@@ -206,8 +205,9 @@ func (a *app) newProxy(site *portal.Portal) *proxy.Server {
 		NativeBackendPort: int(cfg.NativeBackendPort),
 	}
 	if cfg.ClientMaxConnections > 0 || cfg.ClientHandshakeRate > 0 || cfg.ClientAuthFailures > 0 {
-		o.Limits = limit.New(limit.Options{MaxConns: cfg.ClientMaxConnections, HandshakeRate: cfg.ClientHandshakeRate,
+		a.limits = limit.New(limit.Options{MaxConns: cfg.ClientMaxConnections, HandshakeRate: cfg.ClientHandshakeRate,
 			AuthFailures: cfg.ClientAuthFailures, TableSize: cfg.ClientTableSize})
+		o.Limits = a.limits
 	}
 	if r := cfg.Runtimes(); r != nil {
 		o.Router = proxy.NewRouter(r, int(cfg.NativeBackendPort))
@@ -233,7 +233,7 @@ func (a *app) wire() {
 	a.metrics.Watch(admin.Gauges{
 		OpenSessions:      func() float64 { return float64(a.srv.ActiveConnections()) },
 		ParkedDirections:  func() float64 { return float64(a.srv.ParkedDirections()) },
-		CertificateExpiry: func() float64 { return float64(a.certs.Current().Leaf().NotAfter.Unix()) },
+		CertificateExpiry: a.certificateExpiry,
 	})
 	a.admin = admin.NewServer(a.metrics, a.ready, a.cfg.AdminPprof)
 }
@@ -242,6 +242,9 @@ func (a *app) wire() {
 // listener serves; what is left is the backend. Routing by path, readiness
 // is the proxy's own: one runtime down must not take it out of its Service.
 func (a *app) ready() (bool, string) {
+	if ok, why := a.certificateReady(); !ok {
+		return false, why
+	}
 	if a.auth != nil {
 		if ok, why := a.auth.Ready(); !ok {
 			return false, why
@@ -268,12 +271,19 @@ func (a *app) listen() error {
 	if a.ln, err = proxy.Listen("tcp", a.cfg.ListenAddr(), a.cfg.ClientKeepalive.D()); err != nil {
 		return listenError("PROXY_PORT", a.cfg.ListenAddr(), err)
 	}
+	if err = a.listenACMEHTTP(); err != nil {
+		a.ln.Close()
+		return err
+	}
 	if a.cfg.AdminAddress == "off" {
 		a.admin = nil
 		return nil
 	}
 	if a.adminLn, err = listenAdmin(a.cfg, a.log); err != nil {
 		a.ln.Close()
+		if a.httpLn != nil {
+			a.httpLn.Close()
+		}
 		return err
 	}
 	paths := []string{"/healthz", "/readyz", "/metrics"}
@@ -337,7 +347,9 @@ func (a *app) serve() error {
 	for _, c := range a.routed {
 		bg.Go(func() { c.Run(ctx) })
 	}
-	bg.Go(func() { a.certs.Watch(ctx, a.cfg.CertWatch.D()) })
+	if a.certs != nil {
+		bg.Go(func() { a.certs.Watch(ctx, a.cfg.CertWatch.D()) })
+	}
 	if a.tokens != nil {
 		bg.Go(func() { a.tokens.Watch(ctx, a.cfg.CertWatch.D()) })
 	}
@@ -351,8 +363,11 @@ func (a *app) serve() error {
 	go func() { serveErr <- a.srv.Serve(a.ln) }()
 	a.log.Info("listening", zap.String("address", a.ln.Addr().String()), zap.String("backend", a.cfg.BackendAddr()))
 
+	a.startACME(ctx) // after the listeners are open (see listenACMEHTTP)
+
 	err := a.waitForSignals(serveErr)
 	stopBackground()
+	a.stopACME()
 	if a.admin != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		a.admin.Shutdown(sctx)
@@ -382,7 +397,9 @@ func (a *app) waitForSignals(serveErr chan error) error {
 		case why = <-a.stop:
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				a.certs.Reload("SIGHUP")
+				if a.certs != nil {
+					a.certs.Reload("SIGHUP")
+				}
 				if a.tokens != nil {
 					a.tokens.Reload("SIGHUP")
 				}

@@ -25,6 +25,7 @@ type Metrics struct {
 	checkDuration     *prometheus.HistogramVec
 	authRefusals      *prometheus.CounterVec
 	clientLimited     *prometheus.CounterVec
+	acmeOrders        *prometheus.CounterVec
 }
 
 // Gauges read at scrape time.
@@ -66,8 +67,10 @@ func NewMetrics(version string) *Metrics {
 		Help: "Credentials refused (401), by why: missing, expired, wrong audience, bad signature, ..."}, []string{"why"})
 	m.clientLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "client_limited_total",
 		Help: "Connections or requests refused by a per-client limit, by limit."}, []string{"limit"})
+	m.acmeOrders = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "acme_orders_total",
+		Help: "Certificate orders to the ACME CA (CERT_MODE=acme), by result: obtained, renewed, failed."}, []string{"result"})
 	for _, c := range []prometheus.Collector{m.handshakes, m.handshakeFailures, m.sessions, m.bytes, m.duration,
-		m.refused, m.backendUp, m.transitions, m.checkDuration, m.authRefusals, m.clientLimited} {
+		m.refused, m.backendUp, m.transitions, m.checkDuration, m.authRefusals, m.clientLimited, m.acmeOrders} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
@@ -114,6 +117,9 @@ func (m *Metrics) ConnectionRefused() { m.refused.Inc() }
 
 // AuthRefused implements proxy.Observer.
 func (m *Metrics) AuthRefused(why string) { m.authRefusals.WithLabelValues(why).Inc() }
+
+// ACMEOrder counts an ACME order's result.
+func (m *Metrics) ACMEOrder(result string) { m.acmeOrders.WithLabelValues(result).Inc() }
 
 // ClientLimited implements proxy.Observer.
 func (m *Metrics) ClientLimited(limit string) { m.clientLimited.WithLabelValues(limit).Inc() }

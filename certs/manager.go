@@ -27,6 +27,9 @@ const (
 	// ModeSelfSigned: one self-signed certificate, as the HAProxy container
 	// made.
 	ModeSelfSigned Mode = "self-signed"
+	// ModeACME: certificates from an ACME CA, publicly trusted (package
+	// acme); this package then only reports on them.
+	ModeACME Mode = "acme"
 )
 
 // renewBefore: a generated certificate this close to expiry is re-issued,

@@ -4,6 +4,8 @@ import (
 	"html/template"
 	"net/http"
 	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 )
 
 // home is the page a headset sees on its first visit: proof that TLS works,
@@ -17,6 +19,8 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 		"Host":    r.Host,
 		"WebPath": p.webPath(),
 		"Days":    int(time.Until(st.Certificate.NotAfter).Hours() / 24),
+		// An ACME CA's certificate needs no trust steps.
+		"Public": st.Certificate.Mode == string(certs.ModeACME),
 	})
 }
 
@@ -79,7 +83,11 @@ Ask whoever runs this proxy for a token.</div>
   <dt>SHA-256 fingerprint</dt><dd class="mono" id="fingerprint">{{.S.Certificate.SHA256}}</dd>
   <dt>Valid</dt><dd>{{.S.Certificate.NotBefore.Format "2006-01-02"}} to {{.S.Certificate.NotAfter.Format "2006-01-02"}} ({{.Days}} days left)</dd>
   <dt>Names</dt><dd class="mono">{{range .S.Certificate.DNSNames}}{{.}} {{end}}{{range .S.Certificate.IPAddresses}}{{.}} {{end}}</dd>
-  <dt>Trust this to stop the warnings</dt><dd>{{.S.TrustAnchor.Subject}}<br><span class="mono">{{.S.TrustAnchor.SHA256}}</span></dd>
+{{if .Public}}  <dt>Issued by</dt><dd>{{.S.TrustAnchor.Subject}}, through ACME</dd>
+</dl>
+<p id="publicly-trusted">This certificate is publicly trusted: browsers and headsets accept it as they are, with nothing to
+install or click through. The proxy renews it by itself before it expires.</p>
+{{else}}  <dt>Trust this to stop the warnings</dt><dd>{{.S.TrustAnchor.Subject}}<br><span class="mono">{{.S.TrustAnchor.SHA256}}</span></dd>
 </dl>
 <p>
   <a class="button" href="/ca.crt">Download {{if .S.TrustAnchor.IsCA}}CA{{else}}certificate{{end}} (.crt)</a>
@@ -125,6 +133,7 @@ so you will not have to do it again.{{else}}This is a single certificate: trust 
   <li>macOS: double-click the <em>.cer</em>, then in Keychain Access set it to <em>Always Trust</em>.</li>
 </ol></details>
 
+{{end}}
 <h2>For developers</h2>
 <p>Status as JSON, readable cross-origin: <a href="/status.json" class="mono">/status.json</a>.
 Fetch it before opening the WebSocket to learn whether the certificate is accepted and the runtime is up.</p>

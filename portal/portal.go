@@ -171,18 +171,9 @@ type AnchorInfo struct {
 }
 
 func (p *Portal) snapshot() Status {
-	s := p.opts.Certificate()
-	leaf := s.Leaf()
-	st := Status{
-		Version: p.opts.Version,
-		Certificate: CertificateInfo{
-			SHA256: s.Fingerprint(), Subject: leaf.Subject.CommonName, DNSNames: leaf.DNSNames,
-			NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(), Source: s.Source,
-		},
-		TrustAnchor: AnchorInfo{Subject: s.Anchor.Subject.CommonName, SHA256: certs.Fingerprint(s.Anchor), IsCA: s.Anchor.IsCA, Download: PathCAPEM},
-	}
-	if s.Managed {
-		st.Certificate.Mode = string(s.Mode)
+	st := Status{Version: p.opts.Version, Certificate: certificateInfo(p.opts.Certificate())}
+	if s := p.opts.Certificate(); s != nil {
+		st.TrustAnchor = AnchorInfo{Subject: s.Anchor.Subject.CommonName, SHA256: certs.Fingerprint(s.Anchor), IsCA: s.Anchor.IsCA, Download: PathCAPEM}
 	}
 	if p.opts.Backend != nil {
 		b := p.opts.Backend()
@@ -199,11 +190,27 @@ func (p *Portal) snapshot() Status {
 			st.Routing.Checked = fmt.Sprintf("the %d runtimes on ROUTE_CHECK are health-checked; any other is tried when a session asks for it", len(st.RoutedBackends))
 		}
 	}
-	st.Certificate.IPAddresses = []string{}
-	for _, ip := range leaf.IPAddresses {
-		st.Certificate.IPAddresses = append(st.Certificate.IPAddresses, ip.String())
-	}
 	return st
+}
+
+// certificateInfo describes the certificate in service; s is nil while an
+// ACME CA's first certificate is on its way.
+func certificateInfo(s *certs.Served) CertificateInfo {
+	if s == nil {
+		return CertificateInfo{Source: "none yet", DNSNames: []string{}, IPAddresses: []string{}}
+	}
+	leaf := s.Leaf()
+	c := CertificateInfo{
+		SHA256: s.Fingerprint(), Subject: leaf.Subject.CommonName, DNSNames: leaf.DNSNames,
+		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(), Source: s.Source, IPAddresses: []string{},
+	}
+	if s.Managed {
+		c.Mode = string(s.Mode)
+	}
+	for _, ip := range leaf.IPAddresses {
+		c.IPAddresses = append(c.IPAddresses, ip.String())
+	}
+	return c
 }
 
 func (p *Portal) status(w http.ResponseWriter, r *http.Request) {
@@ -244,21 +251,43 @@ func (p *Portal) snapshotFor(r *http.Request) Status {
 	return st
 }
 
-func (p *Portal) anchor() *x509.Certificate { return p.opts.Certificate().Anchor }
+// anchor is what a client should trust; nil before there is a certificate.
+func (p *Portal) anchor() *x509.Certificate {
+	if s := p.opts.Certificate(); s != nil {
+		return s.Anchor
+	}
+	return nil
+}
 
 func (p *Portal) caPEM(w http.ResponseWriter, _ *http.Request) {
-	download(w, "application/x-x509-ca-cert", "cloudxr-wss-proxy-ca.crt")
-	pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: p.anchor().Raw})
+	if a := p.anchorOr503(w); a != nil {
+		download(w, "application/x-x509-ca-cert", "cloudxr-wss-proxy-ca.crt")
+		pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: a.Raw})
+	}
 }
 
 func (p *Portal) caDER(w http.ResponseWriter, _ *http.Request) {
-	download(w, "application/pkix-cert", "cloudxr-wss-proxy-ca.cer")
-	w.Write(p.anchor().Raw)
+	if a := p.anchorOr503(w); a != nil {
+		download(w, "application/pkix-cert", "cloudxr-wss-proxy-ca.cer")
+		w.Write(a.Raw)
+	}
 }
 
 func (p *Portal) profile(w http.ResponseWriter, _ *http.Request) {
-	download(w, "application/x-apple-aspen-config", "cloudxr-wss-proxy-ca.mobileconfig")
-	w.Write(Profile(p.anchor()))
+	if a := p.anchorOr503(w); a != nil {
+		download(w, "application/x-apple-aspen-config", "cloudxr-wss-proxy-ca.mobileconfig")
+		w.Write(Profile(a))
+	}
+}
+
+// anchorOr503 returns the trust anchor, or answers 503 when there is no
+// certificate yet.
+func (p *Portal) anchorOr503(w http.ResponseWriter) *x509.Certificate {
+	a := p.anchor()
+	if a == nil {
+		http.Error(w, "no certificate yet", http.StatusServiceUnavailable)
+	}
+	return a
 }
 
 func download(w http.ResponseWriter, contentType, name string) {

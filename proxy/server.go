@@ -75,6 +75,11 @@ type Options struct {
 	Router *Router
 	// Observer, if set, is told about handshakes, sessions and refusals.
 	Observer Observer
+	// ACMEChallenges offers the ALPN protocol "acme-tls/1" beside
+	// http/1.1, for an ACME CA's TLS-ALPN-01 validation: GetCertificate
+	// answers its handshake with the challenge certificate, and the
+	// connection then ends (reason "acme challenge answered").
+	ACMEChallenges bool
 	// CheckName, if set, is told after each handshake the name a client
 	// asked for (its SNI, or the address it dialed when it sent none).
 	CheckName func(name, client string)
@@ -146,7 +151,7 @@ func New(o Options) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := &Server{
 		opts:    o,
-		tlsConf: recordHello(TLSConfig(o.GetCertificate, o.TLSSessionTickets, o.TLSPostQuantum)),
+		tlsConf: recordHello(TLSConfig(o.GetCertificate, o.TLSSessionTickets, o.TLSPostQuantum, o.ACMEChallenges)),
 		log:     o.Logger,
 		floodLog: o.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 			return zapcore.NewSamplerWithOptions(c, time.Second, 5, 1000)

@@ -80,6 +80,10 @@ func (s *session) Handshake(tc *tls.Conn) bool {
 		return false
 	}
 	o.Observer.HandshakeSucceeded()
+	if o.ACMEChallenges && tc.ConnectionState().NegotiatedProtocol == ACMEALPN {
+		s.tun.End(tunnel.ACMEChallenge, "", nil) // the validation needs nothing more
+		return false
+	}
 	return true
 }
 

@@ -20,7 +20,13 @@ import (
 // Mozilla's intermediate profile now does; without it the groups are those
 // of the HAProxy container (X25519, P-256, P-384), which costs less CPU per
 // handshake.
-func TLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), sessionTickets, postQuantum bool) *tls.Config {
+func TLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), sessionTickets, postQuantum, acmeChallenges bool) *tls.Config {
+	protos := []string{"http/1.1"}
+	if acmeChallenges {
+		// Chosen only by a client that offers nothing else: the CA's
+		// validation (RFC 8737); browsers never offer it.
+		protos = append(protos, ACMEALPN)
+	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{
@@ -31,12 +37,15 @@ func TLSConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), ses
 			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 		},
-		NextProtos:             []string{"http/1.1"},
+		NextProtos:             protos,
 		CurvePreferences:       curves(postQuantum),
 		GetCertificate:         getCert,
 		SessionTicketsDisabled: !sessionTickets,
 	}
 }
+
+// ACMEALPN is the ALPN protocol of the TLS-ALPN-01 challenge.
+const ACMEALPN = "acme-tls/1"
 
 func curves(postQuantum bool) []tls.CurveID {
 	classic := []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}

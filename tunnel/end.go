@@ -29,6 +29,7 @@ const (
 	Unauthorized                  // a credential refused
 	AuthNotReady                  // the identity provider's keys have never loaded
 	RateLimited                   // a per-client limit refused
+	ACMEChallenge                 // an ACME CA's TLS-ALPN-01 validation handshake, answered
 )
 
 var endNames = [...]string{
@@ -53,6 +54,7 @@ var endNames = [...]string{
 	Unauthorized:       "unauthorized",
 	AuthNotReady:       "authentication not ready",
 	RateLimited:        "rate limited",
+	ACMEChallenge:      "acme challenge answered",
 }
 
 func (e End) String() string { return endNames[e] }

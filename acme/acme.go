@@ -51,15 +51,15 @@ type Options struct {
 	Dir   string   // CERT_DIR
 	Names []string // exactly the names asked for: CERT_HOSTNAMES
 
-	CA        string         // the ACME directory URL
-	Email     string         // the account's contact, may be empty
-	Roots     *x509.CertPool // trusted for the CA's HTTPS; nil: the system's
-	EABKeyID  string         // external account binding, both or neither
-	EABHMAC   string
-	Profile   string // an ACME profile, such as Let's Encrypt's "shortlived"
+	CA         string         // the ACME directory URL
+	Email      string         // the account's contact, may be empty
+	Roots      *x509.CertPool // trusted for the CA's HTTPS; nil: the system's
+	EABKeyID   string         // external account binding, both or neither
+	EABHMAC    string
+	Profile    string // an ACME profile, such as Let's Encrypt's "shortlived"
 	ListenHost string // LISTEN_ADDRESS, or "" for every interface
 	ProxyPort  int    // the proxy's TLS port, where TLS-ALPN-01 is answered
-	HTTPPort  int    // where HTTP-01 is answered; 0: no HTTP-01
+	HTTPPort   int    // where HTTP-01 is answered; 0: no HTTP-01
 
 	// DNS, when set, solves DNS-01 (and only DNS-01 is used).
 	DNS          certmagic.DNSProvider

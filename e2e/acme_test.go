@@ -1,0 +1,383 @@
+//go:build e2e
+
+package e2e
+
+// CERT_MODE=acme against Pebble, the ACME test server Let's Encrypt
+// publishes (a tool of this module, built here), with pebble-challtestsrv
+// as its DNS: every name resolves to 127.0.0.1, where the proxy listens on
+// the ports Pebble validates on. A client that trusts only Pebble's root
+// (from Pebble's management API) checks the chain the proxy serves.
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
+)
+
+// pebble is a running Pebble with its DNS.
+type pebble struct {
+	dir        string // its directory URL
+	minica     string // the PEM file Pebble's own HTTPS is signed by (ACME_CA_ROOTS)
+	management string // its management API's address
+	roots      *x509.CertPool
+	log        *bytes.Buffer
+	cmd        *exec.Cmd
+}
+
+// stop makes the CA unreachable.
+func (p *pebble) stop() {
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+}
+
+// pebbleTools builds Pebble and its challenge test server from the module's
+// tool dependencies, once per test binary.
+var pebbleTools = struct{ pebble, challtestsrv string }{}
+
+func buildPebble(t *testing.T) {
+	t.Helper()
+	if pebbleTools.pebble != "" {
+		return
+	}
+	dir := filepath.Dir(binary)
+	for _, tool := range []struct{ pkg, out string }{
+		{"github.com/letsencrypt/pebble/v2/cmd/pebble", "pebble"},
+		{"github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv", "pebble-challtestsrv"},
+	} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, tool.out), tool.pkg).CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", tool.pkg, err, out)
+		}
+	}
+	pebbleTools.pebble, pebbleTools.challtestsrv = filepath.Join(dir, "pebble"), filepath.Join(dir, "pebble-challtestsrv")
+}
+
+// startPebble runs Pebble validating TLS-ALPN-01 on tlsPort and HTTP-01 on
+// httpPort (both on 127.0.0.1), listening on listenPort (0: a free one).
+func startPebble(t *testing.T, tlsPort, httpPort, listenPort int) *pebble {
+	t.Helper()
+	buildPebble(t)
+	src := filepath.Dir(filepath.Dir(filepath.Dir(pebbleMinica(t))))
+	dnsPort := freeUDPPort(t)
+	chall := exec.Command(pebbleTools.challtestsrv, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dnsPort),
+		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "", "-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	startBackground(t, chall, nil)
+
+	if listenPort == 0 {
+		listenPort = freePort(t)
+	}
+	p := &pebble{
+		dir:        fmt.Sprintf("https://localhost:%d/dir", listenPort),
+		minica:     pebbleMinica(t),
+		management: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		log:        &bytes.Buffer{},
+	}
+	conf := map[string]any{"pebble": map[string]any{
+		"listenAddress":           fmt.Sprintf("127.0.0.1:%d", listenPort),
+		"managementListenAddress": p.management,
+		"certificate":             filepath.Join(src, "test/certs/localhost/cert.pem"),
+		"privateKey":              filepath.Join(src, "test/certs/localhost/key.pem"),
+		"httpPort":                httpPort,
+		"tlsPort":                 tlsPort,
+		"ocspResponderURL":        "",
+		"retryAfter":              map[string]int{"authz": 1, "order": 1},
+		"keyAlgorithm":            "ecdsa",
+		"profiles":                map[string]any{"default": map[string]any{"description": "the tests'", "validityPeriod": 7776000}},
+	}}
+	confPath := filepath.Join(t.TempDir(), "pebble.json")
+	data, _ := json.Marshal(conf)
+	if err := os.WriteFile(confPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(pebbleTools.pebble, "-config", confPath, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dnsPort))
+	// No sleeps in validation, no nonces refused at random: Pebble's
+	// defaults are meant to shake out clients, not to test a proxy.
+	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
+	startBackground(t, cmd, p.log)
+	p.cmd = cmd
+
+	minica := trustPEM(t, p.minica)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: minica}, Timeout: 5 * time.Second}
+	waitFor(t, 20*time.Second, "Pebble's root from its management API", func() bool {
+		resp, err := client.Get("https://" + p.management + "/roots/0")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		p.roots = x509.NewCertPool()
+		return resp.StatusCode == 200 && p.roots.AppendCertsFromPEM(body)
+	})
+	client.CloseIdleConnections()
+	return p
+}
+
+// startBackground runs cmd until the test ends, its output in log.
+func startBackground(t *testing.T, cmd *exec.Cmd, log *bytes.Buffer) {
+	t.Helper()
+	if log == nil {
+		log = &bytes.Buffer{}
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("%s:\n%s", filepath.Base(cmd.Path), log.String())
+		}
+	})
+}
+
+// acmeEnv is the proxy's settings for Pebble.
+func (p *pebble) acmeEnv(certDir string, tlsPort int, names string) []string {
+	return []string{"CERT_MODE=acme", "CERT_DIR=" + certDir, "CERT_HOSTNAMES=" + names,
+		"ACME_CA=" + p.dir, "ACME_CA_ROOTS=" + p.minica, "ACME_EMAIL=ops@proxy.test",
+		fmt.Sprintf("PROXY_PORT=%d", tlsPort)}
+}
+
+// echoTrusting opens wss://name:port trusting only roots, checks the served
+// chain names name, and echoes through the proxy.
+func echoTrusting(t *testing.T, addr, name string, roots *x509.CertPool) *x509.Certificate {
+	t.Helper()
+	c, err := wstest.Dial(addr, "/sign_in?peer_id=1", &tls.Config{ServerName: name, RootCAs: roots})
+	if err != nil {
+		t.Fatalf("wss://%s via %s trusting only the ACME CA's root: %v", name, addr, err)
+	}
+	defer c.Close()
+	if err := c.Echo("through an ACME certificate", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	leaf := c.Conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
+	if leaf.VerifyHostname(name) != nil {
+		t.Errorf("served certificate names %v, want %s", leaf.DNSNames, name)
+	}
+	return leaf
+}
+
+// TLS-ALPN-01 on the proxy's own port: the CA's validation handshakes are
+// answered there and the certificate obtained is served, publicly trusted
+// as far as Pebble's root goes; the page says so; a restart with the CA gone
+// serves the stored certificate at once.
+func TestACMETLSALPN(t *testing.T) {
+	b := backend(t)
+	tlsPort := freePort(t)
+	pb := startPebble(t, tlsPort, freePort(t), 0)
+	certDir := t.TempDir()
+	env := append(pb.acmeEnv(certDir, tlsPort, "proxy.test"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1")
+	p := startProc(t, env...)
+	addr := p.addr()
+	admin := p.waitLog("admin listener")["address"].(string)
+	p.waitLine(60*time.Second, "certificate obtained", func(l map[string]any) bool {
+		return l["msg"] == "certificate obtained successfully" && l["identifier"] == "proxy.test"
+	})
+	if l := p.waitLog("trying to solve challenge"); l["challenge_type"] != "tls-alpn-01" {
+		t.Errorf("challenge %v, want tls-alpn-01", l["challenge_type"])
+	}
+	waitFor(t, 10*time.Second, "the certificate served", func() bool {
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "proxy.test", RootCAs: pb.roots})
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	leaf := echoTrusting(t, addr, "proxy.test", pb.roots)
+
+	// The page and the status say the certificate is publicly trusted.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "proxy.test", RootCAs: pb.roots}}}
+	defer client.CloseIdleConnections()
+	page := getBody(t, client, "https://"+addr+"/")
+	if !strings.Contains(page, `id="publicly-trusted"`) || strings.Contains(page, "Trust it on your device") {
+		t.Errorf("the page does not say the certificate is publicly trusted, or still shows trust steps")
+	}
+	if st := getBody(t, client, "https://"+addr+"/status.json"); !strings.Contains(st, `"mode": "acme"`) {
+		t.Errorf("status.json: %s", st)
+	}
+	metrics := getBody(t, http.DefaultClient, "http://"+admin+"/metrics")
+	if !strings.Contains(metrics, `cloudxr_wss_proxy_acme_orders_total{result="obtained"} 1`) {
+		t.Errorf("no obtained order in the metrics")
+	}
+	// The validation's connections end as such (a session with no request
+	// is logged at debug level only: the metric counts them).
+	if !strings.Contains(metrics, `cloudxr_wss_proxy_sessions_total{outcome="acme challenge answered"}`) {
+		t.Errorf("no session ended as an answered challenge in the metrics")
+	}
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	// Restarted with the CA unreachable: the stored certificate is served.
+	pb.stop()
+	p2 := startProc(t, env...)
+	addr2 := p2.addr()
+	var again *x509.Certificate
+	waitFor(t, 10*time.Second, "the stored certificate served with the CA down", func() bool {
+		c, err := wstest.Dial(addr2, "/sign_in?peer_id=2", &tls.Config{ServerName: "proxy.test", RootCAs: pb.roots})
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		again = c.Conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
+		return c.Echo("stored", 5*time.Second) == nil
+	})
+	if !again.Equal(leaf) {
+		t.Error("a different certificate after the restart")
+	}
+}
+
+// HTTP-01 on ACME_HTTP_PORT: Pebble validates TLS-ALPN-01 on a port where
+// nothing listens, so only HTTP-01 can succeed. The port redirects every
+// other request to https://.
+func TestACMEHTTP01(t *testing.T) {
+	b := backend(t)
+	tlsPort, httpPort := freePort(t), freePort(t)
+	pb := startPebble(t, freePort(t), httpPort, 0)
+	env := append(pb.acmeEnv(t.TempDir(), tlsPort, "proxy.test,www.proxy.test"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
+		"BACKEND_HOST=127.0.0.1", fmt.Sprintf("ACME_HTTP_PORT=%d", httpPort))
+	p := startProc(t, env...)
+	addr := p.addr()
+	for _, name := range []string{"proxy.test", "www.proxy.test"} {
+		p.waitLine(90*time.Second, "certificate obtained for "+name, func(l map[string]any) bool {
+			return l["msg"] == "certificate obtained successfully" && l["identifier"] == name
+		})
+	}
+	p.waitLine(5*time.Second, "an HTTP-01 challenge answered", func(l map[string]any) bool {
+		return l["msg"] == "served key authentication" && l["challenge"] == "http-01"
+	})
+	echoTrusting(t, addr, "proxy.test", pb.roots)
+	echoTrusting(t, addr, "www.proxy.test", pb.roots)
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/app/?x=1", httpPort), nil)
+	req.Host = "www.proxy.test"
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := fmt.Sprintf("https://www.proxy.test:%d/app/?x=1", tlsPort); resp.StatusCode != 308 || resp.Header.Get("Location") != want {
+		t.Errorf("plain HTTP: %d %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+}
+
+// Settings CERT_MODE=acme cannot work with stop the program with exit 2
+// and one line naming the variable.
+func TestACMEBadSettings(t *testing.T) {
+	withPEM := t.TempDir()
+	if err := os.WriteFile(filepath.Join(withPEM, "server.pem"), []byte("not ours"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"CERT_MODE=acme"}, `invalid CERT_HOSTNAMES=""`},
+		{[]string{"CERT_MODE=acme", "CERT_HOSTNAMES=xr.example.com", "ACME_DNS_PROVIDER=gandi"}, `invalid ACME_DNS_PROVIDER="gandi"`},
+		{[]string{"CERT_MODE=acme", "CERT_HOSTNAMES=xr.example.com", "ACME_DNS_PROVIDER=cloudflare"}, `invalid CLOUDFLARE_API_TOKEN=""`},
+		{[]string{"CERT_MODE=acme", "CERT_HOSTNAMES=xr.example.com", "ACME_DNS_PROVIDER=rfc2136", "RFC2136_SERVER=127.0.0.1"}, `invalid RFC2136_KEY_NAME=""`},
+		{[]string{"CERT_MODE=acme", "CERT_HOSTNAMES=xr.example.com", "ACME_DNS_PROVIDER=route53", "HOME=" + t.TempDir(),
+			"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}, `ACME_DNS_PROVIDER=route53: no AWS credentials`},
+		{[]string{"CERT_MODE=acme", "CERT_HOSTNAMES=xr.example.com", "CERT_DIR=" + withPEM}, "CERT_MODE=acme: " + filepath.Join(withPEM, "server.pem") + " is your own certificate"},
+	} {
+		cmd := exec.Command(binary)
+		cmd.Env = append([]string{"CERT_DIR=" + t.TempDir(), "ADMIN_ADDRESS=off", "PROXY_PORT=0", "LISTEN_ADDRESS=127.0.0.1"}, tc.env...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 2 {
+			t.Errorf("%v: exit %d (%v), want 2\n%s", tc.env, code, err, stderr.String())
+			continue
+		}
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: stderr %q, want a line with %s", tc.env, stderr.String(), tc.want)
+		}
+	}
+}
+
+func getBody(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// The CA down at start and no certificate stored: the proxy runs, /readyz
+// says why it is not ready, and once the CA is back the certificate comes
+// on the next try (certmagic's backoff: the first retry after a minute).
+func TestACMECADownAtStart(t *testing.T) {
+	b := backend(t)
+	tlsPort, caPort := freePort(t), freePort(t)
+	env := append((&pebble{dir: fmt.Sprintf("https://localhost:%d/dir", caPort), minica: pebbleMinica(t)}).acmeEnv(t.TempDir(), tlsPort, "proxy.test"),
+		fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1")
+	p := startProc(t, env...)
+	p.addr()
+	admin := p.waitLog("admin listener")["address"].(string)
+	p.waitLine(30*time.Second, "the failed order", func(l map[string]any) bool {
+		return l["msg"] == "the ACME CA did not issue a certificate; retrying with backoff" && l["name"] == "proxy.test"
+	})
+	resp, err := http.Get("http://" + admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "no certificate yet from https://localhost:") ||
+		!strings.Contains(string(body), "connection refused") {
+		t.Errorf("/readyz with the CA down: %d %q", resp.StatusCode, body)
+	}
+
+	pb := startPebble(t, tlsPort, freePort(t), caPort)
+	p.waitLine(150*time.Second, "the certificate once the CA is back", func(l map[string]any) bool {
+		return l["msg"] == "certificate obtained successfully" && l["identifier"] == "proxy.test"
+	})
+	waitFor(t, 10*time.Second, "ready", func() bool {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	echoTrusting(t, p.addr(), "proxy.test", pb.roots)
+}
+
+// pebbleMinica is the PEM file Pebble's own HTTPS is signed by.
+func pebbleMinica(t *testing.T) string {
+	t.Helper()
+	modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
+	if err != nil {
+		t.Fatalf("finding Pebble's module: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(modDir)), "test/certs/pebble.minica.pem")
+}

@@ -65,16 +65,24 @@ func buildPebble(t *testing.T) {
 }
 
 // startPebble runs Pebble validating TLS-ALPN-01 on tlsPort and HTTP-01 on
-// httpPort (both on 127.0.0.1), listening on listenPort (0: a free one).
+// httpPort (both on 127.0.0.1), listening on listenPort (0: a free one),
+// with pebble-challtestsrv as its DNS (every name is 127.0.0.1).
 func startPebble(t *testing.T, tlsPort, httpPort, listenPort int) *pebble {
 	t.Helper()
 	buildPebble(t)
-	src := filepath.Dir(filepath.Dir(filepath.Dir(pebbleMinica(t))))
-	dnsPort := freeUDPPort(t)
-	chall := exec.Command(pebbleTools.challtestsrv, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dnsPort),
+	dns := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	chall := exec.Command(pebbleTools.challtestsrv, "-dnsserver", dns,
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "", "-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
 	startBackground(t, chall, nil)
+	return startPebbleDNS(t, tlsPort, httpPort, listenPort, dns)
+}
+
+// startPebbleDNS runs Pebble resolving names through the DNS server dns.
+func startPebbleDNS(t *testing.T, tlsPort, httpPort, listenPort int, dns string) *pebble {
+	t.Helper()
+	buildPebble(t)
+	src := filepath.Dir(filepath.Dir(filepath.Dir(pebbleMinica(t))))
 
 	if listenPort == 0 {
 		listenPort = freePort(t)
@@ -102,7 +110,7 @@ func startPebble(t *testing.T, tlsPort, httpPort, listenPort int) *pebble {
 	if err := os.WriteFile(confPath, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(pebbleTools.pebble, "-config", confPath, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dnsPort))
+	cmd := exec.Command(pebbleTools.pebble, "-config", confPath, "-dnsserver", dns)
 	// No sleeps in validation, no nonces refused at random: Pebble's
 	// defaults are meant to shake out clients, not to test a proxy.
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
@@ -380,4 +388,36 @@ func pebbleMinica(t *testing.T) string {
 		t.Fatalf("finding Pebble's module: %v", err)
 	}
 	return filepath.Join(strings.TrimSpace(string(modDir)), "test/certs/pebble.minica.pem")
+}
+
+// DNS-01 over RFC 2136 against BIND: the proxy writes the challenge's TXT
+// record with a TSIG-signed update, Pebble resolves it through the same
+// server, and a wildcard (which only DNS-01 can validate) is issued beside
+// the zone's own name.
+func TestACMEDNS01RFC2136(t *testing.T) {
+	b := backend(t)
+	ns := startBind(t, "proxy.test")
+	tlsPort := freePort(t)
+	pb := startPebbleDNS(t, freePort(t), freePort(t), 0, ns.addr)
+	env := append(pb.acmeEnv(t.TempDir(), tlsPort, "proxy.test,*.proxy.test"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
+		"BACKEND_HOST=127.0.0.1", "ACME_DNS_PROVIDER=rfc2136", "RFC2136_SERVER="+ns.addr,
+		"RFC2136_KEY_NAME="+ns.keyName, "RFC2136_KEY="+ns.secret, "ACME_DNS_RESOLVERS="+ns.addr)
+	p := startProc(t, env...)
+	addr := p.addr()
+	if l := p.waitLog("certificates from an ACME CA"); fmt.Sprint(l["challenges"]) != "[dns-01]" {
+		t.Errorf("challenges %v, want only dns-01", l["challenges"])
+	}
+	for _, name := range []string{"proxy.test", "*.proxy.test"} {
+		p.waitLine(120*time.Second, "certificate obtained for "+name, func(l map[string]any) bool {
+			return l["msg"] == "certificate obtained successfully" && l["identifier"] == name
+		})
+	}
+	if l := p.waitLog("trying to solve challenge"); l["challenge_type"] != "dns-01" {
+		t.Errorf("challenge %v, want dns-01", l["challenge_type"])
+	}
+	if strings.Contains(p.output(), `"RFC2136_KEY":"`+ns.secret) || strings.Contains(p.output(), ns.secret) {
+		t.Error("the TSIG secret is in the log")
+	}
+	echoTrusting(t, addr, "proxy.test", pb.roots)
+	echoTrusting(t, addr, "gpu3.proxy.test", pb.roots)
 }

@@ -4,7 +4,8 @@
 # trusts the test CA), systemd-analyze (checks the unit `make install`
 # writes), testssl (the TLS scan), podman, runc and busybox-static (the
 # container image test), Wine, MinGW-w64 and qemu-user (the Windows and arm64
-# builds), lintian and rpm (the release's packages). Used by `make test` and so by CI.
+# builds), lintian and rpm (the release's packages), BIND 9 (DNS-01 for the
+# ACME tests). Used by `make test` and so by CI.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
@@ -28,6 +29,9 @@ command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
 # The release's packages: lintian checks the .deb, rpm reads the .rpm.
 command -v lintian >/dev/null || need+=(lintian)
 command -v rpm >/dev/null || need+=(rpm)
+# CERT_MODE=acme's DNS-01 over RFC 2136: a real DNS server taking TSIG-signed
+# updates (BIND 9; tsig-keygen comes with it).
+command -v named >/dev/null || need+=(bind9)
 ((${#need[@]})) || exit 0
 echo "installing test dependencies: ${need[*]}"
 sudo=()

@@ -80,7 +80,7 @@ func (a *app) newACME() error {
 		Dir: cfg.CertDir, Names: cfg.CertHostnames,
 		CA: cfg.ACMECA, Email: cfg.ACMEEmail, Roots: roots, EABKeyID: cfg.ACMEEABKeyID, EABHMAC: cfg.ACMEEABHMAC,
 		Profile: profile, ListenHost: cfg.ListenAddress, ProxyPort: int(cfg.ProxyPort), HTTPPort: int(cfg.ACMEHTTPPort),
-		DNS: dns, DNSResolvers: cfg.ACMEDNSResolvers,
+		DNS: dns, DNSResolvers: cfg.ACMEDNSResolvers, CheckInterval: cfg.ACMERenewCheck.D(),
 		Logger: a.log, Order: a.metrics.ACMEOrder,
 	}
 	var err error

@@ -65,11 +65,9 @@ type Options struct {
 	DNS          certmagic.DNSProvider
 	DNSResolvers []string
 
-	// RenewalWindow is the part of a certificate's lifetime, at its end, in
-	// which it is renewed; 0: certmagic's (a third).
-	RenewalWindow float64
 	// CheckInterval is how often certificates are checked for renewal;
-	// 0: certmagic's (10 minutes).
+	// 0: certmagic's (10 minutes). When one is due comes from the CA's
+	// renewal information (ARI), or else the last third of its lifetime.
 	CheckInterval time.Duration
 
 	Logger *zap.Logger
@@ -117,7 +115,6 @@ func New(o Options) (*Manager, error) {
 		Storage:            &certmagic.FileStorage{Path: dir},
 		DefaultServerName:  o.Names[0],
 		FallbackServerName: o.Names[0],
-		RenewalWindowRatio: o.RenewalWindow,
 		OnEvent:            m.onEvent,
 		Logger:             clog,
 	})

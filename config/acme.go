@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // DNS providers ACME_DNS_PROVIDER names.
@@ -63,6 +64,9 @@ func (c *Config) validateACME(bad badFunc) {
 	}
 	if p := c.ACMEHTTPPort; p != 0 && (p == c.ProxyPort || c.AdminAddress != "off" && strings.HasSuffix(c.AdminAddress, fmt.Sprintf(":%d", p))) {
 		bad("ACME_HTTP_PORT", p, "is already PROXY_PORT or ADMIN_ADDRESS's port")
+	}
+	if d := c.ACMERenewCheck.D(); d < time.Second {
+		bad("ACME_RENEW_INTERVAL", c.ACMERenewCheck, "want a duration of a second or more, such as 10m")
 	}
 	c.validateDNSProvider(bad)
 	c.validateACMENames(bad)

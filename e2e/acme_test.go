@@ -64,24 +64,29 @@ func buildPebble(t *testing.T) {
 	pebbleTools.pebble, pebbleTools.challtestsrv = filepath.Join(dir, "pebble"), filepath.Join(dir, "pebble-challtestsrv")
 }
 
-// startPebble runs Pebble validating TLS-ALPN-01 on tlsPort and HTTP-01 on
-// httpPort (both on 127.0.0.1), listening on listenPort (0: a free one),
-// with pebble-challtestsrv as its DNS (every name is 127.0.0.1).
-func startPebble(t *testing.T, tlsPort, httpPort, listenPort int) *pebble {
-	t.Helper()
-	buildPebble(t)
-	dns := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
-	chall := exec.Command(pebbleTools.challtestsrv, "-dnsserver", dns,
-		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "", "-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
-	startBackground(t, chall, nil)
-	return startPebbleDNS(t, tlsPort, httpPort, listenPort, dns)
+// pebbleSpec is where Pebble validates and how long its certificates last.
+type pebbleSpec struct {
+	tlsPort, httpPort int           // where it validates TLS-ALPN-01 and HTTP-01, on 127.0.0.1
+	listenPort        int           // its ACME port; 0: a free one
+	dns               string        // the DNS server it resolves through; "": pebble-challtestsrv (every name 127.0.0.1)
+	validity          time.Duration // of its certificates; 0: 90 days
 }
 
-// startPebbleDNS runs Pebble resolving names through the DNS server dns.
-func startPebbleDNS(t *testing.T, tlsPort, httpPort, listenPort int, dns string) *pebble {
+// startPebble runs Pebble as spec says.
+func startPebble(t *testing.T, spec pebbleSpec) *pebble {
 	t.Helper()
 	buildPebble(t)
+	if spec.dns == "" {
+		spec.dns = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+		chall := exec.Command(pebbleTools.challtestsrv, "-dnsserver", spec.dns,
+			"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "", "-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+		startBackground(t, chall, nil)
+	}
+	if spec.validity == 0 {
+		spec.validity = 90 * 24 * time.Hour
+	}
+	tlsPort, httpPort, listenPort, dns := spec.tlsPort, spec.httpPort, spec.listenPort, spec.dns
 	src := filepath.Dir(filepath.Dir(filepath.Dir(pebbleMinica(t))))
 
 	if listenPort == 0 {
@@ -103,7 +108,7 @@ func startPebbleDNS(t *testing.T, tlsPort, httpPort, listenPort int, dns string)
 		"ocspResponderURL":        "",
 		"retryAfter":              map[string]int{"authz": 1, "order": 1},
 		"keyAlgorithm":            "ecdsa",
-		"profiles":                map[string]any{"default": map[string]any{"description": "the tests'", "validityPeriod": 7776000}},
+		"profiles":                map[string]any{"default": map[string]any{"description": "the tests'", "validityPeriod": int(spec.validity.Seconds())}},
 	}}
 	confPath := filepath.Join(t.TempDir(), "pebble.json")
 	data, _ := json.Marshal(conf)
@@ -187,7 +192,7 @@ func echoTrusting(t *testing.T, addr, name string, roots *x509.CertPool) *x509.C
 func TestACMETLSALPN(t *testing.T) {
 	b := backend(t)
 	tlsPort := freePort(t)
-	pb := startPebble(t, tlsPort, freePort(t), 0)
+	pb := startPebble(t, pebbleSpec{tlsPort: tlsPort, httpPort: freePort(t)})
 	certDir := t.TempDir()
 	env := append(pb.acmeEnv(certDir, tlsPort, "proxy.test"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1")
 	p := startProc(t, env...)
@@ -256,7 +261,7 @@ func TestACMETLSALPN(t *testing.T) {
 func TestACMEHTTP01(t *testing.T) {
 	b := backend(t)
 	tlsPort, httpPort := freePort(t), freePort(t)
-	pb := startPebble(t, freePort(t), httpPort, 0)
+	pb := startPebble(t, pebbleSpec{tlsPort: freePort(t), httpPort: httpPort})
 	env := append(pb.acmeEnv(t.TempDir(), tlsPort, "proxy.test,www.proxy.test"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
 		"BACKEND_HOST=127.0.0.1", fmt.Sprintf("ACME_HTTP_PORT=%d", httpPort))
 	p := startProc(t, env...)
@@ -365,7 +370,7 @@ func TestACMECADownAtStart(t *testing.T) {
 		t.Errorf("/readyz with the CA down: %d %q", resp.StatusCode, body)
 	}
 
-	pb := startPebble(t, tlsPort, freePort(t), caPort)
+	pb := startPebble(t, pebbleSpec{tlsPort: tlsPort, httpPort: freePort(t), listenPort: caPort})
 	p.waitLine(150*time.Second, "the certificate once the CA is back", func(l map[string]any) bool {
 		return l["msg"] == "certificate obtained successfully" && l["identifier"] == "proxy.test"
 	})
@@ -398,7 +403,7 @@ func TestACMEDNS01RFC2136(t *testing.T) {
 	b := backend(t)
 	ns := startBind(t, "proxy.test")
 	tlsPort := freePort(t)
-	pb := startPebbleDNS(t, freePort(t), freePort(t), 0, ns.addr)
+	pb := startPebble(t, pebbleSpec{tlsPort: freePort(t), httpPort: freePort(t), dns: ns.addr})
 	env := append(pb.acmeEnv(t.TempDir(), tlsPort, "proxy.test,*.proxy.test"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
 		"BACKEND_HOST=127.0.0.1", "ACME_DNS_PROVIDER=rfc2136", "RFC2136_SERVER="+ns.addr,
 		"RFC2136_KEY_NAME="+ns.keyName, "RFC2136_KEY="+ns.secret, "ACME_DNS_RESOLVERS="+ns.addr)
@@ -420,4 +425,45 @@ func TestACMEDNS01RFC2136(t *testing.T) {
 	}
 	echoTrusting(t, addr, "proxy.test", pb.roots)
 	echoTrusting(t, addr, "gpu3.proxy.test", pb.roots)
+}
+
+// Renewal with certificates that live 40 seconds: the proxy renews by
+// itself; a session opened before keeps echoing across the renewal, and a
+// new session gets the new certificate.
+func TestACMERenewal(t *testing.T) {
+	b := backend(t)
+	tlsPort := freePort(t)
+	pb := startPebble(t, pebbleSpec{tlsPort: tlsPort, httpPort: freePort(t), validity: 40 * time.Second})
+	env := append(pb.acmeEnv(t.TempDir(), tlsPort, "proxy.test"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
+		"BACKEND_HOST=127.0.0.1", "ACME_RENEW_INTERVAL=1s")
+	p := startProc(t, env...)
+	addr := p.addr()
+	p.waitLine(60*time.Second, "the first certificate", func(l map[string]any) bool {
+		return l["msg"] == "certificate obtained successfully" && l["identifier"] == "proxy.test"
+	})
+	var first *x509.Certificate
+	var before *wstest.Client
+	waitFor(t, 10*time.Second, "a session with the first certificate", func() bool {
+		c, err := wstest.Dial(addr, "/sign_in?peer_id=1", &tls.Config{ServerName: "proxy.test", RootCAs: pb.roots})
+		if err != nil {
+			return false
+		}
+		before, first = c, c.Conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
+		return true
+	})
+	defer before.Close()
+	p.waitLine(90*time.Second, "the renewal", func(l map[string]any) bool {
+		return l["msg"] == "certificate renewed successfully" && l["identifier"] == "proxy.test"
+	})
+	if err := before.Echo("across the renewal", 5*time.Second); err != nil {
+		t.Fatalf("the session opened before the renewal: %v", err)
+	}
+	waitFor(t, 10*time.Second, "a new session with the renewed certificate", func() bool {
+		leaf := echoTrusting(t, addr, "proxy.test", pb.roots)
+		return leaf.SerialNumber.Cmp(first.SerialNumber) != 0 && leaf.NotAfter.After(first.NotAfter)
+	})
+	admin := p.waitLog("admin listener")["address"].(string)
+	if m := getBody(t, http.DefaultClient, "http://"+admin+"/metrics"); !strings.Contains(m, `cloudxr_wss_proxy_acme_orders_total{result="renewed"}`) {
+		t.Error("no renewed order in the metrics")
+	}
 }

@@ -166,6 +166,20 @@ func (p *pebble) acmeEnv(certDir string, tlsPort int, names string) []string {
 		fmt.Sprintf("PROXY_PORT=%d", tlsPort)}
 }
 
+// waitServed waits until addr serves a certificate for name that roots
+// verify: certmagic logs an order's success a moment before the
+// certificate is in its cache.
+func waitServed(t *testing.T, addr, name string, roots *x509.CertPool) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "a certificate for "+name+" served", func() bool {
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: name, RootCAs: roots})
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
 // echoTrusting opens wss://name:port trusting only roots, checks the served
 // chain names name, and echoes through the proxy.
 func echoTrusting(t *testing.T, addr, name string, roots *x509.CertPool) *x509.Certificate {
@@ -204,13 +218,7 @@ func TestACMETLSALPN(t *testing.T) {
 	if l := p.waitLog("trying to solve challenge"); l["challenge_type"] != "tls-alpn-01" {
 		t.Errorf("challenge %v, want tls-alpn-01", l["challenge_type"])
 	}
-	waitFor(t, 10*time.Second, "the certificate served", func() bool {
-		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "proxy.test", RootCAs: pb.roots})
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	waitServed(t, addr, "proxy.test", pb.roots)
 	leaf := echoTrusting(t, addr, "proxy.test", pb.roots)
 
 	// The page and the status say the certificate is publicly trusted.
@@ -274,6 +282,8 @@ func TestACMEHTTP01(t *testing.T) {
 	p.waitLine(5*time.Second, "an HTTP-01 challenge answered", func(l map[string]any) bool {
 		return l["msg"] == "served key authentication" && l["challenge"] == "http-01"
 	})
+	waitServed(t, addr, "proxy.test", pb.roots)
+	waitServed(t, addr, "www.proxy.test", pb.roots)
 	echoTrusting(t, addr, "proxy.test", pb.roots)
 	echoTrusting(t, addr, "www.proxy.test", pb.roots)
 
@@ -382,6 +392,7 @@ func TestACMECADownAtStart(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	waitServed(t, p.addr(), "proxy.test", pb.roots)
 	echoTrusting(t, p.addr(), "proxy.test", pb.roots)
 }
 
@@ -423,6 +434,8 @@ func TestACMEDNS01RFC2136(t *testing.T) {
 	if strings.Contains(p.output(), `"RFC2136_KEY":"`+ns.secret) || strings.Contains(p.output(), ns.secret) {
 		t.Error("the TSIG secret is in the log")
 	}
+	waitServed(t, addr, "proxy.test", pb.roots)
+	waitServed(t, addr, "gpu3.proxy.test", pb.roots)
 	echoTrusting(t, addr, "proxy.test", pb.roots)
 	echoTrusting(t, addr, "gpu3.proxy.test", pb.roots)
 }
@@ -459,9 +472,15 @@ func TestACMERenewal(t *testing.T) {
 		t.Fatalf("the session opened before the renewal: %v", err)
 	}
 	waitFor(t, 10*time.Second, "a new session with the renewed certificate", func() bool {
-		leaf := echoTrusting(t, addr, "proxy.test", pb.roots)
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "proxy.test", RootCAs: pb.roots})
+		if err != nil {
+			return false
+		}
+		leaf := c.ConnectionState().PeerCertificates[0]
+		c.Close()
 		return leaf.SerialNumber.Cmp(first.SerialNumber) != 0 && leaf.NotAfter.After(first.NotAfter)
 	})
+	echoTrusting(t, addr, "proxy.test", pb.roots)
 	admin := p.waitLog("admin listener")["address"].(string)
 	if m := getBody(t, http.DefaultClient, "http://"+admin+"/metrics"); !strings.Contains(m, `cloudxr_wss_proxy_acme_orders_total{result="renewed"}`) {
 		t.Error("no renewed order in the metrics")

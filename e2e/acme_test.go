@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
@@ -484,5 +486,54 @@ func TestACMERenewal(t *testing.T) {
 	admin := p.waitLog("admin listener")["address"].(string)
 	if m := getBody(t, http.DefaultClient, "http://"+admin+"/metrics"); !strings.Contains(m, `cloudxr_wss_proxy_acme_orders_total{result="renewed"}`) {
 		t.Error("no renewed order in the metrics")
+	}
+}
+
+// Real Chromium that trusts Pebble's root, as every browser trusts a public
+// CA, opens the page and a same-origin client's WebSocket by name, with no
+// exception clicked through.
+func TestACMEChromium(t *testing.T) {
+	b := backend(t)
+	tlsPort := freePort(t)
+	pb := startPebble(t, pebbleSpec{tlsPort: tlsPort, httpPort: freePort(t)})
+	web, home := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(web, "index.html"), []byte(clientPage), 0o644)
+	env := append(pb.acmeEnv(t.TempDir(), tlsPort, "proxy.test"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
+		"BACKEND_HOST=127.0.0.1", "WEB_ROOT="+web)
+	p := startProc(t, env...)
+	addr := p.addr()
+	waitServed(t, addr, "proxy.test", pb.roots)
+
+	root := filepath.Join(t.TempDir(), "pebble-root.pem")
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: trustPEM(t, pb.minica)}}).Get("https://" + pb.management + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemRoot, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := os.WriteFile(root, pemRoot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	trustInNSS(t, home, root)
+	ctx := newChromium(t, home, chromedp.Flag("host-resolver-rules", "MAP proxy.test 127.0.0.1"))
+	origin := fmt.Sprintf("https://proxy.test:%d", tlsPort)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatalf("loading the page: %v", err)
+	}
+	trusted, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('publicly-trusted') !== null`))
+	if err != nil || !trusted {
+		t.Errorf("the page does not say the certificate is publicly trusted (%v)", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(origin+"/app/")); err != nil {
+		t.Fatalf("loading the web client: %v", err)
+	}
+	result, err := chromedp.Run(ctx, chromedp.Poll[string](
+		`(() => { const t = document.getElementById('result').textContent; return t !== 'pending' && t; })()`,
+		chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil {
+		t.Fatalf("waiting for the page's result: %v", err)
+	}
+	if result != "echo:hello from chromium;backend_up:true" {
+		t.Fatalf("page reports %q", result)
 	}
 }

@@ -106,7 +106,7 @@ func trustInNSS(t *testing.T, home, caPath string) {
 
 // newChromium starts the real headless Chromium with home as $HOME and a
 // fresh profile, for at most a minute; it is stopped when the test ends.
-func newChromium(t *testing.T, home string) context.Context {
+func newChromium(t *testing.T, home string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -126,6 +126,7 @@ func newChromium(t *testing.T, home string) context.Context {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Env("HOME=" + home),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)

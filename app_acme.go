@@ -18,6 +18,7 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/acme"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/proxy"
 )
 
 // The certificate in service comes from the files in CERT_DIR (certs) or,
@@ -108,7 +109,11 @@ func (a *app) currentCert() *certs.Served {
 
 func (a *app) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if a.acme != nil {
-		return a.acme.GetCertificate(hello)
+		c, err := a.acme.GetCertificate(hello)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", proxy.ErrNoCertificate, err)
+		}
+		return c, nil
 	}
 	return a.certs.GetCertificate(hello)
 }

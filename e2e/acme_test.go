@@ -84,6 +84,7 @@ func startPebble(t *testing.T, spec pebbleSpec) *pebble {
 			"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "", "-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 			"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
 		startBackground(t, chall, nil)
+		waitDNS(t, spec.dns, "proxy.test")
 	}
 	if spec.validity == 0 {
 		spec.validity = 90 * 24 * time.Hour
@@ -347,14 +348,25 @@ func getBody(t *testing.T, c *http.Client, url string) string {
 	return string(body)
 }
 
+// freeUDPPort returns a port free for both UDP and TCP on 127.0.0.1: a DNS
+// server takes both.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 50 {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		c.Close()
+		if err == nil {
+			ln.Close()
+			return port
+		}
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	t.Fatal("no port free for both UDP and TCP")
+	return 0
 }
 
 // The CA down at start and no certificate stored: the proxy runs, /readyz
@@ -535,5 +547,35 @@ func TestACMEChromium(t *testing.T) {
 	}
 	if result != "echo:hello from chromium;backend_up:true" {
 		t.Fatalf("page reports %q", result)
+	}
+}
+
+// Two replicas sharing one CERT_DIR (one volume) order the certificate
+// once: certmagic's lock in the storage makes the second wait and load what
+// the first obtained. Pebble validates on the first replica's port only;
+// whichever replica orders, the challenge is in the shared storage.
+func TestACMETwoReplicasOneOrder(t *testing.T) {
+	b := backend(t)
+	portA, portB := freePort(t), freePort(t)
+	pb := startPebble(t, pebbleSpec{tlsPort: portA, httpPort: freePort(t)})
+	dir := t.TempDir()
+	start := func(port int) *proc {
+		return startProc(t, append(pb.acmeEnv(dir, port, "proxy.test"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1")...)
+	}
+	a, bb := start(portA), start(portB)
+	addrA, addrB := a.addr(), bb.addr()
+	waitServed(t, addrA, "proxy.test", pb.roots)
+	waitServed(t, addrB, "proxy.test", pb.roots)
+	leafA := echoTrusting(t, addrA, "proxy.test", pb.roots)
+	leafB := echoTrusting(t, addrB, "proxy.test", pb.roots)
+	if !leafA.Equal(leafB) {
+		t.Error("the replicas serve different certificates")
+	}
+	orders := 0
+	for _, p := range []*proc{a, bb} {
+		orders += strings.Count(p.output(), "certificate obtained successfully")
+	}
+	if orders != 1 {
+		t.Errorf("%d certificates obtained for one name by two replicas sharing a volume, want 1", orders)
 	}
 }

@@ -49,6 +49,11 @@ func TestRunEchoAndGracefulStop(t *testing.T) {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
 	p.waitLog("stopped")
+	// Without CERT_MODE=acme nothing of ACME exists: no CA contacted, no
+	// account or storage.
+	if _, err := os.Stat(filepath.Join(dir, "acme")); !os.IsNotExist(err) || strings.Contains(p.output(), `"logger":"acme`) {
+		t.Errorf("ACME storage or logs in the default mode (%v)", err)
+	}
 }
 
 func TestInvalidConfiguration(t *testing.T) {

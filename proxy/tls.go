@@ -131,8 +131,14 @@ const (
 	failProtocol     = "protocol mismatch"
 	failClientAbort  = "client aborted"
 	failProxyHeader  = "bad PROXY protocol header"
+	failNoCert       = "no certificate yet"
 	failOther        = "handshake error"
 )
+
+// ErrNoCertificate is what GetCertificate's error wraps when there is no
+// certificate for the name yet (an ACME CA's first one is on its way): the
+// handshake fails as "no certificate yet", not as the client's fault.
+var ErrNoCertificate = errors.New("no certificate for this name yet")
 
 // classifyHandshake names why a handshake failed, and whether the client
 // spoke plain HTTP to the TLS port (then a 400 can still be written to
@@ -141,6 +147,8 @@ func classifyHandshake(err error, hi *helloInfo) (class string, plain net.Conn) 
 	var rec tls.RecordHeaderError
 	var op *net.OpError
 	switch {
+	case errors.Is(err, ErrNoCertificate):
+		return failNoCert, nil
 	case errors.As(err, &rec) && rec.Conn != nil:
 		if looksLikeHTTP(rec.RecordHeader[:]) {
 			return failPlainHTTP, rec.Conn

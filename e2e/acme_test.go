@@ -579,3 +579,25 @@ func TestACMETwoReplicasOneOrder(t *testing.T) {
 		t.Errorf("%d certificates obtained for one name by two replicas sharing a volume, want 1", orders)
 	}
 }
+
+// An IP address, where the CA issues certificates for one (Pebble does, as
+// Let's Encrypt does on its short-lived profile): validated by HTTP-01 on
+// the address itself, and served to a client that dials the address and
+// sends no server name.
+func TestACMEIPAddress(t *testing.T) {
+	b := backend(t)
+	tlsPort, httpPort := freePort(t), freePort(t)
+	pb := startPebble(t, pebbleSpec{tlsPort: freePort(t), httpPort: httpPort})
+	env := append(pb.acmeEnv(t.TempDir(), tlsPort, "127.0.0.1"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
+		"BACKEND_HOST=127.0.0.1", fmt.Sprintf("ACME_HTTP_PORT=%d", httpPort))
+	p := startProc(t, env...)
+	addr := p.addr()
+	p.waitLine(60*time.Second, "certificate obtained for 127.0.0.1", func(l map[string]any) bool {
+		return l["msg"] == "certificate obtained successfully" && l["identifier"] == "127.0.0.1"
+	})
+	waitServed(t, addr, "127.0.0.1", pb.roots)
+	leaf := echoTrusting(t, addr, "127.0.0.1", pb.roots)
+	if len(leaf.IPAddresses) != 1 || leaf.IPAddresses[0].String() != "127.0.0.1" {
+		t.Errorf("IP addresses %v", leaf.IPAddresses)
+	}
+}

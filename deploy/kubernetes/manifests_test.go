@@ -400,3 +400,63 @@ func TestAuthOverlays(t *testing.T) {
 		t.Errorf("the tokens Secret is not mounted read-only where AUTH_TOKENS_FILE (%s) points", want)
 	}
 }
+
+// The ACME overlay: the ConfigMap patch with the DNS provider's token from
+// its Secret makes a valid CERT_MODE=acme configuration, and CERT_DIR is
+// the shared claim, writable, in place of the TLS Secret.
+func TestACMEOverlay(t *testing.T) {
+	b := decodeBase(t)
+	var k kustomization
+	strict(t, "acme/kustomization.yaml", &k)
+	if !slices.Contains(k.Resources, "../") || !slices.Contains(k.Resources, "pvc.yaml") || len(k.Patches) != 2 {
+		t.Fatalf("acme: %+v", k)
+	}
+	var patch corev1.ConfigMap
+	strict(t, "acme/configmap-patch.yaml", &patch)
+	var dep appsv1.Deployment
+	strict(t, "acme/deployment-patch.yaml", &dep)
+	var pvc corev1.PersistentVolumeClaim
+	strict(t, "acme/pvc.yaml", &pvc)
+	if patch.Name != b.cm.Name || dep.Name != b.dep.Name || len(dep.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("the patches target %s and %s", patch.Name, dep.Name)
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	var environ []string
+	for key, v := range b.cm.Data {
+		if _, patched := patch.Data[key]; !patched {
+			environ = append(environ, key+"="+v)
+		}
+	}
+	for key, v := range patch.Data {
+		environ = append(environ, key+"="+v)
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Key != e.Name {
+			t.Errorf("env %s does not come from a Secret's key of its name", e.Name)
+		}
+		environ = append(environ, e.Name+"=from-the-secret")
+	}
+	cfg, err := config.Load(nil, environ, nil, "test")
+	if err != nil {
+		t.Fatalf("the overlay's configuration: %v", err)
+	}
+	if cfg.CertMode != "acme" || cfg.ACMEDNSProvider == "" || len(cfg.CertHostnames) == 0 {
+		t.Errorf("not an ACME configuration: %+v", cfg)
+	}
+	var vol *corev1.Volume
+	for i, v := range dep.Spec.Template.Spec.Volumes {
+		if v.Name == "tls" {
+			vol = &dep.Spec.Template.Spec.Volumes[i]
+		}
+	}
+	if vol == nil || vol.Secret != nil || vol.PersistentVolumeClaim == nil || vol.PersistentVolumeClaim.ClaimName != pvc.Name {
+		t.Fatalf("CERT_DIR's volume is not the claim %s: %+v", pvc.Name, vol)
+	}
+	writable := false
+	for _, m := range c.VolumeMounts {
+		writable = writable || (m.Name == "tls" && !m.ReadOnly && m.MountPath == cfg.CertDir)
+	}
+	if !writable || !slices.Contains(pvc.Spec.AccessModes, corev1.ReadWriteMany) {
+		t.Errorf("CERT_DIR %s is not the shared claim, writable", cfg.CertDir)
+	}
+}

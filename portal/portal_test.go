@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -328,5 +329,42 @@ func TestPrivateStatusWithholdsTheBackend(t *testing.T) {
 				t.Errorf("/, authenticated %v: the notice is wrong", c.revealed)
 			}
 		}
+	}
+}
+
+// An ACME certificate is publicly trusted: the page says so and shows no
+// trust steps. Before the CA's first certificate (none in service) the
+// status says so and the downloads answer 503.
+func TestACMECertificatePage(t *testing.T) {
+	m, err := certs.NewManager(certs.Options{Dir: t.TempDir(), Names: []string{"localhost"}, Label: "box", Mode: certs.ModeLocalCA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme := *m.Current()
+	acme.Mode, acme.Source = certs.ModeACME, "ACME CA https://ca.example/directory"
+	var current atomic.Pointer[certs.Served]
+	p, err := New(Options{Version: "v-test", Certificate: current.Load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+
+	resp, body := get(t, srv.URL+"/status.json")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"source": "none yet"`) {
+		t.Errorf("status before a certificate: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, srv.URL+"/ca.crt"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/ca.crt before a certificate: %d", resp.StatusCode)
+	}
+
+	current.Store(&acme)
+	_, page := get(t, srv.URL+"/")
+	if !strings.Contains(string(page), `id="publicly-trusted"`) || strings.Contains(string(page), "Trust it on your device") ||
+		strings.Contains(string(page), "certutil") {
+		t.Error("the page shows trust steps for a publicly trusted certificate")
+	}
+	if _, body := get(t, srv.URL+"/status.json"); !strings.Contains(string(body), `"mode": "acme"`) {
+		t.Errorf("status: %s", body)
 	}
 }

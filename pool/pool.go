@@ -18,6 +18,8 @@ package pool
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"sync"
@@ -29,7 +31,7 @@ var ErrFull = errors.New("every runtime in the pool is busy or down")
 
 // Hold is who holds a runtime and until when.
 type Hold struct {
-	Owner string    // the user: a token's subject, or the pool cookie's value
+	Owner string    // the user's OwnerKey (of a token's subject, or of the pool cookie)
 	Busy  bool      // a session holds it; false: the owner's reconnect grace
 	Since time.Time // when this hold began
 	Until time.Time // a busy hold's lease end (renewed while the session lives), or the grace's end
@@ -111,8 +113,17 @@ func (p *Pool) Runtimes() []string {
 type Claim struct {
 	Runtime string
 	Owner   string
+	key     string // OwnerKey(Owner), what the Store keeps
 	p       *Pool
 	once    sync.Once
+}
+
+// OwnerKey is what a Store keeps of an owner: a hash, so that neither a
+// token's subject nor the pool cookie (which lets its bearer take the
+// runtime back) is written into Leases or shown in a status.
+func OwnerKey(owner string) string {
+	sum := sha256.Sum256([]byte("cloudxr-wss-proxy pool owner\x00" + owner))
+	return hex.EncodeToString(sum[:16])
 }
 
 // Acquire takes a runtime for owner: owner's own runtime in grace first
@@ -123,14 +134,14 @@ func (p *Pool) Acquire(ctx context.Context, owner string) (*Claim, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := p.o.Now()
+	now, key := p.o.Now(), OwnerKey(owner)
 	p.mu.Lock()
 	runtimes, start := p.runtimes, p.next
 	p.next++
 	p.mu.Unlock()
 	var order []string
 	for _, r := range runtimes { // the owner's own, in grace
-		if h, ok := holds[r]; ok && h.Held(now) && !h.Busy && h.Owner == owner {
+		if h, ok := holds[r]; ok && h.Held(now) && !h.Busy && h.Owner == key {
 			order = append(order, r)
 		}
 	}
@@ -144,12 +155,12 @@ func (p *Pool) Acquire(ctx context.Context, owner string) (*Claim, error) {
 		if p.o.Up != nil && !p.o.Up(r) {
 			continue
 		}
-		ok, err := p.o.Store.Take(ctx, r, owner, now, now.Add(p.o.Lease))
+		ok, err := p.o.Store.Take(ctx, r, key, now, now.Add(p.o.Lease))
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			c := &Claim{Runtime: r, Owner: owner, p: p}
+			c := &Claim{Runtime: r, Owner: owner, key: key, p: p}
 			p.mu.Lock()
 			p.claims[c] = struct{}{}
 			p.mu.Unlock()
@@ -169,7 +180,7 @@ func (c *Claim) Release(ctx context.Context) error {
 		delete(p.claims, c)
 		p.mu.Unlock()
 		now := p.o.Now()
-		err = p.o.Store.Release(ctx, c.Runtime, c.Owner, now, now.Add(p.o.Grace))
+		err = p.o.Store.Release(ctx, c.Runtime, c.key, now, now.Add(p.o.Grace))
 	})
 	return err
 }
@@ -185,7 +196,7 @@ func (p *Pool) Renew(ctx context.Context, lost func(*Claim, error)) {
 	p.mu.Unlock()
 	until := p.o.Now().Add(p.o.Lease)
 	for _, c := range claims {
-		if err := p.o.Store.Renew(ctx, c.Runtime, c.Owner, until); err != nil && lost != nil {
+		if err := p.o.Store.Renew(ctx, c.Runtime, c.key, until); err != nil && lost != nil {
 			lost(c, err)
 		}
 	}
@@ -221,7 +232,7 @@ type RuntimeStatus struct {
 	Runtime string
 	Up      bool
 	State   State
-	Owner   string    // empty when free
+	Owner   string    // OwnerKey of the holder; empty when free
 	Since   time.Time // of the hold; zero when free
 }
 

@@ -196,7 +196,7 @@ func (p *Pool) Renew(ctx context.Context, lost func(*Claim, error)) {
 	p.mu.Unlock()
 	until := p.o.Now().Add(p.o.Lease)
 	for _, c := range claims {
-		if err := p.o.Store.Renew(ctx, c.Runtime, c.key, until); err != nil && lost != nil {
+		if err := p.o.Store.Renew(ctx, c.Runtime, c.key, until); err != nil && lost != nil && ctx.Err() == nil {
 			lost(c, err)
 		}
 	}

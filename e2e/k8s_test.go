@@ -9,8 +9,8 @@ package e2e
 
 import (
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"

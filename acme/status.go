@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
@@ -46,7 +47,7 @@ func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) 
 func (m *Manager) Ready() (bool, string) {
 	var waiting []string
 	for _, n := range m.opts.Names {
-		if m.newest(n) == nil {
+		if _, ok := m.newest(n); !ok {
 			waiting = append(waiting, n)
 		}
 	}
@@ -64,35 +65,24 @@ func (m *Manager) Ready() (bool, string) {
 	return false, why
 }
 
-// newest returns the latest-expiring certificate certmagic holds for
-// name, or nil.
-func (m *Manager) newest(name string) *x509.Certificate {
-	var best *x509.Certificate
+// newest returns the latest-expiring certificate certmagic holds for name,
+// and whether there is one.
+func (m *Manager) newest(name string) (certmagic.Certificate, bool) {
+	var best certmagic.Certificate
+	found := false
 	for _, c := range m.cache.AllMatchingCertificates(name) {
-		if leaf := c.Leaf; leaf != nil && (best == nil || leaf.NotAfter.After(best.NotAfter)) {
-			best = leaf
+		if c.Leaf != nil && (!found || c.Leaf.NotAfter.After(best.Leaf.NotAfter)) {
+			best, found = c, true
 		}
 	}
-	return best
+	return best, found
 }
 
 // Current returns the first name's certificate as the page, the status and
 // the expiry metric show it, or nil before there is one.
 func (m *Manager) Current() *certs.Served {
-	var cert *certs.Served
-	name := m.opts.Names[0]
-	var best int
-	all := m.cache.AllMatchingCertificates(name)
-	if len(all) == 0 {
-		return nil
-	}
-	for i, c := range all {
-		if c.Leaf != nil && c.Leaf.NotAfter.After(all[best].Leaf.NotAfter) {
-			best = i
-		}
-	}
-	chosen := all[best]
-	if chosen.Leaf == nil {
+	chosen, ok := m.newest(m.opts.Names[0])
+	if !ok {
 		return nil
 	}
 	m.mu.Lock()
@@ -101,7 +91,7 @@ func (m *Manager) Current() *certs.Served {
 		return m.served
 	}
 	tc := chosen.Certificate
-	cert = &certs.Served{Cert: &tc, Anchor: chosen.Leaf, Source: "ACME CA " + m.opts.CA, Managed: true, Mode: certs.ModeACME}
+	cert := &certs.Served{Cert: &tc, Anchor: chosen.Leaf, Source: "ACME CA " + m.opts.CA, Managed: true, Mode: certs.ModeACME}
 	if n := len(tc.Certificate); n > 1 {
 		if top, err := x509.ParseCertificate(tc.Certificate[n-1]); err == nil {
 			cert.Anchor = top

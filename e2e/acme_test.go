@@ -169,6 +169,15 @@ func (p *pebble) acmeEnv(certDir string, tlsPort int, names string) []string {
 		fmt.Sprintf("PROXY_PORT=%d", tlsPort)}
 }
 
+// waitObtained waits for certmagic's line saying name's certificate was
+// obtained.
+func waitObtained(p *proc, name string, d time.Duration) {
+	p.t.Helper()
+	p.waitLine(d, "the certificate for "+name+" obtained", func(l map[string]any) bool {
+		return l["msg"] == "certificate obtained successfully" && l["identifier"] == name
+	})
+}
+
 // waitServed waits until addr serves a certificate for name that roots
 // verify: certmagic logs an order's success a moment before the
 // certificate is in its cache.
@@ -215,9 +224,7 @@ func TestACMETLSALPN(t *testing.T) {
 	p := startProc(t, env...)
 	addr := p.addr()
 	admin := p.waitLog("admin listener")["address"].(string)
-	p.waitLine(60*time.Second, "certificate obtained", func(l map[string]any) bool {
-		return l["msg"] == "certificate obtained successfully" && l["identifier"] == "proxy.test"
-	})
+	waitObtained(p, "proxy.test", 60*time.Second)
 	if l := p.waitLog("trying to solve challenge"); l["challenge_type"] != "tls-alpn-01" {
 		t.Errorf("challenge %v, want tls-alpn-01", l["challenge_type"])
 	}
@@ -278,9 +285,7 @@ func TestACMEHTTP01(t *testing.T) {
 	p := startProc(t, env...)
 	addr := p.addr()
 	for _, name := range []string{"proxy.test", "www.proxy.test"} {
-		p.waitLine(90*time.Second, "certificate obtained for "+name, func(l map[string]any) bool {
-			return l["msg"] == "certificate obtained successfully" && l["identifier"] == name
-		})
+		waitObtained(p, name, 90*time.Second)
 	}
 	p.waitLine(5*time.Second, "an HTTP-01 challenge answered", func(l map[string]any) bool {
 		return l["msg"] == "served key authentication" && l["challenge"] == "http-01"
@@ -395,9 +400,7 @@ func TestACMECADownAtStart(t *testing.T) {
 	}
 
 	pb := startPebble(t, pebbleSpec{tlsPort: tlsPort, httpPort: freePort(t), listenPort: caPort})
-	p.waitLine(150*time.Second, "the certificate once the CA is back", func(l map[string]any) bool {
-		return l["msg"] == "certificate obtained successfully" && l["identifier"] == "proxy.test"
-	})
+	waitObtained(p, "proxy.test", 150*time.Second)
 	waitFor(t, 10*time.Second, "ready", func() bool {
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err != nil {
@@ -438,9 +441,7 @@ func TestACMEDNS01RFC2136(t *testing.T) {
 		t.Errorf("challenges %v, want only dns-01", l["challenges"])
 	}
 	for _, name := range []string{"proxy.test", "*.proxy.test"} {
-		p.waitLine(120*time.Second, "certificate obtained for "+name, func(l map[string]any) bool {
-			return l["msg"] == "certificate obtained successfully" && l["identifier"] == name
-		})
+		waitObtained(p, name, 120*time.Second)
 	}
 	if l := p.waitLog("trying to solve challenge"); l["challenge_type"] != "dns-01" {
 		t.Errorf("challenge %v, want dns-01", l["challenge_type"])
@@ -465,9 +466,7 @@ func TestACMERenewal(t *testing.T) {
 		"BACKEND_HOST=127.0.0.1", "ACME_RENEW_INTERVAL=1s")
 	p := startProc(t, env...)
 	addr := p.addr()
-	p.waitLine(60*time.Second, "the first certificate", func(l map[string]any) bool {
-		return l["msg"] == "certificate obtained successfully" && l["identifier"] == "proxy.test"
-	})
+	waitObtained(p, "proxy.test", 60*time.Second)
 	var first *x509.Certificate
 	var before *wstest.Client
 	waitFor(t, 10*time.Second, "a session with the first certificate", func() bool {
@@ -592,9 +591,7 @@ func TestACMEIPAddress(t *testing.T) {
 		"BACKEND_HOST=127.0.0.1", fmt.Sprintf("ACME_HTTP_PORT=%d", httpPort))
 	p := startProc(t, env...)
 	addr := p.addr()
-	p.waitLine(60*time.Second, "certificate obtained for 127.0.0.1", func(l map[string]any) bool {
-		return l["msg"] == "certificate obtained successfully" && l["identifier"] == "127.0.0.1"
-	})
+	waitObtained(p, "127.0.0.1", 60*time.Second)
 	waitServed(t, addr, "127.0.0.1", pb.roots)
 	leaf := echoTrusting(t, addr, "127.0.0.1", pb.roots)
 	if len(leaf.IPAddresses) != 1 || leaf.IPAddresses[0].String() != "127.0.0.1" {

@@ -134,15 +134,32 @@ func checkPlatformSession(t *testing.T, addr string, trust *tls.Config) {
 func winePrefix(t *testing.T) []string {
 	t.Helper()
 	need(t, "wine", "wineserver", "x86_64-w64-mingw32-gcc")
-	prefix := t.TempDir()
-	if b, err := exec.Command("scripts/wine/prefix.sh", prefix).CombinedOutput(); err != nil {
-		t.Fatalf("making the Wine prefix: %v\n%s", err, b)
+	// Once on CI, wineboot ended at once with exit status 53 (0x35, the
+	// low byte of STATUS_DLL_NOT_FOUND) right after the previous Wine test,
+	// and never here. The script now prints wineboot's own output when it
+	// fails; a second, fresh prefix is tried before the test fails, and
+	// the first failure stays in the test's log.
+	var prefix string
+	for try := 1; ; try++ {
+		prefix = t.TempDir()
+		b, err := exec.Command("scripts/wine/prefix.sh", prefix).CombinedOutput()
+		if err == nil {
+			break
+		}
+		if try == 2 {
+			t.Fatalf("making the Wine prefix (second try): %v\n%s", err, b)
+		}
+		t.Logf("making the Wine prefix failed, trying a fresh one: %v\n%s", err, b)
 	}
 	env := []string{"WINEPREFIX=" + prefix, "WINEDEBUG=-all", "HOME=" + os.Getenv("HOME")}
+	// The Wine server is told to go and then waited for, so that the next
+	// test's Wine starts on a machine where this one is gone.
 	t.Cleanup(func() {
-		k := exec.Command("wineserver", "-k")
-		k.Env = append(os.Environ(), env...)
-		k.Run()
+		for _, arg := range []string{"-k", "-w"} {
+			k := exec.Command("wineserver", arg)
+			k.Env = append(os.Environ(), env...)
+			k.Run()
+		}
 	})
 	return env
 }

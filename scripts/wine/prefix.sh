@@ -11,7 +11,16 @@ for tool in wine x86_64-w64-mingw32-gcc; do
 done
 mkdir -p "$prefix"
 export WINEPREFIX="$prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
-wineboot -i >/dev/null 2>&1
+# wineboot's output is kept and shown only when it fails.
+log="$prefix/wineboot.log"
+status=0
+wineboot -i >"$log" 2>&1 || status=$?
+if [ "$status" != 0 ]; then
+	echo "prefix.sh: wineboot -i failed (exit status $status):" >&2
+	cat "$log" >&2
+	ls -la "/tmp/.wine-$(id -u)" >&2 2>/dev/null || true
+	exit "$status"
+fi
 wineserver -w
 x86_64-w64-mingw32-gcc -shared -O2 -o "$prefix/bcryptprimitives.dll" \
 	"$here/bcryptprimitives.c" "$here/bcryptprimitives.def" -ladvapi32

@@ -26,6 +26,7 @@ type Metrics struct {
 	authRefusals      *prometheus.CounterVec
 	clientLimited     *prometheus.CounterVec
 	acmeOrders        *prometheus.CounterVec
+	poolRefused       prometheus.Counter
 }
 
 // Gauges read at scrape time.
@@ -33,6 +34,9 @@ type Gauges struct {
 	OpenSessions      func() float64
 	ParkedDirections  func() float64
 	CertificateExpiry func() float64 // unix seconds
+	// PoolRuntimes counts the pool's runtimes by state (free, busy,
+	// grace, down); nil without BACKEND_POOL.
+	PoolRuntimes func() map[string]int
 }
 
 const ns = "cloudxr_wss_proxy"
@@ -69,8 +73,10 @@ func NewMetrics(version string) *Metrics {
 		Help: "Connections or requests refused by a per-client limit, by limit."}, []string{"limit"})
 	m.acmeOrders = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "acme_orders_total",
 		Help: "Certificate orders to the ACME CA (CERT_MODE=acme), by result: obtained, renewed, failed."}, []string{"result"})
+	m.poolRefused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "pool_claims_refused_total",
+		Help: "Sessions refused a runtime by the pool (BACKEND_POOL): every runtime busy or down, or the claims unreachable (503)."})
 	for _, c := range []prometheus.Collector{m.handshakes, m.handshakeFailures, m.sessions, m.bytes, m.duration,
-		m.refused, m.backendUp, m.transitions, m.checkDuration, m.authRefusals, m.clientLimited, m.acmeOrders} {
+		m.refused, m.backendUp, m.transitions, m.checkDuration, m.authRefusals, m.clientLimited, m.acmeOrders, m.poolRefused} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
@@ -96,7 +102,30 @@ func (m *Metrics) Watch(g Gauges) {
 		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "certificate_expiry_timestamp_seconds",
 			Help: "When the served certificate expires (unix time)."}, g.CertificateExpiry))
 	}
+	if g.PoolRuntimes != nil {
+		f(poolCollector(g.PoolRuntimes))
+	}
 }
+
+// poolStates are the states pool_runtimes always reports, zero or not.
+var poolStates = []string{"free", "busy", "grace", "down"}
+
+var poolRuntimesDesc = prometheus.NewDesc(ns+"_pool_runtimes", "Runtimes in the pool (BACKEND_POOL) by state: free, busy (a session holds it), grace (its last user may take it back), down.", []string{"state"}, nil)
+
+// poolCollector reports pool_runtimes, read once per scrape.
+type poolCollector func() map[string]int
+
+func (poolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- poolRuntimesDesc }
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c()
+	for _, st := range poolStates {
+		ch <- prometheus.MustNewConstMetric(poolRuntimesDesc, prometheus.GaugeValue, float64(n[st]), st)
+	}
+}
+
+// PoolRefused implements proxy.Observer.
+func (m *Metrics) PoolRefused() { m.poolRefused.Inc() }
 
 // HandshakeSucceeded implements proxy.Observer.
 func (m *Metrics) HandshakeSucceeded() { m.handshakes.Inc() }

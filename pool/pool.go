@@ -170,6 +170,30 @@ func (p *Pool) Acquire(ctx context.Context, owner string) (*Claim, error) {
 	return nil, ErrFull
 }
 
+// Pick names a runtime for a request that needs no claim (anything but a
+// session's upgrade): owner's own, busy or in grace, if it is up, else the
+// first that is up and free. It returns ErrFull when there is none.
+func (p *Pool) Pick(ctx context.Context, owner string) (string, error) {
+	holds, err := p.o.Store.Holds(ctx)
+	if err != nil {
+		return "", err
+	}
+	now, key := p.o.Now(), OwnerKey(owner)
+	up := func(r string) bool { return p.o.Up == nil || p.o.Up(r) }
+	runtimes := p.Runtimes()
+	for _, r := range runtimes {
+		if h, ok := holds[r]; ok && h.Held(now) && h.Owner == key && up(r) {
+			return r, nil
+		}
+	}
+	for _, r := range runtimes {
+		if h, ok := holds[r]; (!ok || !h.Held(now)) && up(r) {
+			return r, nil
+		}
+	}
+	return "", ErrFull
+}
+
 // Release ends the claim: its runtime is the owner's for the grace, then
 // free. It is safe to call more than once.
 func (c *Claim) Release(ctx context.Context) error {

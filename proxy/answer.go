@@ -66,7 +66,7 @@ func (s *session) dialFailed(err error) {
 // one for a runtime that is not running (dialFailed), as HAProxy's 503;
 // accepted, the runtime is there and dropped the request: 502.
 func (s *session) backendLost(r tunnel.End, err error) {
-	c, derr := s.srv.dial(s.srv.ctx, s.target)
+	c, derr := s.srv.dial(s.srv.ctx, s)
 	if derr != nil {
 		s.dialFailed(fmt.Errorf("%s: %w; connecting again: %w", r, err, derr))
 		return

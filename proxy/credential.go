@@ -50,11 +50,22 @@ func unescape(s string) string {
 // dropped, the query parameter cut from the target (the rest of the query
 // byte for byte), the cookie cut from Cookie (the others kept; the field
 // dropped when none is left).
-func (n credentialNames) strip(head []byte) []byte {
+func (n credentialNames) strip(head []byte) []byte { return n.filter(head, true) }
+
+// stripCookieOnly returns head without the cookie named n.cookie, and nothing
+// else changed (the pool cookie, see pool.go).
+func (n credentialNames) stripCookieOnly(head []byte) []byte { return n.filter(head, false) }
+
+// filter is strip, or with all false stripCookieOnly.
+func (n credentialNames) filter(head []byte, all bool) []byte {
 	body := head[:len(head)-2]
 	eol := bytes.Index(body, []byte("\r\n"))
 	out := make([]byte, 0, len(head))
-	out = append(out, n.stripTarget(body[:eol])...)
+	if all {
+		out = append(out, n.stripTarget(body[:eol])...)
+	} else {
+		out = append(out, body[:eol]...)
+	}
 	out = append(out, "\r\n"...)
 	for rest := body[eol+2:]; len(rest) > 0; {
 		i := bytes.Index(rest, []byte("\r\n"))
@@ -62,7 +73,7 @@ func (n credentialNames) strip(head []byte) []byte {
 		rest = rest[i+2:]
 		name, value, _ := bytes.Cut(line, []byte(":"))
 		switch {
-		case equalFold(name, "authorization"):
+		case all && equalFold(name, "authorization"):
 			continue
 		case equalFold(name, "cookie"):
 			kept := n.stripCookie(string(value))

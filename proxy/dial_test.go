@@ -34,7 +34,7 @@ func TestDialBackend(t *testing.T) {
 			addr := net.JoinHostPort(c.host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 			srv := New(Options{Backend: addr, ConnectTimeout: time.Second, ParkAfter: -1})
 			defer srv.cancel()
-			s, err := srv.dial(context.Background(), "")
+			s, err := srv.dial(context.Background(), &session{})
 			if err != nil {
 				t.Fatalf("dial %s: %v", addr, err)
 			}
@@ -64,14 +64,14 @@ func TestDialBackend(t *testing.T) {
 	ln.Close() // nothing listens there now
 	srv := New(Options{Backend: closed, ConnectTimeout: time.Second, ParkAfter: -1})
 	defer srv.cancel()
-	if _, err := srv.dial(context.Background(), ""); !errors.Is(err, syscall.ECONNREFUSED) {
+	if _, err := srv.dial(context.Background(), &session{}); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial to a closed port: %v; want ECONNREFUSED", err)
 	}
 	// A routed runtime named on the list but resolving to loopback.
 	rt, _ := allow.NewRuntimes([]string{"localhost"}, 49100)
 	routed := New(Options{Backend: closed, ConnectTimeout: time.Second, Router: NewRouter(rt, 0), ParkAfter: -1})
 	defer routed.cancel()
-	if _, err := routed.dial(context.Background(), "localhost:1"); err == nil || !strings.Contains(err.Error(), "must be on ROUTE_ALLOW") {
+	if _, err := routed.dial(context.Background(), &session{target: "localhost:1"}); err == nil || !strings.Contains(err.Error(), "must be on ROUTE_ALLOW") {
 		t.Errorf("a routed name resolving to loopback: %v", err)
 	}
 }

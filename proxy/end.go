@@ -22,6 +22,7 @@ func (s *session) Ended(r tunnel.Result) {
 	if s.limits != nil {
 		s.srv.opts.Limits.Disconnect(s.limits)
 	}
+	s.releaseClaim() // before the server forgets the session: a shutdown waits for it
 	s.srv.forget(s)
 	defer s.srv.wg.Done()
 	if s.tc == nil || r.End == tunnel.HandshakeFailed {

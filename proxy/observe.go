@@ -19,6 +19,8 @@ type Observer interface {
 	// ClientLimited counts a connection or request refused by a
 	// per-client limit ("connections", "handshakes", "auth failures").
 	ClientLimited(limit string)
+	// PoolRefused counts an upgrade that found no runtime in the pool.
+	PoolRefused()
 }
 
 type nopObserver struct{}
@@ -29,3 +31,4 @@ func (nopObserver) SessionEnded(string, int64, int64, time.Duration) {}
 func (nopObserver) ConnectionRefused()                               {}
 func (nopObserver) AuthRefused(string)                               {}
 func (nopObserver) ClientLimited(string)                             {}
+func (nopObserver) PoolRefused()                                     {}

@@ -23,6 +23,7 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/allow"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/pool"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
@@ -73,6 +74,13 @@ type Options struct {
 	// Router, if set, picks the backend from each request's first path
 	// segment (see Router) instead of Backend.
 	Router *Router
+	// Pool, if set, gives each new session a runtime of its own instead
+	// of Backend (BACKEND_POOL; see pool.go); PoolHealth returns a pooled
+	// runtime's checker, PoolCookie names the cookie that says who a
+	// browser's user is (DefaultPoolCookie when empty).
+	Pool       *pool.Pool
+	PoolHealth func(runtime string) *health.Checker
+	PoolCookie string
 	// Observer, if set, is told about handshakes, sessions and refusals.
 	Observer Observer
 	// ACMEChallenges offers the ALPN protocol "acme-tls/1" beside
@@ -113,6 +121,7 @@ type Server struct {
 	floodLog       *zap.Logger
 	unreachableMsg string
 	credNames      credentialNames
+	poolCookie     credentialNames // only its cookie: the pool cookie
 	// nativeBackend is the default backend's host at NativeBackendPort.
 	nativeBackend string
 	// dialer connects to the default backend; routedDialer to routed
@@ -134,6 +143,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	sessions  map[*session]struct{}
+	claims    map[*pool.Claim]*session // the sessions holding a pool claim
 	listeners map[net.Listener]struct{}
 	shutting  bool
 	wg        sync.WaitGroup // one per session goroutine
@@ -160,11 +170,14 @@ func New(o Options) *Server {
 		ctx:            ctx,
 		cancel:         cancel,
 		sessions:       map[*session]struct{}{},
+		claims:         map[*pool.Claim]*session{},
 		listeners:      map[net.Listener]struct{}{},
 		sweepStop:      make(chan struct{}),
 		sweepDone:      make(chan struct{}),
 	}
 	srv.credNames = credentialNames{param: o.AuthQueryParam, cookie: o.AuthCookie}
+	srv.opts.PoolCookie = cmp.Or(o.PoolCookie, DefaultPoolCookie)
+	srv.poolCookie = credentialNames{cookie: srv.opts.PoolCookie}
 	if o.NativeBackendPort != 0 {
 		host, _, _ := net.SplitHostPort(o.Backend)
 		srv.nativeBackend = net.JoinHostPort(host, strconv.Itoa(o.NativeBackendPort))
@@ -365,7 +378,7 @@ func (s *Server) BackendChanged(addr string, st health.State, reason string) {
 		return
 	}
 	n := s.killAll(tunnel.BackendDown, func(sess *session) bool {
-		return sess.tun.Forwarding() && cmp.Or(sess.target, s.opts.Backend) == addr
+		return sess.tun.Forwarding() && cmp.Or(sess.runtime, sess.target, s.opts.Backend) == addr
 	})
 	if n > 0 {
 		s.log.Warn("backend marked down: closing its sessions", zap.String("backend", addr), zap.String("reason", reason), zap.Int("sessions", n))
@@ -392,15 +405,13 @@ func (s *Server) killAll(r tunnel.End, match func(*session) bool) int {
 // answered 503 (known down) rather than 502.
 var errBackendDown = errors.New("backend marked down")
 
-// dial connects to the default backend (target "") or a routed runtime. While
-// the checks have it marked down a dial is still tried, with a short
-// timeout: a restarted runtime is then usable at once instead of after
-// HEALTH_CHECK_RISE checks (see answered).
-func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
-	addr, h := s.opts.Backend, s.opts.Health
-	if target != "" {
-		addr, h = target, s.opts.RouteHealth[target]
-	}
+// dial connects to the session's backend: the default one, a routed
+// runtime or a pooled one. While the checks have it marked down a dial is
+// still tried, with a short timeout: a restarted runtime is then usable at
+// once instead of after HEALTH_CHECK_RISE checks (see answered).
+func (s *Server) dial(ctx context.Context, sess *session) (net.Conn, error) {
+	addr := cmp.Or(sess.target, s.opts.Backend)
+	h := s.checkerOf(sess)
 	timeout := s.opts.ConnectTimeout
 	wasUp := true
 	if h != nil {
@@ -410,7 +421,7 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 		}
 	}
 	d := &s.dialer
-	if target != "" {
+	if sess.target != "" && sess.runtime == "" {
 		d = &s.routedDialer
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -425,15 +436,26 @@ func (s *Server) dial(ctx context.Context, target string) (net.Conn, error) {
 	return tunnel.NewSocket(c.(*net.TCPConn)), nil // raw reads and writes (see tunnel.Socket)
 }
 
+// checkerOf is the health checker of the session's backend, or nil.
+func (s *Server) checkerOf(sess *session) *health.Checker {
+	switch {
+	case sess.runtime != "":
+		if s.opts.PoolHealth != nil {
+			return s.opts.PoolHealth(sess.runtime)
+		}
+		return nil
+	case sess.target != "":
+		return s.opts.RouteHealth[sess.target]
+	}
+	return s.opts.Health
+}
+
 // answered is told that the backend answered a session's request with an
 // HTTP response head: a backend the checks have marked down is then up at
 // once, the best evidence there is. A connect alone is not: another
 // program may hold the runtime's port.
-func (s *Server) answered(target string) {
-	h := s.opts.Health
-	if target != "" {
-		h = s.opts.RouteHealth[target]
-	}
+func (s *Server) answered(sess *session) {
+	h := s.checkerOf(sess)
 	if h == nil {
 		return
 	}

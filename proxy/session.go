@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/pool"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 
@@ -36,7 +37,10 @@ type session struct {
 	requests     int
 	upgrade      bool     // the forwarded request asks for an upgrade
 	backendLocal string   // the proxy's end of the backend connection, to match the runtime's logs
-	target       string   // the routed runtime's host:port, when routing by path
+	target       string   // the routed or pooled runtime's host:port (its native port for a native client)
+	runtime      string   // the pooled runtime (BACKEND_POOL), as the pool names it
+	claim        *pool.Claim
+	setCookie    string // a new pool cookie for the upgrade's response
 	earlier      []string // the requests answered before the last, for the log line (at most maxEarlier)
 }
 
@@ -178,7 +182,7 @@ func (s *session) forward(req requestHead, head []byte, room int) (f tunnel.Forw
 
 // Dial connects to the runtime the request was routed to.
 func (s *session) Dial(ctx context.Context) (net.Conn, error) {
-	c, err := s.srv.dial(ctx, s.target)
+	c, err := s.srv.dial(ctx, s)
 	if err == nil {
 		s.backendLocal = c.LocalAddr().String()
 	}
@@ -199,11 +203,18 @@ func (s *session) backendHead(req requestHead, head []byte) ([]byte, error) {
 		}
 		head = rewriteTarget(head, rest)
 		s.target = addr
+	} else if o.Pool != nil {
+		if err := s.claimRuntime(req, native); err != nil {
+			return nil, err
+		}
 	} else if native {
 		s.target = s.srv.nativeBackend
 	}
 	if o.Auth != nil {
 		head = s.srv.credNames.strip(head)
+	}
+	if o.Pool != nil && req.cookie != "" {
+		head = s.srv.poolCookie.stripCookieOnly(head) // the runtime never sees who its user is
 	}
 	return head, nil
 }
@@ -216,10 +227,14 @@ func (s *session) Response(head []byte, room int) (tunnel.Reply, error) {
 	if err != nil {
 		return tunnel.Reply{}, err
 	}
-	s.srv.answered(s.target)
+	s.srv.answered(s)
 	s.status = resp.status
 	final := resp.status >= 200 || resp.status == http.StatusSwitchingProtocols
 	closing := final && !(s.upgrade && resp.status == http.StatusSwitchingProtocols)
-	out := injectResponse(make([]byte, 0, len(head)+len(s.cors.block)+len(closeLine)+room), head, closing, s.cors)
+	out := injectResponse(make([]byte, 0, len(head)+len(s.cors.block)+len(closeLine)+len(s.setCookie)+16+room), head, closing, s.cors)
+	if s.setCookie != "" && resp.status == http.StatusSwitchingProtocols {
+		// The browser keeps the pool cookie, and sends it on its reconnect.
+		out = rewriteHead(make([]byte, 0, len(out)+len(s.setCookie)+16), out, nil, []byte("Set-Cookie: "+s.setCookie+"\r\n"))
+	}
 	return tunnel.Reply{Head: out, Status: resp.status, Length: resp.contentLength, Chunked: resp.chunked}, nil
 }

@@ -30,6 +30,9 @@ const (
 	AuthNotReady                  // the identity provider's keys have never loaded
 	RateLimited                   // a per-client limit refused
 	ACMEChallenge                 // an ACME CA's TLS-ALPN-01 validation handshake, answered
+	PoolFull                      // BACKEND_POOL: no runtime up and free (503)
+	PoolUnavailable               // BACKEND_POOL: the claims' store (the Kubernetes API) could not be asked (503)
+	ClaimLost                     // BACKEND_POOL: the session's claim on its runtime could not be renewed
 )
 
 var endNames = [...]string{
@@ -55,6 +58,9 @@ var endNames = [...]string{
 	AuthNotReady:       "authentication not ready",
 	RateLimited:        "rate limited",
 	ACMEChallenge:      "acme challenge answered",
+	PoolFull:           "pool full",
+	PoolUnavailable:    "pool unavailable",
+	ClaimLost:          "pool claim lost",
 }
 
 func (e End) String() string { return endNames[e] }

@@ -23,8 +23,8 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/allow"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/health"
-	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/pool"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/pool"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
 

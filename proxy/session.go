@@ -35,12 +35,12 @@ type session struct {
 	path         string
 	status       int
 	requests     int
-	upgrade      bool     // the forwarded request asks for an upgrade
-	backendLocal string   // the proxy's end of the backend connection, to match the runtime's logs
-	target       string   // the routed or pooled runtime's host:port (its native port for a native client)
-	runtime      string   // the pooled runtime (BACKEND_POOL), as the pool names it
+	upgrade      bool   // the forwarded request asks for an upgrade
+	backendLocal string // the proxy's end of the backend connection, to match the runtime's logs
+	target       string // the routed or pooled runtime's host:port (its native port for a native client)
+	runtime      string // the pooled runtime (BACKEND_POOL), as the pool names it
 	claim        *pool.Claim
-	setCookie    string // a new pool cookie for the upgrade's response
+	setCookie    string   // a new pool cookie for the upgrade's response
 	earlier      []string // the requests answered before the last, for the log line (at most maxEarlier)
 }
 

@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/pool"
+)
+
+// poolEnv is a proxy whose sessions take runtimes from a pool of three
+// echo backends, with in-process claims.
+type poolEnv struct {
+	*env
+	pool     *pool.Pool
+	backends map[string]*wstest.Backend
+	mu       sync.Mutex
+	down     map[string]bool
+}
+
+func startPool(t *testing.T, grace time.Duration, tweak ...func(*Options)) *poolEnv {
+	t.Helper()
+	pe := &poolEnv{backends: map[string]*wstest.Backend{}, down: map[string]bool{}}
+	var addrs []string
+	for range 3 {
+		b := backendOn(t)
+		pe.backends[b.Addr()] = b
+		addrs = append(addrs, b.Addr())
+	}
+	pe.pool = pool.New(pool.Options{Store: pool.NewMemory(), Grace: grace, Lease: time.Minute,
+		Up: func(r string) bool { pe.mu.Lock(); defer pe.mu.Unlock(); return !pe.down[r] }}, addrs)
+	pe.env = startWith(t, nil, "unused:1", append([]func(*Options){func(o *Options) { o.Pool = pe.pool }}, tweak...)...)
+	return pe
+}
+
+// Three sessions get three runtimes, a fourth gets 503 with Retry-After;
+// the pool cookie is set on each upgrade's response and never reaches the
+// runtime; a session that ends leaves its runtime to its user for the
+// grace: someone else is refused, its user reconnecting gets it back.
+func TestPoolClaims(t *testing.T) {
+	pe := startPool(t, time.Minute)
+	var cookies []string
+	seen := map[string]bool{}
+	var clients []*wstest.Client
+	for i := range 3 {
+		c := pe.ws("/sign_in")
+		clients = append(clients, c)
+		set := c.Response.Header.Get("Set-Cookie")
+		if !strings.HasPrefix(set, DefaultPoolCookie+"=") || !strings.Contains(set, "Secure") || !strings.Contains(set, "HttpOnly") {
+			t.Fatalf("session %d: Set-Cookie %q", i, set)
+		}
+		cookies = append(cookies, strings.SplitN(set, ";", 2)[0])
+		if err := c.Echo("hello", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for addr, b := range pe.backends {
+		if b.OpenConns() != 1 {
+			t.Errorf("runtime %s has %d sessions, want 1", addr, b.OpenConns())
+		}
+		seen[addr] = true
+	}
+	full, err := wstest.Upgrade(pe.dial(), "localhost", "/sign_in")
+	if err == nil || full.Response.StatusCode != http.StatusServiceUnavailable || full.Response.Header.Get("Retry-After") == "" {
+		t.Fatalf("a fourth session: %v %+v", err, full)
+	}
+	body, _ := io.ReadAll(full.Response.Body)
+	if !strings.Contains(string(body), "busy or down") {
+		t.Errorf("the 503's body: %q", body)
+	}
+	pe.sessionLog("reason", "pool full")
+
+	// The first user's session ends; its runtime stays theirs.
+	var first string
+	for addr, b := range pe.backends {
+		for _, r := range b.Requests() {
+			if strings.Contains(r.Header.Get("Cookie"), DefaultPoolCookie) {
+				t.Errorf("the pool cookie reached runtime %s: %q", addr, r.Header.Get("Cookie"))
+			}
+		}
+	}
+	clients[0].Conn.Close()
+	l := pe.sessionLog("reason", "client closed")
+	first, _ = l["backend"].(string)
+	if pe.backends[first] == nil {
+		t.Fatalf("the session log names no pooled runtime: %v", l)
+	}
+	other, err := wstest.Upgrade(pe.dial(), "localhost", "/sign_in", "Cookie: "+DefaultPoolCookie+"=AAAAAAAAAAAAAAAAAAAAAA")
+	if err == nil || other.Response.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("another user during the grace: %v", err)
+	}
+	back := pe.ws("/sign_in", "Cookie: theme=dark; "+cookies[0])
+	if err := back.Echo("again", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if back.Response.Header.Get("Set-Cookie") != "" {
+		t.Error("a known user got a new cookie")
+	}
+	waitFor(t, 5*time.Second, "the reconnect on its old runtime", func() bool { return pe.backends[first].OpenConns() == 1 })
+	last := pe.backends[first].Requests()
+	if got := last[len(last)-1].Header.Get("Cookie"); got != "theme=dark" {
+		t.Errorf("the runtime got Cookie %q, want only the page's own", got)
+	}
+}
+
+// With no grace, an ended session's runtime is free for anyone; a runtime
+// marked down is never handed out.
+func TestPoolDownAndFree(t *testing.T) {
+	pe := startPool(t, 0)
+	pe.mu.Lock()
+	for addr := range pe.backends {
+		pe.down[addr] = true
+	}
+	pe.mu.Unlock()
+	if c, err := wstest.Upgrade(pe.dial(), "localhost", "/sign_in"); err == nil || c.Response.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("every runtime down: %v", err)
+	}
+	var up string
+	for addr := range pe.backends {
+		up = addr
+		break
+	}
+	pe.mu.Lock()
+	delete(pe.down, up)
+	pe.mu.Unlock()
+	for i := range 3 {
+		c := pe.ws("/sign_in")
+		if err := c.Echo("x", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if n := pe.backends[up].OpenConns(); n != 1 {
+			t.Fatalf("session %d: the one runtime up has %d sessions", i, n)
+		}
+		c.Conn.Close()
+		waitFor(t, 5*time.Second, "the runtime freed", func() bool { return pe.backends[up].OpenConns() == 0 })
+		waitFor(t, 5*time.Second, "the claim released", func() bool {
+			st, _ := pe.pool.Status(t.Context())
+			for _, r := range st {
+				if r.Runtime == up {
+					return r.State == pool.Free
+				}
+			}
+			return false
+		})
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ func TestDefaults(t *testing.T) {
 		LogLevel: "info", LogFormat: "auto", TLSPostQuantum: true, AdminAddress: "127.0.0.1:48323",
 		AuthQueryParam: "token", AuthCookie: "cxr_token",
 		ClientMaxConnections: 64, ClientHandshakeRate: 20, ClientAuthFailures: 10, ClientTableSize: 65536,
+		PoolReconnectGrace: Duration(time.Minute), PoolClaims: "auto", PoolLease: Duration(15 * time.Second), PoolDNSInterval: Duration(10 * time.Second),
 	}
 	if c.BackendAddr() != "localhost:49100" || c.ListenAddr() != ":48322" {
 		t.Errorf("addresses %s %s", c.BackendAddr(), c.ListenAddr())
@@ -106,6 +108,14 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"ADMIN_ADDRESS=48323", `invalid ADMIN_ADDRESS="48323"`},
 		{"ADMIN_ADDRESS=none", `invalid ADMIN_ADDRESS="none"`},
 		{"ROUTE_BY_PATH=true", `invalid ROUTE_ALLOW=""`},
+		{"BACKEND_POOL=gpu1:49100,gpu 2", `invalid BACKEND_POOL="gpu 2": want host:port, dns:`},
+		{"BACKEND_POOL=gpu1:99999", `invalid BACKEND_POOL="gpu1:99999"`},
+		{"BACKEND_POOL=kubernetes:Runtimes", `invalid BACKEND_POOL="kubernetes:Runtimes": want kubernetes:<service>`},
+		{"BACKEND_POOL=srv:", `invalid BACKEND_POOL="srv:": want srv:<name>`},
+		{"BACKEND_POOL=gpu1;ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.0.0/8", `invalid BACKEND_POOL="gpu1": a session either names its runtime`},
+		{"BACKEND_POOL=gpu1;POOL_CLAIMS=etcd", `invalid POOL_CLAIMS="etcd"`},
+		{"BACKEND_POOL=gpu1;POOL_LEASE_DURATION=1s", `invalid POOL_LEASE_DURATION="1s"`},
+		{"BACKEND_POOL=gpu1;POOL_DNS_SERVER=not a server", `invalid POOL_DNS_SERVER="not a server"`},
 		{"ALLOWED_ORIGINS=https://ok.example,app.example.com", `invalid ALLOWED_ORIGINS="https://ok.example,app.example.com": "app.example.com" is not an origin`},
 		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.0.0/33", `invalid ROUTE_ALLOW="10.0.0.0/33": "10.0.0.0/33" is not a CIDR`},
 		{"ROUTE_CHECK=10.0.3.17", `invalid ROUTE_CHECK="10.0.3.17": lists routed runtimes to check; set ROUTE_BY_PATH=true`},
@@ -244,6 +254,28 @@ func TestListsParsed(t *testing.T) {
 	}
 	if d, _ := Load(nil, nil, nil, "test"); d.Origins() != nil || d.Runtimes() != nil || d.RouteChecks() != nil {
 		t.Error("lists set without their settings")
+	}
+}
+
+func TestPoolParsed(t *testing.T) {
+	c, err := Load(nil, []string{"BACKEND_PORT=49100", "BACKEND_POOL=gpu1, 10.0.3.7:50000,[fd00::7],dns:runtimes.lab:49101,srv:_cloudxr._tcp.lab,kubernetes:runtimes.xr:signaling,k8s:gpus",
+		"POOL_DNS_SERVER=127.0.0.1"}, nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []PoolSource{
+		{Kind: PoolStatic, Addr: "gpu1:49100"}, {Kind: PoolStatic, Addr: "10.0.3.7:50000"}, {Kind: PoolStatic, Addr: "[fd00::7]:49100"},
+		{Kind: PoolDNS, Name: "runtimes.lab", Port: "49101"}, {Kind: PoolSRV, Name: "_cloudxr._tcp.lab"},
+		{Kind: PoolKubernetes, Name: "runtimes", Namespace: "xr", Port: "signaling"}, {Kind: PoolKubernetes, Name: "gpus", Port: "49100"},
+	}
+	if got := c.Pool(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Pool:\n got %v\nwant %v", got, want)
+	}
+	if c.PoolDNSServerAddr() != "127.0.0.1:53" {
+		t.Errorf("PoolDNSServerAddr %q", c.PoolDNSServerAddr())
+	}
+	if d, _ := Load(nil, nil, nil, "test"); d.Pool() != nil {
+		t.Error("a pool without BACKEND_POOL")
 	}
 }
 

@@ -39,6 +39,7 @@ type app struct {
 	metrics  *admin.Metrics
 	checker  *health.Checker            // the single backend; nil when routing by path
 	routed   map[string]*health.Checker // routed runtimes on ROUTE_CHECK
+	pool     *poolParts                 // BACKEND_POOL; nil when off
 	auth     auth.Verifier              // nil: authentication off
 	tokens   *auth.Static               // the tokens file's verifier, to reload on SIGHUP
 	oidc     *auth.OIDC                 // the provider's verifier, run in the background
@@ -67,6 +68,9 @@ func build(cfg *config.Config, maxConns int, log *zap.Logger) (*app, error) {
 		return nil, usageError{err}
 	}
 	a.newCheckers()
+	if err := a.newPool(); err != nil {
+		return nil, usageError{err}
+	}
 	if err := a.newAuth(); err != nil {
 		return nil, usageError{err}
 	}
@@ -81,32 +85,35 @@ func build(cfg *config.Config, maxConns int, log *zap.Logger) (*app, error) {
 
 // newCheckers makes the health checks: the single backend's, or, routing
 // by path, one for each runtime on ROUTE_CHECK (every other one is checked
-// on use).
+// on use). A pool's runtimes get theirs as they are discovered.
 func (a *app) newCheckers() {
+	cfg := a.cfg
+	if !cfg.RouteByPath && cfg.Pool() == nil {
+		a.checker = a.newChecker(cfg.BackendAddr())
+	}
+	a.routed = map[string]*health.Checker{}
+	for _, addr := range cfg.RouteChecks() {
+		a.routed[addr] = a.newChecker(addr)
+	}
+}
+
+// newChecker makes one runtime's health checker, as the settings say.
+func (a *app) newChecker(addr string) *health.Checker {
 	cfg := a.cfg
 	var probe health.Probe
 	if cfg.HealthCheckMode == "http" {
 		probe = health.HTTP
 	}
-	check := func(addr string) *health.Checker {
-		return health.New(health.Options{
-			Probe:    probe,
-			Addr:     addr,
-			Interval: cfg.HealthCheckInterval.D(),
-			Timeout:  min(cfg.ConnectTimeout.D(), cfg.HealthCheckInterval.D()),
-			Rise:     cfg.HealthCheckRise,
-			Fall:     cfg.HealthCheckFall,
-			Logger:   a.log,
-			OnCheck:  a.metrics.HealthCheck,
-		})
-	}
-	if !cfg.RouteByPath {
-		a.checker = check(cfg.BackendAddr())
-	}
-	a.routed = map[string]*health.Checker{}
-	for _, addr := range cfg.RouteChecks() {
-		a.routed[addr] = check(addr)
-	}
+	return health.New(health.Options{
+		Probe:    probe,
+		Addr:     addr,
+		Interval: cfg.HealthCheckInterval.D(),
+		Timeout:  min(cfg.ConnectTimeout.D(), cfg.HealthCheckInterval.D()),
+		Rise:     cfg.HealthCheckRise,
+		Fall:     cfg.HealthCheckFall,
+		Logger:   a.log,
+		OnCheck:  a.metrics.HealthCheck,
+	})
 }
 
 // newAuth makes the verifier the settings ask for: a tokens file or an
@@ -153,9 +160,12 @@ func (a *app) newPortal() (*portal.Portal, error) {
 		WebRoot:     a.cfg.WebRoot,
 		WebPath:     a.cfg.WebPath,
 	}
-	if a.checker != nil {
+	switch {
+	case a.checker != nil:
 		o.Backend = func() portal.Backend { return backendStatus(a.cfg.BackendAddr(), a.checker) }
-	} else {
+	case a.pool != nil:
+		o.Pool = a.poolStatus
+	default:
 		o.Routes = func() []portal.Backend {
 			var out []portal.Backend
 			for _, addr := range a.cfg.RouteChecks() {
@@ -212,30 +222,39 @@ func (a *app) newProxy(site *portal.Portal) *proxy.Server {
 	if r := cfg.Runtimes(); r != nil {
 		o.Router = proxy.NewRouter(r, int(cfg.NativeBackendPort))
 	}
+	if a.pool != nil {
+		o.Pool, o.PoolHealth = a.pool.pool, a.pool.checker
+	}
 	return proxy.New(o)
 }
 
 // wire subscribes the proxy and the metrics to the health checks, and the
 // metrics' gauges to the proxy and the certificate.
 func (a *app) wire() {
-	watch := func(addr string, c *health.Checker) {
-		c.OnChange(func(s health.State, reason string) {
-			a.metrics.BackendState(addr, s.String())
-			a.srv.BackendChanged(addr, s, reason)
-		})
-	}
 	if a.checker != nil {
-		watch(a.cfg.BackendAddr(), a.checker)
+		a.watchChecker(a.cfg.BackendAddr(), a.checker)
 	}
 	for addr, c := range a.routed {
-		watch(addr, c)
+		a.watchChecker(addr, c)
 	}
-	a.metrics.Watch(admin.Gauges{
+	g := admin.Gauges{
 		OpenSessions:      func() float64 { return float64(a.srv.ActiveConnections()) },
 		ParkedDirections:  func() float64 { return float64(a.srv.ParkedDirections()) },
 		CertificateExpiry: a.certificateExpiry,
-	})
+	}
+	if a.pool != nil {
+		g.PoolRuntimes = a.poolCounts
+	}
+	a.metrics.Watch(g)
 	a.admin = admin.NewServer(a.metrics, a.ready, a.cfg.AdminPprof)
+}
+
+// watchChecker subscribes the metrics and the proxy to a checker.
+func (a *app) watchChecker(addr string, c *health.Checker) {
+	c.OnChange(func(s health.State, reason string) {
+		a.metrics.BackendState(addr, s.String())
+		a.srv.BackendChanged(addr, s, reason)
+	})
 }
 
 // ready is /readyz: listening with a certificate is given once the admin
@@ -249,6 +268,18 @@ func (a *app) ready() (bool, string) {
 		if ok, why := a.auth.Ready(); !ok {
 			return false, why
 		}
+	}
+	if a.pool != nil {
+		// Like routing by path: the proxy is ready whatever its runtimes
+		// do; a full or down pool answers 503 itself.
+		up := 0
+		runtimes := a.pool.pool.Runtimes()
+		for _, r := range runtimes {
+			if a.pool.up(r) {
+				up++
+			}
+		}
+		return true, fmt.Sprintf("runtime pool; %d of %d runtimes up (not part of readiness)", up, len(runtimes))
 	}
 	if a.checker == nil {
 		up := 0
@@ -356,12 +387,19 @@ func (a *app) serve() error {
 	if a.oidc != nil {
 		bg.Go(func() { a.oidc.Run(ctx) })
 	}
+	if a.pool != nil {
+		a.runPool(ctx, &bg)
+	}
 	if a.admin != nil {
 		bg.Go(a.serveAdmin)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.srv.Serve(a.ln) }()
-	a.log.Info("listening", zap.String("address", a.ln.Addr().String()), zap.String("backend", a.cfg.BackendAddr()))
+	backend := a.cfg.BackendAddr()
+	if a.pool != nil {
+		backend = "the runtime pool (BACKEND_POOL)"
+	}
+	a.log.Info("listening", zap.String("address", a.ln.Addr().String()), zap.String("backend", backend))
 
 	a.startACME(ctx) // after the listeners are open (see listenACMEHTTP)
 

@@ -163,6 +163,10 @@ func (m *Metrics) BackendState(backend, state string) {
 	}
 }
 
+// BackendGone forgets a runtime that left the pool: its backend_up series
+// goes (its transitions stay counted).
+func (m *Metrics) BackendGone(backend string) { m.backendUp.DeleteLabelValues(backend) }
+
 // HealthCheck records one check.
 func (m *Metrics) HealthCheck(ok bool, took time.Duration) {
 	result := "failed"

@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,7 +62,7 @@ func Discover(ctx context.Context, sources []Source, update func([]string)) {
 type Static []string
 
 func (s Static) Run(ctx context.Context, set func([]string)) { set(s) }
-func (s Static) String() string                              { return "static list" }
+func (s Static) String() string                              { return strings.Join(s, ",") }
 
 // DNS looks a name up every Interval: all its A and AAAA records at Port,
 // or, with SRV, its SRV records (each target's addresses at the record's

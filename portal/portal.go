@@ -54,6 +54,8 @@ type Options struct {
 	// Routes, when routing by path, reports the routed runtimes that are
 	// health-checked (ROUTE_CHECK); it may return none.
 	Routes func() []Backend
+	// Pool, with BACKEND_POOL, reports the pool's runtimes.
+	Pool func() (PoolStatus, error)
 	// Certificate returns the certificate in service.
 	Certificate func() *certs.Served
 	// WebRoot, if set, is served under WebPath (which ends in "/").
@@ -120,8 +122,35 @@ type Status struct {
 	// which are checked; RoutedBackends are the checked ones.
 	Routing        *RoutingStatus  `json:"routing,omitempty"`
 	RoutedBackends []BackendStatus `json:"routed_backends,omitempty"`
+	// Pool is the runtime pool (BACKEND_POOL).
+	Pool *PoolStatus `json:"pool,omitempty"`
 	// Authentication is present when sessions need a token.
 	Authentication *AuthStatus `json:"authentication,omitempty"`
+}
+
+// PoolStatus is the runtime pool: where claims are kept, and each runtime.
+type PoolStatus struct {
+	Claims string        `json:"claims"`
+	Grace  time.Duration `json:"-"`
+	// GraceText is Grace for people ("1m0s").
+	GraceText string            `json:"reconnect_grace"`
+	Counts    map[string]int    `json:"counts"`
+	Runtimes  []PoolRuntime     `json:"runtimes"`
+	Problem   string            `json:"problem,omitempty"` // the claims could not be read
+	Users     map[string]string `json:"-"`
+}
+
+// PoolRuntime is one runtime of the pool. User, the token subject of the
+// session holding it, is shown only to an authenticated caller.
+type PoolRuntime struct {
+	Address     string    `json:"address"`
+	Up          bool      `json:"up"`
+	State       string    `json:"state"` // free, busy, grace, down
+	Since       time.Time `json:"since,omitzero"`
+	Health      string    `json:"health"`
+	HealthSince time.Time `json:"health_since,omitzero"`
+	Problem     string    `json:"problem,omitempty"`
+	User        string    `json:"user,omitempty"`
 }
 
 // AuthStatus says that sessions need a token, and where a client sends
@@ -178,6 +207,22 @@ func (p *Portal) snapshot() Status {
 	if p.opts.Backend != nil {
 		b := p.opts.Backend()
 		st.Backend = &BackendStatus{Address: b.Address, Up: b.Up, State: b.State, Since: b.Since.UTC(), Problem: b.Problem}
+	}
+	if p.opts.Pool != nil {
+		ps, err := p.opts.Pool()
+		if err != nil {
+			ps.Problem = "the pool's claims could not be read: " + err.Error()
+		}
+		ps.GraceText = ps.Grace.String()
+		ps.Counts = map[string]int{"free": 0, "busy": 0, "grace": 0, "down": 0}
+		for i, r := range ps.Runtimes {
+			ps.Counts[r.State]++
+			ps.Runtimes[i].Since, ps.Runtimes[i].HealthSince = r.Since.UTC(), r.HealthSince.UTC()
+		}
+		if ps.Runtimes == nil {
+			ps.Runtimes = []PoolRuntime{}
+		}
+		st.Pool = &ps
 	}
 	if p.opts.Routes != nil {
 		for _, r := range p.opts.Routes() {
@@ -241,6 +286,11 @@ func (p *Portal) snapshotFor(r *http.Request) Status {
 			"Authorization: Bearer <token>; a web page served by this proxy as the " + p.opts.TokenCookie + " cookie."}
 	if accepted {
 		return st
+	}
+	if st.Pool != nil {
+		for i := range st.Pool.Runtimes {
+			st.Pool.Runtimes[i].Address, st.Pool.Runtimes[i].User, st.Pool.Runtimes[i].Problem = withheld, "", ""
+		}
 	}
 	if st.Backend != nil {
 		st.Backend.Address = withheld

@@ -63,6 +63,7 @@ func (a *app) newPool() error {
 		if err != nil {
 			return fmt.Errorf("BACKEND_POOL: %w", err)
 		}
+		rc.QPS, rc.Burst = kubeQPS, kubeBurst
 		// Only the two API groups used: the whole clientset would add
 		// tens of megabytes to the program.
 		if leases, err = coordinationv1.NewForConfig(rc); err == nil {
@@ -131,6 +132,11 @@ func kubeConfig() (*rest.Config, string, error) {
 	}
 	return rc, ns, nil
 }
+
+// kubeQPS and kubeBurst are the pool's rate of API requests: client-go's default (5 a
+// second, bursts of 10) would make 20 sessions starting at once wait
+// seconds for their claims.
+const kubeQPS, kubeBurst = 100, 200
 
 // up is the pool's view of a runtime's health: not marked down (a runtime
 // not yet checked may be handed out; a dial then tells).

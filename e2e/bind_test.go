@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,8 +27,9 @@ type bindServer struct {
 	keyName, secret string // the TSIG key allowed to update TXT records
 }
 
-// startBind runs named authoritative for zone, every name in it 127.0.0.1.
-func startBind(t *testing.T, zone string) *bindServer {
+// startBind runs named authoritative for zone, every name in it 127.0.0.1
+// but for the records in extra (zone file lines).
+func startBind(t *testing.T, zone string, extra ...string) *bindServer {
 	t.Helper()
 	need(t, "named")
 	dir := t.TempDir()
@@ -61,7 +63,7 @@ zone "%[5]s" {
 ns	IN A	127.0.0.1
 @	IN A	127.0.0.1
 *	IN A	127.0.0.1
-`, zone)
+`, zone) + strings.Join(extra, "\n") + "\n"
 	for name, data := range map[string]string{"named.conf": conf, "zone.db": db} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			t.Fatal(err)

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -8,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/oidctest"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/pool"
 )
@@ -146,5 +150,100 @@ func TestPoolDownAndFree(t *testing.T) {
 			}
 			return false
 		})
+	}
+}
+
+// A native client's connections: its first upgrade claims a runtime and
+// goes to the runtime's native port; a further one from the same user
+// (here: the same address, as a native client keeps no cookies) goes to
+// the same runtime, without a second claim.
+func TestPoolNativeClient(t *testing.T) {
+	native := map[string]*wstest.Backend{}
+	var addrs []string
+	var nativePort int
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+		b, err := wstest.StartBackend(ip + ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		addrs = append(addrs, b.Addr())
+		n, err := wstest.StartBackend(fmt.Sprintf("%s:%d", ip, nativePort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(n.Close)
+		nativePort = n.Port()
+		native[ip] = n
+	}
+	p := pool.New(pool.Options{Store: pool.NewMemory(), Grace: time.Minute, Lease: time.Minute}, addrs)
+	e := startWith(t, nil, "unused:1", func(o *Options) { o.Pool, o.NativeBackendPort = p, nativePort })
+	first := e.ws("/sign_in", "x-cloudxr-device-type: native")
+	first.Echo("one", 5*time.Second)
+	second := e.ws("/sign_in", "x-cloudxr-device-type: native")
+	second.Echo("two", 5*time.Second)
+	var on []string
+	for ip, n := range native {
+		if c := n.OpenConns(); c > 0 {
+			on = append(on, fmt.Sprintf("%s:%d", ip, c))
+		}
+	}
+	if len(on) != 1 || !strings.HasSuffix(on[0], ":2") {
+		t.Errorf("native connections on %v, want both on one runtime's native port", on)
+	}
+	st, _ := p.Status(t.Context())
+	busy := 0
+	for _, r := range st {
+		if r.State == pool.Busy {
+			busy++
+		}
+	}
+	if busy != 1 {
+		t.Errorf("%d runtimes busy, want the one claim: %+v", busy, st)
+	}
+}
+
+// With authentication on, the user is the token's subject: no cookie is
+// set, and the same subject reconnecting gets its runtime back whatever
+// else the client sends; the subject is what PoolUsers names.
+func TestPoolOwnerIsTheTokenSubject(t *testing.T) {
+	prov := oidctest.Started(t)
+	v := auth.NewOIDC(auth.OIDCOptions{Issuer: prov.Issuer, Audience: oidctest.ClientID})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { v.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait(); http.DefaultClient.CloseIdleConnections() })
+	waitFor(t, 10*time.Second, "the provider's keys", func() bool { ok, _ := v.Ready(); return ok })
+	pe := startPool(t, time.Minute, func(o *Options) { o.Auth, o.AuthQueryParam, o.AuthCookie = v, "token", "cxr_token" })
+	token := func(sub string) string {
+		c := prov.Claims()
+		c["sub"] = sub
+		tok, err := prov.Sign(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	alice := pe.ws("/sign_in?token=" + token("alice"))
+	if alice.Response.Header.Get("Set-Cookie") != "" {
+		t.Error("a pool cookie was set although the token says who the user is")
+	}
+	alice.Echo("hi", 5*time.Second)
+	var mine string
+	for r, u := range pe.srv.PoolUsers() {
+		if u != "alice" {
+			t.Errorf("PoolUsers: %s held by %q", r, u)
+		}
+		mine = r
+	}
+	alice.Conn.Close()
+	waitFor(t, 5*time.Second, "alice's session over", func() bool { return pe.backends[mine].OpenConns() == 0 })
+	bob := pe.ws("/sign_in?token=" + token("bob"))
+	bob.Echo("hi", 5*time.Second)
+	again := pe.ws("/sign_in", "Authorization: Bearer "+token("alice"))
+	again.Echo("back", 5*time.Second)
+	waitFor(t, 5*time.Second, "alice back on her runtime", func() bool { return pe.backends[mine].OpenConns() == 1 })
+	if u := pe.srv.PoolUsers()[mine]; u != "alice" {
+		t.Errorf("alice's runtime is %q's", u)
 	}
 }

@@ -68,7 +68,7 @@ at <span class="mono">{{.Address}}</span> (since {{.Since.Format "2006-01-02 15:
 {{with .S.Routing}}<strong>Routing by path</strong>: {{.By}}.<br>Checked: {{.Checked}}.{{end}}
 {{with .S.Pool}}<strong>Runtime pool</strong>: each new session gets a free runtime; an ended session's runtime stays its user's for {{.GraceText}}.
 {{.Counts.free}} free, {{.Counts.busy}} busy, {{.Counts.grace}} in grace, {{.Counts.down}} down. {{if .Problem}}<br><span class="bad">{{.Problem}}</span>{{end}}
-{{range .Runtimes}}<br>{{if .Up}}<span class="ok">&#9679;</span>{{else}}<span class="bad">&#9679;</span>{{end}} <span class="mono">{{.Address}}</span> {{.State}}{{if not .Since.IsZero}} since {{.Since.Format "2006-01-02 15:04:05 MST"}}{{end}}{{with .User}} ({{.}}){{end}}{{end}}{{end}}
+{{range .Runtimes}}<br>{{if .Up}}<span class="ok">&#9679;</span>{{else}}<span class="bad">&#9679;</span>{{end}} <span class="mono">{{.Address}}</span> {{.State}}{{if not .Since.IsZero}} since {{.Since.Format "2006-01-02 15:04:05 MST"}}{{end}}{{with .User}} ({{.}}){{end}}{{with .Problem}}: the checks found {{.}}{{end}}{{end}}{{end}}
 {{range .S.RoutedBackends}}<br>{{if .Up}}<span class="ok">&#9679;</span>{{else}}<span class="bad">&#9679;</span>{{end}} <span class="mono">{{.Address}}</span> {{.State}} since {{.Since.Format "2006-01-02 15:04:05 MST"}}{{end}}
 </div>
 {{with .S.Authentication}}<div class="card" id="authentication">

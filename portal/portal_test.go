@@ -368,3 +368,57 @@ func TestACMECertificatePage(t *testing.T) {
 		t.Errorf("status: %s", body)
 	}
 }
+
+// The pool on the page and in the status: runtimes, states and counts for
+// everyone; addresses, problems and users only for an authenticated caller
+// (a user's identity is a token subject, never shown to a visitor).
+func TestPoolStatus(t *testing.T) {
+	m, err := certs.NewManager(certs.Options{Dir: t.TempDir(), Names: []string{"localhost"}, Label: "box", Mode: certs.ModeLocalCA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	p, err := New(Options{Private: true, TokenParam: "token", TokenCookie: "cxr_token", Version: "v-test", Certificate: m.Current,
+		Pool: func() (PoolStatus, error) {
+			return PoolStatus{Claims: "kubernetes", Grace: time.Minute, Runtimes: []PoolRuntime{
+				{Address: "10.0.3.1:49100", Up: true, State: "busy", Since: since, Health: "up", User: "alice@lab"},
+				{Address: "10.0.3.2:49100", Up: true, State: "free", Health: "up"},
+				{Address: "10.0.3.3:49100", Up: false, State: "down", Health: "down", Problem: "an HTTP server that is not the runtime"},
+			}}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ctx      context.Context
+		revealed bool
+	}{{context.Background(), false}, {auth.WithAuthenticated(context.Background()), true}} {
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status.json", nil).WithContext(c.ctx))
+		var st Status
+		if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Pool == nil || len(st.Pool.Runtimes) != 3 || st.Pool.Counts["busy"] != 1 || st.Pool.Counts["free"] != 1 || st.Pool.Counts["down"] != 1 ||
+			st.Pool.GraceText != "1m0s" || st.Pool.Claims != "kubernetes" {
+			t.Fatalf("authenticated %v: pool %+v", c.revealed, st.Pool)
+		}
+		for _, r := range []string{rec.Body.String(), page(t, p, c.ctx)} {
+			for _, secret := range []string{"10.0.3.1", "alice@lab", "not the runtime"} {
+				if strings.Contains(r, secret) != c.revealed {
+					t.Errorf("authenticated %v: %q shown %v", c.revealed, secret, !c.revealed)
+				}
+			}
+			if !strings.Contains(r, "busy") {
+				t.Errorf("authenticated %v: the states are hidden too", c.revealed)
+			}
+		}
+	}
+}
+
+func page(t *testing.T, p *Portal, ctx context.Context) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+	return rec.Body.String()
+}

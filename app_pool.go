@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
-	discoveryv1 "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -49,10 +47,7 @@ func (a *app) newPool() error {
 		return nil
 	}
 	p := &poolParts{checks: map[string]*runtimeCheck{}, claims: cfg.PoolClaimsIn()}
-	var (
-		leases *coordinationv1.CoordinationV1Client
-		slices *discoveryv1.DiscoveryV1Client
-	)
+	var kube *pool.Kube
 	namespace := cfg.PoolNamespace
 	needKube := p.claims == config.ClaimsKubernetes
 	for _, s := range cfg.Pool() {
@@ -64,12 +59,7 @@ func (a *app) newPool() error {
 			return fmt.Errorf("BACKEND_POOL: %w", err)
 		}
 		rc.QPS, rc.Burst = kubeQPS, kubeBurst
-		// Only the two API groups used: the whole clientset would add
-		// tens of megabytes to the program.
-		if leases, err = coordinationv1.NewForConfig(rc); err == nil {
-			slices, err = discoveryv1.NewForConfig(rc)
-		}
-		if err != nil {
+		if kube, err = pool.NewKube(rc); err != nil {
 			return fmt.Errorf("BACKEND_POOL: the Kubernetes API client: %w", err)
 		}
 		namespace = cmp.Or(namespace, ns)
@@ -77,7 +67,7 @@ func (a *app) newPool() error {
 	var store pool.Store = pool.NewMemory()
 	if p.claims == config.ClaimsKubernetes {
 		replica, _ := os.Hostname()
-		store = pool.NewLeases(leases.Leases(namespace), cmp.Or(os.Getenv("POD_NAME"), replica))
+		store = pool.NewLeases(kube.Leases(namespace), cmp.Or(os.Getenv("POD_NAME"), replica))
 	}
 	var static pool.Static
 	for _, s := range cfg.Pool() {
@@ -91,7 +81,7 @@ func (a *app) newPool() error {
 			}
 			p.sources = append(p.sources, d)
 		case config.PoolKubernetes:
-			p.sources = append(p.sources, &pool.EndpointSlices{Client: slices.RESTClient(),
+			p.sources = append(p.sources, &pool.EndpointSlices{Client: kube.Discovery(),
 				Namespace: cmp.Or(s.Namespace, namespace), Service: s.Name, Port: s.Port})
 		}
 	}

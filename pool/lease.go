@@ -10,7 +10,6 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	coordination "k8s.io/client-go/kubernetes/typed/coordination/v1"
 )
 
 // Leases is the Store of several replicas: one coordination.k8s.io/v1
@@ -25,12 +24,22 @@ import (
 // subject or the cookie itself); annotations say the runtime, the state
 // (busy or grace) and which replica wrote it, for an operator's kubectl.
 type Leases struct {
-	client  coordination.LeaseInterface
+	client  LeaseClient
 	replica string // this replica's name (the pod's), for the annotation
 }
 
+// LeaseClient is what Leases asks of the API: the calls of client-go's
+// typed LeaseInterface it uses, which that interface (and Kube's Leases)
+// provides.
+type LeaseClient interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (*coordinationv1.Lease, error)
+	Create(ctx context.Context, l *coordinationv1.Lease, opts metav1.CreateOptions) (*coordinationv1.Lease, error)
+	Update(ctx context.Context, l *coordinationv1.Lease, opts metav1.UpdateOptions) (*coordinationv1.Lease, error)
+	List(ctx context.Context, opts metav1.ListOptions) (*coordinationv1.LeaseList, error)
+}
+
 // NewLeases uses client, in the proxy's namespace, as replica.
-func NewLeases(client coordination.LeaseInterface, replica string) *Leases {
+func NewLeases(client LeaseClient, replica string) *Leases {
 	return &Leases{client: client, replica: replica}
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -246,4 +247,26 @@ func TestPoolOwnerIsTheTokenSubject(t *testing.T) {
 	if u := pe.srv.PoolUsers()[mine]; u != "alice" {
 		t.Errorf("alice's runtime is %q's", u)
 	}
+}
+
+// failingRenewals is a store whose claims cannot be renewed.
+type failingRenewals struct{ *pool.Memory }
+
+func (failingRenewals) Renew(context.Context, string, string, time.Time) error {
+	return errors.New("the API server is unreachable")
+}
+
+// A claim that cannot be renewed (another replica may take the runtime
+// when its Lease expires) closes the session that holds it.
+func TestPoolLostClaimClosesItsSession(t *testing.T) {
+	b := backendOn(t)
+	p := pool.New(pool.Options{Store: failingRenewals{pool.NewMemory()}, Lease: time.Minute}, []string{b.Addr()})
+	e := startWith(t, nil, "unused:1", func(o *Options) { o.Pool = p })
+	c := e.ws("/sign_in")
+	if err := c.Echo("hello", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	p.Renew(t.Context(), e.srv.ClaimLost)
+	e.sessionLog("reason", "pool claim lost")
+	waitFor(t, 5*time.Second, "the runtime's side closed", func() bool { return b.OpenConns() == 0 })
 }

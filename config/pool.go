@@ -45,7 +45,9 @@ func (c *Config) PoolClaimsIn() string {
 	if c.PoolClaims != "auto" {
 		return c.PoolClaims
 	}
-	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" || os.Getenv("KUBECONFIG") != "" {
+	// Inside a pod only: a KUBECONFIG on a workstation is no reason to
+	// write Leases into whatever cluster it names.
+	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
 		return ClaimsKubernetes
 	}
 	return ClaimsMemory

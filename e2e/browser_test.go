@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/oidctest"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
 const clientPage = `<!doctype html>
@@ -232,5 +233,67 @@ func TestChromiumHostileTokenLink(t *testing.T) {
 	}
 	if reqs := b.Requests(); len(reqs) != 0 {
 		t.Errorf("the runtime saw %d requests", len(reqs))
+	}
+}
+
+// A CloudXR.js-like page that opens the signaling WebSocket, echoes once
+// and closes it.
+const poolPage = `<!doctype html>
+<html><head><meta charset="utf-8"></head><body><p id="result">pending</p>
+<script>
+const out = document.getElementById('result');
+const ws = new WebSocket('wss://' + location.host + '/sign_in?peer_id=' + location.search.slice(1));
+ws.onopen = () => ws.send('hello from the pool');
+ws.onmessage = (e) => { out.textContent = 'echo:' + e.data; ws.close(); };
+ws.onerror = () => { out.textContent = 'websocket error'; };
+</script></body></html>`
+
+// The pool cookie in the real browser: Chromium keeps the cookie the proxy
+// sets on the WebSocket's 101 and sends it on its reconnect, which gets the
+// same runtime back within the grace, while another user, meanwhile, got
+// the other one. Without the cookie the reconnect would find the pool full.
+func TestChromiumPoolCookie(t *testing.T) {
+	b1, b2 := backend(t), backend(t)
+	dir, web, home := t.TempDir(), t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(web, "pool.html"), []byte(poolPage), 0o644)
+	p := startProc(t, "CERT_DIR="+dir, "WEB_ROOT="+web, "BACKEND_POOL="+b1.Addr()+","+b2.Addr(), "POOL_RECONNECT_GRACE=60s")
+	addr := p.addr()
+	_, port, _ := strings.Cut(addr, "127.0.0.1:")
+	origin := "https://localhost:" + port
+	trustInNSS(t, home, filepath.Join(dir, "ca.crt"))
+	ctx := newChromium(t, home)
+	session := func(peer string) string {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Navigate(origin+"/app/pool.html?"+peer)); err != nil {
+			t.Fatalf("loading the page: %v", err)
+		}
+		r, err := chromedp.Run(ctx, chromedp.Poll[string](
+			`(() => { const t = document.getElementById('result').textContent; return t !== 'pending' && t; })()`,
+			chromedp.WithPollingTimeout(30*time.Second)))
+		if err != nil {
+			t.Fatalf("waiting for the result: %v", err)
+		}
+		return r
+	}
+	ended := func(peer string) any {
+		t.Helper()
+		return p.waitLine(10*time.Second, peer+"'s session line", func(m map[string]any) bool {
+			return m["msg"] == "session ended" && m["path"] == "/sign_in?peer_id="+peer
+		})["backend"]
+	}
+	if got := session("first"); got != "echo:hello from the pool" {
+		t.Fatalf("the first session: %q", got)
+	}
+	first := ended("first")
+	other, err := wstest.Dial(addr, "/sign_in?peer_id=someone-else", trustPEM(t, filepath.Join(dir, "ca.crt")))
+	if err != nil {
+		t.Fatalf("another user while the browser's runtime is in grace: %v", err)
+	}
+	defer other.Conn.Close()
+	if got := session("again"); got != "echo:hello from the pool" {
+		t.Fatalf("the browser reconnecting within the grace: %q", got)
+	}
+	if again := ended("again"); again != first {
+		t.Errorf("the browser's sessions were on %v and then %v", first, again)
 	}
 }

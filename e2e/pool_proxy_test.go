@@ -440,7 +440,7 @@ func TestPoolTwentyAtOnce(t *testing.T) {
 	for i := range 2 {
 		dir := t.TempDir()
 		p := startProc(t, "KUBECONFIG="+kubeconfig, fmt.Sprintf("POD_NAME=proxy-%d", i), "CERT_DIR="+dir,
-			"BACKEND_POOL=kubernetes:runtimes:signaling", "CLIENT_MAX_CONNECTIONS", "CLIENT_HANDSHAKE_RATE", "CLIENT_AUTH_FAILURES")
+			"BACKEND_POOL=kubernetes:runtimes:signaling", "POOL_CLAIMS=kubernetes", "CLIENT_MAX_CONNECTIONS", "CLIENT_HANDSHAKE_RATE", "CLIENT_AUTH_FAILURES")
 		addrs = append(addrs, p.addr())
 		trusts = append(trusts, trustPEM(t, filepath.Join(dir, "ca.crt")))
 		waitPool(t, addrs[i], trusts[i], 3, "free")

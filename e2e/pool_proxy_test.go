@@ -309,6 +309,18 @@ func TestPoolTwoProxyReplicas(t *testing.T) {
 		t.Fatalf("a fourth user: %d %q %q", status, full.Response.Header.Get("Retry-After"), body)
 	}
 	p2.waitLine(5*time.Second, "the pool-full line", func(m map[string]any) bool { return m["reason"] == "pool full" })
+	resp, err := http.Get("http://" + p2.waitLog("admin listener")["address"].(string) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`cloudxr_wss_proxy_pool_runtimes{state="busy"} 3`, `cloudxr_wss_proxy_pool_runtimes{state="free"} 0`,
+		"cloudxr_wss_proxy_pool_claims_refused_total 1", `cloudxr_wss_proxy_sessions_total{outcome="pool full"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("replica 2's metrics lack %s", want)
+		}
+	}
 
 	// User 0's session ends; within the grace its runtime is theirs: the
 	// fourth user is still refused, user 0 gets it back through replica 2.

@@ -170,6 +170,23 @@ func (p *Pool) Acquire(ctx context.Context, owner string) (*Claim, error) {
 	return nil, ErrFull
 }
 
+// Busy names the runtime owner's session holds, on whichever replica,
+// if there is one that is up: a native client's further connection goes
+// there instead of claiming a second runtime.
+func (p *Pool) Busy(ctx context.Context, owner string) (string, bool, error) {
+	holds, err := p.o.Store.Holds(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	now, key := p.o.Now(), OwnerKey(owner)
+	for _, r := range p.Runtimes() {
+		if h, ok := holds[r]; ok && h.Held(now) && h.Busy && h.Owner == key && (p.o.Up == nil || p.o.Up(r)) {
+			return r, true, nil
+		}
+	}
+	return "", false, nil
+}
+
 // Pick names a runtime for a request that needs no claim (anything but a
 // session's upgrade): owner's own, busy or in grace, if it is up, else the
 // first that is up and free. It returns ErrFull when there is none.

@@ -60,8 +60,17 @@ func (s *session) claimRuntime(req requestHead, native bool) error {
 		}
 		runtime = r
 	case native:
-		if r, ok := s.srv.heldBy(owner); ok {
-			runtime = r // the session's runtime, already claimed
+		// The session's runtime, already claimed here or, through
+		// another replica, in the store.
+		r, ok := s.srv.heldBy(owner)
+		if !ok {
+			var err error
+			if r, ok, err = p.Busy(ctx, owner); err != nil {
+				return s.poolRefusal(err)
+			}
+		}
+		if ok {
+			runtime = r
 			break
 		}
 		fallthrough

@@ -155,9 +155,9 @@ func TestPoolDownAndFree(t *testing.T) {
 }
 
 // A native client's connections: its first upgrade claims a runtime and
-// goes to the runtime's native port; a further one from the same user
-// (here: the same address, as a native client keeps no cookies) goes to
-// the same runtime, without a second claim.
+// goes to the runtime's native port; further ones from the same user
+// (here: the same address, as a native client keeps no cookies) go to the
+// same runtime, through this replica or another, without a second claim.
 func TestPoolNativeClient(t *testing.T) {
 	native := map[string]*wstest.Backend{}
 	var addrs []string
@@ -177,20 +177,27 @@ func TestPoolNativeClient(t *testing.T) {
 		nativePort = n.Port()
 		native[ip] = n
 	}
-	p := pool.New(pool.Options{Store: pool.NewMemory(), Grace: time.Minute, Lease: time.Minute}, addrs)
+	// Two replicas sharing one store: the further connection reaches the
+	// other one, which finds the claim in the store.
+	store := pool.NewMemory()
+	p := pool.New(pool.Options{Store: store, Grace: time.Minute, Lease: time.Minute}, addrs)
+	p2 := pool.New(pool.Options{Store: store, Grace: time.Minute, Lease: time.Minute}, addrs)
 	e := startWith(t, nil, "unused:1", func(o *Options) { o.Pool, o.NativeBackendPort = p, nativePort })
+	e2 := startWith(t, nil, "unused:1", func(o *Options) { o.Pool, o.NativeBackendPort = p2, nativePort })
 	first := e.ws("/sign_in", "x-cloudxr-device-type: native")
 	first.Echo("one", 5*time.Second)
-	second := e.ws("/sign_in", "x-cloudxr-device-type: native")
+	second := e2.ws("/sign_in", "x-cloudxr-device-type: native")
 	second.Echo("two", 5*time.Second)
+	third := e.ws("/sign_in", "x-cloudxr-device-type: native")
+	third.Echo("three", 5*time.Second)
 	var on []string
 	for ip, n := range native {
 		if c := n.OpenConns(); c > 0 {
 			on = append(on, fmt.Sprintf("%s:%d", ip, c))
 		}
 	}
-	if len(on) != 1 || !strings.HasSuffix(on[0], ":2") {
-		t.Errorf("native connections on %v, want both on one runtime's native port", on)
+	if len(on) != 1 || !strings.HasSuffix(on[0], ":3") {
+		t.Errorf("native connections on %v, want all three on one runtime's native port", on)
 	}
 	st, _ := p.Status(t.Context())
 	busy := 0

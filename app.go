@@ -241,6 +241,7 @@ func (a *app) wire() {
 		OpenSessions:      func() float64 { return float64(a.srv.ActiveConnections()) },
 		ParkedDirections:  func() float64 { return float64(a.srv.ParkedDirections()) },
 		CertificateExpiry: a.certificateExpiry,
+		MaxConnections:    func() float64 { return float64(a.maxConns) },
 	}
 	if a.pool != nil {
 		g.PoolRuntimes = a.poolCounts

@@ -21,6 +21,7 @@ type Metrics struct {
 	duration          prometheus.Histogram
 	refused           prometheus.Counter
 	backendUp         *prometheus.GaugeVec
+	backendChanged    *prometheus.GaugeVec
 	transitions       *prometheus.CounterVec
 	checkDuration     *prometheus.HistogramVec
 	authRefusals      *prometheus.CounterVec
@@ -34,6 +35,9 @@ type Gauges struct {
 	OpenSessions      func() float64
 	ParkedDirections  func() float64
 	CertificateExpiry func() float64 // unix seconds
+	// MaxConnections is the effective MAX_CONNECTIONS (set, or from the
+	// open-file limit).
+	MaxConnections func() float64
 	// PoolRuntimes counts the pool's runtimes by state (free, busy,
 	// grace, down); nil without BACKEND_POOL.
 	PoolRuntimes func() map[string]int
@@ -63,6 +67,8 @@ func NewMetrics(version string) *Metrics {
 		Help: "Connections refused because MAX_CONNECTIONS was reached."})
 	m.backendUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "backend_up",
 		Help: "1 when the health checks consider the CloudXR runtime up; one series per checked backend."}, []string{"backend"})
+	m.backendChanged = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "backend_last_change_timestamp_seconds",
+		Help: "When a checked backend last changed state (unix time): with backend_up, how long it has been up or down."}, []string{"backend"})
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "backend_transitions_total",
 		Help: "Backend state changes, by backend and the state entered."}, []string{"backend", "to"})
 	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "health_check_duration_seconds",
@@ -76,7 +82,7 @@ func NewMetrics(version string) *Metrics {
 	m.poolRefused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "pool_claims_refused_total",
 		Help: "Sessions refused a runtime by the pool (BACKEND_POOL): every runtime busy or down, or the claims unreachable (503)."})
 	for _, c := range []prometheus.Collector{m.handshakes, m.handshakeFailures, m.sessions, m.bytes, m.duration,
-		m.refused, m.backendUp, m.transitions, m.checkDuration, m.authRefusals, m.clientLimited, m.acmeOrders, m.poolRefused} {
+		m.refused, m.backendUp, m.backendChanged, m.transitions, m.checkDuration, m.authRefusals, m.clientLimited, m.acmeOrders, m.poolRefused} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
@@ -101,6 +107,10 @@ func (m *Metrics) Watch(g Gauges) {
 	if g.CertificateExpiry != nil {
 		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "certificate_expiry_timestamp_seconds",
 			Help: "When the served certificate expires (unix time)."}, g.CertificateExpiry))
+	}
+	if g.MaxConnections != nil {
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "max_connections",
+			Help: "The most client connections the proxy holds at once (MAX_CONNECTIONS, or derived from the open-file limit)."}, g.MaxConnections))
 	}
 	if g.PoolRuntimes != nil {
 		f(poolCollector(g.PoolRuntimes))
@@ -156,6 +166,7 @@ func (m *Metrics) ClientLimited(limit string) { m.clientLimited.WithLabelValues(
 // BackendState records a checked backend's state change ("up", "down").
 func (m *Metrics) BackendState(backend, state string) {
 	m.transitions.WithLabelValues(backend, state).Inc()
+	m.backendChanged.WithLabelValues(backend).SetToCurrentTime()
 	if state == "up" {
 		m.backendUp.WithLabelValues(backend).Set(1)
 	} else {
@@ -165,7 +176,10 @@ func (m *Metrics) BackendState(backend, state string) {
 
 // BackendGone forgets a runtime that left the pool: its backend_up series
 // goes (its transitions stay counted).
-func (m *Metrics) BackendGone(backend string) { m.backendUp.DeleteLabelValues(backend) }
+func (m *Metrics) BackendGone(backend string) {
+	m.backendUp.DeleteLabelValues(backend)
+	m.backendChanged.DeleteLabelValues(backend)
+}
 
 // HealthCheck records one check.
 func (m *Metrics) HealthCheck(ok bool, took time.Duration) {

@@ -5,7 +5,7 @@
 # writes), testssl (the TLS scan), podman, runc and busybox-static (the
 # container image test), Wine, MinGW-w64 and qemu-user (the Windows and arm64
 # builds), lintian and rpm (the release's packages), BIND 9 (DNS-01 for the
-# ACME tests). Used by `make test` and so by CI.
+# ACME tests), Prometheus and promtool (the monitoring tests). Used by `make test` and so by CI.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
@@ -32,6 +32,10 @@ command -v rpm >/dev/null || need+=(rpm)
 # CERT_MODE=acme's DNS-01 over RFC 2136: a real DNS server taking TSIG-signed
 # updates (BIND 9; tsig-keygen comes with it).
 command -v named >/dev/null || need+=(bind9)
+# Monitoring: promtool checks and unit-tests the alerting rules, and a real
+# Prometheus scrapes a real proxy.
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v promtool >/dev/null || need+=(prometheus)
 ((${#need[@]})) || exit 0
 echo "installing test dependencies: ${need[*]}"
 sudo=()

@@ -1,0 +1,139 @@
+package grafana
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
+)
+
+var update = flag.Bool("update", false, "write cloudxr-wss-proxy.json from the code")
+
+const file = "cloudxr-wss-proxy.json"
+
+// The JSON an operator imports is what the code builds: regenerate it with
+// go test ./deploy/grafana -update, never edit it by hand.
+func TestJSONIsGenerated(t *testing.T) {
+	want, err := JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(file, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s differs from what dashboard.go builds: run go test ./deploy/grafana -update", file)
+	}
+}
+
+// schemaErr is err, but nil for the SDK's empty cog.BuildErrors, which it
+// returns as a non-nil error when there is none.
+func schemaErr(err error) error {
+	var be cog.BuildErrors
+	if errors.As(err, &be) && len(be) == 0 {
+		return nil
+	}
+	return err
+}
+
+// The file decodes strictly into the SDK's types (Grafana's dashboard
+// schema, generated from its CUE): no unknown or misspelt field, every
+// required one present. Its variables are a Prometheus data source and the
+// proxies; every panel queries that data source, with the instance
+// selector, and every query in it is one of Queries (which the end-to-end
+// test runs against a real Prometheus).
+func TestJSONAgainstTheSchema(t *testing.T) {
+	plugins.RegisterDefaultPlugins()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard.Dashboard
+	if err := schemaErr(d.UnmarshalJSONStrict(raw)); err != nil {
+		t.Fatalf("%s against the dashboard schema: %v", file, err)
+	}
+	if err := schemaErr(d.Validate()); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if d.Uid == nil || *d.Uid != UID || d.Title == nil {
+		t.Errorf("uid %v, title %v", d.Uid, d.Title)
+	}
+	var vars []string
+	for _, v := range d.Templating.List {
+		vars = append(vars, string(v.Type)+":"+v.Name)
+	}
+	if !slices.Equal(vars, []string{"datasource:datasource", "query:instance"}) {
+		t.Errorf("variables %v, want the data source and the proxies", vars)
+	}
+	known := Queries()
+	var seen []string
+	panels := 0
+	// The SDK's strict decoding (v0.0.22) returns an empty BuildErrors as
+	// a non-nil error, and its decoding of a panel list stops there, so the
+	// panels come back empty: each is decoded strictly on its own, as a
+	// row or a panel by its type.
+	var top struct {
+		Panels []struct {
+			Type string          `json:"type"`
+			Raw  json.RawMessage `json:"-"`
+		}
+	}
+	var rawPanels struct{ Panels []json.RawMessage }
+	if err := json.Unmarshal(raw, &top); err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(raw, &rawPanels)
+	for i, pr := range rawPanels.Panels {
+		var p dashboard.PanelOrRowPanel
+		if top.Panels[i].Type == "row" {
+			p.RowPanel = &dashboard.RowPanel{}
+			err = p.RowPanel.UnmarshalJSONStrict(pr)
+		} else {
+			p.Panel = &dashboard.Panel{}
+			err = p.Panel.UnmarshalJSONStrict(pr)
+		}
+		if err := schemaErr(err); err != nil {
+			t.Fatalf("panel %d against the schema: %v", i, err)
+		}
+		if p.Panel == nil {
+			continue // a row
+		}
+		panels++
+		if p.Panel.Datasource == nil || p.Panel.Datasource.Uid == nil || *p.Panel.Datasource.Uid != "${datasource}" {
+			t.Errorf("panel %q does not use the data source variable", *p.Panel.Title)
+		}
+		var targets struct{ Targets []json.RawMessage }
+		json.Unmarshal(pr, &targets)
+		for j, target := range targets.Targets {
+			q := &prometheus.Dataquery{}
+			if err := schemaErr(q.UnmarshalJSONStrict(target)); err != nil {
+				t.Fatalf("panel %q, query %d against the Prometheus query schema: %v", *p.Panel.Title, j, err)
+			}
+			if !slices.Contains(known, q.Expr) {
+				t.Errorf("panel %q queries %q, which is not among the tested queries", *p.Panel.Title, q.Expr)
+			}
+			if !strings.Contains(q.Expr, `instance=~"$instance"`) {
+				t.Errorf("panel %q: %q ignores the proxy variable", *p.Panel.Title, q.Expr)
+			}
+			seen = append(seen, q.Expr)
+		}
+	}
+	if panels < 12 || len(seen) != len(known) {
+		t.Errorf("%d panels, %d queries of %d", panels, len(seen), len(known))
+	}
+}

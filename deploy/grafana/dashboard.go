@@ -121,8 +121,13 @@ func datasource() common.DataSourceRef {
 	return common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.ToPtr("${" + dsVar + "}")}
 }
 
-// Build makes the dashboard.
+// Build makes the dashboard. It is the classic dashboard JSON (schema v1),
+// which every Grafana in use imports; the SDK marks it deprecated in favour
+// of the v2 schema, which only Grafana 12's new dashboard API takes.
+//
+//lint:ignore SA1019 the v1 schema is what Grafana's import takes (see above)
 func Build() (dashboard.Dashboard, error) {
+	//lint:ignore SA1019 the v1 schema, as above
 	b := dashboard.NewDashboardBuilder("CloudXR WSS proxy").
 		Uid(UID).
 		Description("cloudxr-wss-proxy: sessions, refusals, runtimes, certificate and the process, for one or many proxies.").

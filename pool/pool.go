@@ -152,7 +152,7 @@ func (p *Pool) Acquire(ctx context.Context, owner string) (*Claim, error) {
 		}
 	}
 	for _, r := range order {
-		if p.o.Up != nil && !p.o.Up(r) {
+		if !p.up(r) {
 			continue
 		}
 		ok, err := p.o.Store.Take(ctx, r, key, now, now.Add(p.o.Lease))
@@ -180,7 +180,7 @@ func (p *Pool) Busy(ctx context.Context, owner string) (string, bool, error) {
 	}
 	now, key := p.o.Now(), OwnerKey(owner)
 	for _, r := range p.Runtimes() {
-		if h, ok := holds[r]; ok && h.Held(now) && h.Busy && h.Owner == key && (p.o.Up == nil || p.o.Up(r)) {
+		if h, ok := holds[r]; ok && h.Held(now) && h.Busy && h.Owner == key && p.up(r) {
 			return r, true, nil
 		}
 	}
@@ -196,15 +196,14 @@ func (p *Pool) Pick(ctx context.Context, owner string) (string, error) {
 		return "", err
 	}
 	now, key := p.o.Now(), OwnerKey(owner)
-	up := func(r string) bool { return p.o.Up == nil || p.o.Up(r) }
 	runtimes := p.Runtimes()
 	for _, r := range runtimes {
-		if h, ok := holds[r]; ok && h.Held(now) && h.Owner == key && up(r) {
+		if h, ok := holds[r]; ok && h.Held(now) && h.Owner == key && p.up(r) {
 			return r, nil
 		}
 	}
 	for _, r := range runtimes {
-		if h, ok := holds[r]; (!ok || !h.Held(now)) && up(r) {
+		if h, ok := holds[r]; (!ok || !h.Held(now)) && p.up(r) {
 			return r, nil
 		}
 	}
@@ -277,6 +276,9 @@ type RuntimeStatus struct {
 	Since   time.Time // of the hold; zero when free
 }
 
+// up reports whether a runtime's health checks consider it up.
+func (p *Pool) up(r string) bool { return p.o.Up == nil || p.o.Up(r) }
+
 // Status lists the runtimes and their states.
 func (p *Pool) Status(ctx context.Context) ([]RuntimeStatus, error) {
 	holds, err := p.o.Store.Holds(ctx)
@@ -286,7 +288,7 @@ func (p *Pool) Status(ctx context.Context) ([]RuntimeStatus, error) {
 	now := p.o.Now()
 	var out []RuntimeStatus
 	for _, r := range p.Runtimes() {
-		st := RuntimeStatus{Runtime: r, Up: p.o.Up == nil || p.o.Up(r), State: Free}
+		st := RuntimeStatus{Runtime: r, Up: p.up(r), State: Free}
 		if h, ok := holds[r]; ok && h.Held(now) {
 			st.Owner, st.Since, st.State = h.Owner, h.Since, Grace
 			if h.Busy {

@@ -76,7 +76,24 @@ type Pool struct {
 	runtimes []string // as discovered, in a stable order
 	next     int      // where the search for a free runtime starts: sessions spread over the pool
 	claims   map[*Claim]struct{}
+
+	status statusCache
 }
+
+// statusCache is the claims as Status last read them. The page,
+// /status.json and /metrics show the pool to anyone who asks; read through
+// this, they cost the claims' store (the Kubernetes API server, which the
+// renewals need) at most one read a second, one at a time, however many
+// ask.
+type statusCache struct {
+	mu    sync.Mutex // held across the read: callers meanwhile wait for it
+	at    time.Time
+	holds map[string]Hold
+	err   error
+}
+
+// statusMaxAge is how old the claims Status shows may be.
+const statusMaxAge = time.Second
 
 // New makes a pool of runtimes (more can be set with SetRuntimes).
 func New(o Options, runtimes []string) *Pool {
@@ -280,8 +297,9 @@ type RuntimeStatus struct {
 func (p *Pool) up(r string) bool { return p.o.Up == nil || p.o.Up(r) }
 
 // Status lists the runtimes and their states.
+// The claims it shows may be up to statusMaxAge old (see statusCache).
 func (p *Pool) Status(ctx context.Context) ([]RuntimeStatus, error) {
-	holds, err := p.o.Store.Holds(ctx)
+	holds, err := p.statusHolds(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -301,4 +319,19 @@ func (p *Pool) Status(ctx context.Context) ([]RuntimeStatus, error) {
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// statusHolds is the claims for Status: the last read if it is recent,
+// or a new one.
+func (p *Pool) statusHolds(ctx context.Context) (map[string]Hold, error) {
+	c := &p.status
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := p.o.Now()
+	if !c.at.IsZero() && !now.Before(c.at) && now.Sub(c.at) < statusMaxAge {
+		return c.holds, c.err
+	}
+	c.holds, c.err = p.o.Store.Holds(ctx)
+	c.at = p.o.Now()
+	return c.holds, c.err
 }

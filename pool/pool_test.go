@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,5 +168,44 @@ func TestConcurrentAcquiresNeverShare(t *testing.T) {
 	wg.Wait()
 	if len(seen) != len(runtimes) || full != 20-len(runtimes) {
 		t.Errorf("%d runtimes taken, %d refused", len(seen), full)
+	}
+}
+
+// countingStore counts reads of the claims.
+type countingStore struct {
+	Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) Holds(ctx context.Context) (map[string]Hold, error) {
+	s.reads.Add(1)
+	return s.Store.Holds(ctx)
+}
+
+// Anyone may ask for the pool's status (the page, /status.json, /metrics):
+// however many ask at once, the claims' store is read once a second at
+// most, so that nobody can drive calls to the Kubernetes API server.
+func TestStatusReadsTheClaimsOnceASecond(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)}
+	store := &countingStore{Store: NewMemory()}
+	p := New(Options{Store: store, Grace: time.Minute, Now: c.now}, []string{"a:1", "b:1"})
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			if _, err := p.Status(t.Context()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := store.reads.Load(); n != 1 {
+		t.Errorf("100 status requests read the claims %d times, want once", n)
+	}
+	acquire(t, p, "ann")
+	reads := store.reads.Load()
+	c.add(statusMaxAge)
+	st, _ := p.Status(t.Context())
+	if store.reads.Load() != reads+1 || st[0].State != Busy {
+		t.Errorf("a second later: %d reads, status %+v; want a new read showing the claim", store.reads.Load()-reads, st)
 	}
 }

@@ -27,6 +27,33 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 	if err != nil {
 		return nil, err
 	}
+	overrides, err := parseFlags(args, fields, out, version)
+	if err != nil {
+		return nil, err
+	}
+	vars, err := gatherVars(environ, overrides, fields)
+	if err != nil {
+		return nil, err
+	}
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
+		return nil, explain(err, fields, vars)
+	}
+	_, cfg.adminAddressSet = vars["ADMIN_ADDRESS"]
+	cfg.CertHostnames = tidyList(cfg.CertHostnames)
+	cfg.RouteAllow = tidyList(cfg.RouteAllow)
+	cfg.RouteCheck = tidyList(cfg.RouteCheck)
+	cfg.AllowedOrigins = tidyList(cfg.AllowedOrigins)
+	cfg.AuthRequiredClaims = tidyList(cfg.AuthRequiredClaims)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// parseFlags reads the command line: each setting's flag, as the variable
+// it overrides, or --help and --version (ErrHelp, ErrVersion).
+func parseFlags(args []string, fields []field, out io.Writer, version string) (map[string]string, error) {
 	overrides := map[string]string{}
 	fs := flag.NewFlagSet("cloudxr-wss-proxy", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // Usage is ours; parse errors are returned.
@@ -48,7 +75,12 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (settings are flags such as --backend-host=HOST, or variables; see --help)", fs.Arg(0))
 	}
+	return overrides, nil
+}
 
+// gatherVars is every setting's text, the first of: a flag, the
+// environment, ENV_FILE, the platform's default.
+func gatherVars(environ []string, overrides map[string]string, fields []field) (map[string]string, error) {
 	vars := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -74,20 +106,7 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 			vars[k] = v
 		}
 	}
-	var cfg Config
-	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
-		return nil, explain(err, fields, vars)
-	}
-	_, cfg.adminAddressSet = vars["ADMIN_ADDRESS"]
-	cfg.CertHostnames = tidyList(cfg.CertHostnames)
-	cfg.RouteAllow = tidyList(cfg.RouteAllow)
-	cfg.RouteCheck = tidyList(cfg.RouteCheck)
-	cfg.AllowedOrigins = tidyList(cfg.AllowedOrigins)
-	cfg.AuthRequiredClaims = tidyList(cfg.AuthRequiredClaims)
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return &cfg, nil
+	return vars, nil
 }
 
 // field describes one setting for flags, help and error messages.

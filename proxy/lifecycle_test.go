@@ -119,6 +119,7 @@ func TestSlowHeadCutOff(t *testing.T) {
 }
 
 func TestIdleTunnelTimeout(t *testing.T) {
+	t.Parallel() // it waits; it measures nothing another test could move
 	e := start(t, func(o *Options) { o.TunnelTimeout = 400 * time.Millisecond })
 	// Traffic in one direction only keeps a session alive past the timeout.
 	busy := e.ws("/busy")

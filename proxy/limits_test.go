@@ -93,7 +93,7 @@ func TestAuthFailuresLimitedPerClient(t *testing.T) {
 func TestClientTableBoundedUnderManyAddresses(t *testing.T) {
 	tbl := limit.New(limit.Options{MaxConns: 4, HandshakeRate: 5, TableSize: 1024})
 	e := start(t, func(o *Options) { o.ProxyProtocol = true; o.Limits = tbl })
-	const n = 100_000
+	const n = 20_000 // twenty times the table
 	var next atomic.Int64
 	var maxLen atomic.Int64
 	var wg sync.WaitGroup

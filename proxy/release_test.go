@@ -13,6 +13,7 @@ import (
 // arrived since: a lab where every headset leaves at once gets its memory
 // back too.
 func TestMemoryHandedBackAfterBursts(t *testing.T) {
+	t.Parallel() // it waits; it measures nothing another test could move
 	e := start(t, func(o *Options) { o.ReleaseIdleMemory = true })
 	const n = 70 // more than the 64 a burst must have
 	cls := make([]*wstest.Client, n)

@@ -12,6 +12,7 @@ package e2e
 // stopped and resolves once it is back.
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -217,9 +218,45 @@ func TestPrometheusScrapesTheProxy(t *testing.T) {
 	adminB := pp.waitLog("admin listener")["address"].(string)
 	prom := startPrometheus(t, adminA, adminB)
 
-	// Sessions: a good one (echoed, ended), one kept open, a refused
-	// token, a client over its connection limit, a plain-HTTP request to
-	// the TLS port, and on B one session and one the full pool refuses.
+	monitoredTraffic(t, addrA, trustA, addrB, trustB)
+
+	// Once Prometheus holds a minute's rate of the counters, every
+	// dashboard query returns data and names only what the proxies export.
+	waitFor(t, 60*time.Second, "every dashboard query answered with data", func() bool {
+		for _, q := range grafana.Queries() {
+			if len(prom.query(grafana.Runnable(q))) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, q := range grafana.Queries() {
+		checkNames(t, prom, "dashboard", grafana.Runnable(q))
+	}
+	checkAlertRules(t, prom)
+
+	// The runtime-down alert: firing a minute after the runtime stops,
+	// resolved once it is back.
+	runtime := fmt.Sprintf("127.0.0.1:%d", b.Port())
+	b.Close()
+	waitFor(t, 100*time.Second, "CloudXRRuntimeDown firing for "+runtime, func() bool {
+		return prom.alert("CloudXRRuntimeDown", runtime) == "firing"
+	})
+	back, err := wstest.StartBackend(runtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	waitFor(t, 30*time.Second, "CloudXRRuntimeDown resolved", func() bool {
+		return prom.alert("CloudXRRuntimeDown", runtime) == ""
+	})
+}
+
+// monitoredTraffic makes every kind of session the counters count: on
+// proxy A a good one (echoed, ended), one kept open, a refused token, a
+// client over its connection limit, a plain-HTTP request to the TLS port;
+// on proxy B one session and one the full pool refuses.
+func monitoredTraffic(t *testing.T, addrA string, trustA *tls.Config, addrB string, trustB *tls.Config) {
 	c, err := wstest.Dial(addrA, "/sign_in?token=good-token", trustA)
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +267,7 @@ func TestPrometheusScrapesTheProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer open.Close()
+	t.Cleanup(func() { open.Close() })
 	if _, err := wstest.Dial(addrA, "/sign_in?token=wrong", trustA); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("a wrong token: %v", err)
 	}
@@ -238,7 +275,7 @@ func TestPrometheusScrapesTheProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Close()
+	t.Cleanup(func() { held.Close() })
 	over, err := net.Dial("tcp", addrA) // the third: over the limit
 	if err == nil {
 		over.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -256,24 +293,16 @@ func TestPrometheusScrapesTheProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer first.Close()
+	t.Cleanup(func() { first.Close() })
 	if _, err := wstest.Dial(addrB, "/sign_in", trustB); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("the full pool: %v", err)
 	}
+}
 
-	// Once Prometheus holds a minute's rate of the counters, every
-	// dashboard query returns data and names only what the proxies export.
-	waitFor(t, 60*time.Second, "every dashboard query answered with data", func() bool {
-		for _, q := range grafana.Queries() {
-			if len(prom.query(grafana.Runnable(q))) == 0 {
-				return false
-			}
-		}
-		return true
-	})
-	for _, q := range grafana.Queries() {
-		checkNames(t, prom, "dashboard", grafana.Runnable(q))
-	}
+// checkAlertRules evaluates every alert in deploy/prometheus/alerts.yml
+// and checks that it, and its annotations, name only what the proxies
+// export.
+func checkAlertRules(t *testing.T, prom promAPI) {
 	var file struct {
 		Groups []struct {
 			Rules []struct {
@@ -300,20 +329,4 @@ func TestPrometheusScrapesTheProxy(t *testing.T) {
 			checkNames(t, prom, "alert "+r.Alert, r.Expr, ann...)
 		}
 	}
-
-	// The runtime-down alert: firing a minute after the runtime stops,
-	// resolved once it is back.
-	runtime := fmt.Sprintf("127.0.0.1:%d", b.Port())
-	b.Close()
-	waitFor(t, 100*time.Second, "CloudXRRuntimeDown firing for "+runtime, func() bool {
-		return prom.alert("CloudXRRuntimeDown", runtime) == "firing"
-	})
-	back, err := wstest.StartBackend(runtime)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer back.Close()
-	waitFor(t, 30*time.Second, "CloudXRRuntimeDown resolved", func() bool {
-		return prom.alert("CloudXRRuntimeDown", runtime) == ""
-	})
 }

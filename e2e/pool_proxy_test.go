@@ -24,46 +24,95 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	discoveryclient "k8s.io/client-go/kubernetes/typed/discovery/v1"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
+// TestPoolTwoProxyReplicas runs two replicas sharing one pool's claims in
+// a real API server, through the life of a lab: filled up, a user back
+// within the grace, a replica killed, a runtime down, the EndpointSlice
+// changed.
 func TestPoolTwoProxyReplicas(t *testing.T) {
-	cp := startControlPlane(t)
-	admin := cp.clientset(t, cp.adminToken)
-	const ns = "xr"
-	ctx := context.Background()
-	kubeconfig := poolNamespace(t, cp, admin, ns)
-	rs := startRuntimes(t, "127.0.0.2", "127.0.0.3", "127.0.0.4")
-	slices := admin.DiscoveryV1().EndpointSlices(ns)
-	if _, err := slices.Create(ctx, runtimeSlice(ns, rs.port, "127.0.0.2", "127.0.0.3", "127.0.0.4"), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
-	// Two replicas, with the per-client limits at their defaults: each
-	// user below comes from its own address.
-	replica := func(name string) (*proc, string, *tls.Config) {
-		dir := t.TempDir()
-		p := startProc(t, "KUBECONFIG="+kubeconfig, "POD_NAME="+name, "CERT_DIR="+dir,
-			"BACKEND_POOL=kubernetes:runtimes:signaling", "POOL_CLAIMS=kubernetes", "POOL_RECONNECT_GRACE=4s", "POOL_LEASE_DURATION=3s",
-			"CLIENT_MAX_CONNECTIONS", "CLIENT_HANDSHAKE_RATE", "CLIENT_AUTH_FAILURES")
-		addr := p.addr()
-		return p, addr, trustPEM(t, filepath.Join(dir, "ca.crt"))
-	}
-	p1, addr1, trust1 := replica("proxy-1")
-	p2, addr2, trust2 := replica("proxy-2")
-	waitPool(t, addr1, trust1, 3, "free")
-	waitPool(t, addr2, trust2, 3, "free")
-	if v := poolStatus(t, addr1, trust1); v.Claims != "kubernetes" {
+	sc := newPoolScene(t)
+	r1 := sc.replica("proxy-1")
+	r2 := sc.replica("proxy-2")
+	waitPool(t, r1.addr, r1.trust, 3, "free")
+	waitPool(t, r2.addr, r2.trust, 3, "free")
+	if v := poolStatus(t, r1.addr, r1.trust); v.Claims != "kubernetes" {
 		t.Errorf("claims kept in %q", v.Claims)
 	}
-
-	// Three users on three runtimes, over both replicas; a fourth: 503.
 	users := []*poolClient{{src: "127.1.0.1"}, {src: "127.1.0.2"}, {src: "127.1.0.3"}, {src: "127.1.0.4"}}
-	at := []struct {
-		addr  string
-		trust *tls.Config
-	}{{addr1, trust1}, {addr2, trust2}, {addr1, trust1}, {addr2, trust2}}
+	sessions := sc.fill(users, []poolReplica{r1, r2, r1, r2})
+	sc.graceKeepsARuntime(users, sessions, r1, r2)
+
+	// Replica 1 dies holding user 2's and user 3's runtimes (killed, no
+	// release): its Leases expire, and replica 2 hands them out again.
+	r1.p.cmd.Process.Signal(syscall.SIGKILL)
+	<-r1.p.done
+	got := 0
+	waitFor(t, 20*time.Second, "the dead replica's runtimes handed out again", func() bool {
+		if _, status := (&poolClient{src: freshSource()}).upgrade(t, r2.addr, r2.trust); status == http.StatusSwitchingProtocols {
+			got++
+		}
+		return got == 2
+	})
+
+	// End everything and start afresh on a third replica.
+	r2.p.cmd.Process.Signal(syscall.SIGTERM)
+	<-r2.p.done
+	r3 := sc.replica("proxy-3")
+	waitPool(t, r3.addr, r3.trust, 3, "")
+	gone := sc.runtimeDown(r3)
+	sc.sliceChanges(r3, gone)
+}
+
+// poolScene is TestPoolTwoProxyReplicas's world: a namespace with the
+// pool's Role, three runtimes in an EndpointSlice.
+type poolScene struct {
+	t          *testing.T
+	ns         string
+	kubeconfig string
+	rs         *runtimeSet
+	slices     discoveryclient.EndpointSliceInterface
+}
+
+// poolReplica is one proxy of the scene, with its address and the trust
+// for its generated certificate.
+type poolReplica struct {
+	p     *proc
+	addr  string
+	trust *tls.Config
+}
+
+func newPoolScene(t *testing.T) *poolScene {
+	cp := startControlPlane(t)
+	admin := cp.clientset(t, cp.adminToken)
+	sc := &poolScene{t: t, ns: "xr"}
+	sc.kubeconfig = poolNamespace(t, cp, admin, sc.ns)
+	sc.rs = startRuntimes(t, "127.0.0.2", "127.0.0.3", "127.0.0.4")
+	sc.slices = admin.DiscoveryV1().EndpointSlices(sc.ns)
+	if _, err := sc.slices.Create(context.Background(), runtimeSlice(sc.ns, sc.rs.port, "127.0.0.2", "127.0.0.3", "127.0.0.4"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// replica starts a proxy on the pool, with the per-client limits at their
+// defaults: each user of the test comes from its own address.
+func (sc *poolScene) replica(name string) poolReplica {
+	dir := sc.t.TempDir()
+	p := startProc(sc.t, "KUBECONFIG="+sc.kubeconfig, "POD_NAME="+name, "CERT_DIR="+dir,
+		"BACKEND_POOL=kubernetes:runtimes:signaling", "POOL_CLAIMS=kubernetes", "POOL_RECONNECT_GRACE=4s", "POOL_LEASE_DURATION=3s",
+		"CLIENT_MAX_CONNECTIONS", "CLIENT_HANDSHAKE_RATE", "CLIENT_AUTH_FAILURES")
+	return poolReplica{p: p, addr: p.addr(), trust: trustPEM(sc.t, filepath.Join(dir, "ca.crt"))}
+}
+
+// fill puts three users on the three runtimes, over both replicas (at
+// says where each user goes); the fourth is refused, and the replica that
+// refused it says so in its log and metrics.
+func (sc *poolScene) fill(users []*poolClient, at []poolReplica) []*wstest.Client {
+	t := sc.t
 	var sessions []*wstest.Client
 	for i, u := range users[:3] {
 		c, status := u.upgrade(t, at[i].addr, at[i].trust)
@@ -75,100 +124,109 @@ func TestPoolTwoProxyReplicas(t *testing.T) {
 		}
 		sessions = append(sessions, c)
 	}
-	if h := rs.holding(); len(h) != 3 {
+	if h := sc.rs.holding(); len(h) != 3 {
 		t.Fatalf("three sessions on %v, want one on each runtime", h)
 	}
-	full, status := users[3].upgrade(t, addr2, trust2)
+	r := at[3]
+	full, status := users[3].upgrade(t, r.addr, r.trust)
 	body, _ := io.ReadAll(full.Response.Body)
 	if status != http.StatusServiceUnavailable || full.Response.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "busy or down") {
 		t.Fatalf("a fourth user: %d %q %q", status, full.Response.Header.Get("Retry-After"), body)
 	}
-	p2.waitLine(5*time.Second, "the pool-full line", func(m map[string]any) bool { return m["reason"] == "pool full" })
-	resp, err := http.Get("http://" + p2.waitLog("admin listener")["address"].(string) + "/metrics")
+	r.p.waitLine(5*time.Second, "the pool-full line", func(m map[string]any) bool { return m["reason"] == "pool full" })
+	metricsURL := "http://" + r.p.waitLog("admin listener")["address"].(string) + "/metrics"
+	want := []string{`cloudxr_wss_proxy_pool_runtimes{state="busy"} 3`, `cloudxr_wss_proxy_pool_runtimes{state="free"} 0`,
+		"cloudxr_wss_proxy_pool_claims_refused_total 1", `cloudxr_wss_proxy_sessions_total{outcome="pool full"} 1`}
+	deadline := time.Now().Add(5 * time.Second)
+	for missing := missingLines(t, metricsURL, want); len(missing) > 0; missing = missingLines(t, metricsURL, want) {
+		if time.Now().After(deadline) {
+			t.Errorf("the refusing replica's metrics lack %q", missing)
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling, with the deadline above
+	}
+	return sessions
+}
+
+// missingLines is which of want the page at url does not hold.
+func missingLines(t *testing.T, url string, want []string) []string {
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, _ := io.ReadAll(resp.Body)
+	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`cloudxr_wss_proxy_pool_runtimes{state="busy"} 3`, `cloudxr_wss_proxy_pool_runtimes{state="free"} 0`,
-		"cloudxr_wss_proxy_pool_claims_refused_total 1", `cloudxr_wss_proxy_sessions_total{outcome="pool full"} 1`} {
-		if !strings.Contains(string(metrics), want) {
-			t.Errorf("replica 2's metrics lack %s", want)
+	var missing []string
+	for _, w := range want {
+		if !strings.Contains(string(page), w) {
+			missing = append(missing, w)
 		}
 	}
+	return missing
+}
 
-	// User 0's session ends; within the grace its runtime is theirs: the
-	// fourth user is still refused, user 0 gets it back through replica 2.
-	before := rs.holding()
+// graceKeepsARuntime ends user 0's session: within the grace its runtime
+// is theirs (the fourth user is still refused, user 0 gets it back through
+// the other replica). Then user 1 leaves, and after the grace their
+// runtime is anyone's.
+func (sc *poolScene) graceKeepsARuntime(users []*poolClient, sessions []*wstest.Client, r1, r2 poolReplica) {
+	t := sc.t
+	before := sc.rs.holding()
 	sessions[0].Conn.Close()
-	ended := p1.waitLine(10*time.Second, "user 0's session line", func(m map[string]any) bool {
+	ended := r1.p.waitLine(10*time.Second, "user 0's session line", func(m map[string]any) bool {
 		return m["msg"] == "session ended" && m["reason"] == "client closed" && m["path"] == "/sign_in"
 	})
 	runtime0, _ := ended["backend"].(string)
 	if before[runtime0] != 1 {
 		t.Fatalf("the session line names %q, not one of the runtimes %v", runtime0, before)
 	}
-	if _, status := users[3].upgrade(t, addr2, trust2); status != http.StatusServiceUnavailable {
+	if _, status := users[3].upgrade(t, r2.addr, r2.trust); status != http.StatusServiceUnavailable {
 		t.Errorf("another user took a runtime in its user's grace: %d", status)
 	}
-	back, status := users[0].upgrade(t, addr2, trust2)
+	back, status := users[0].upgrade(t, r2.addr, r2.trust)
 	if status != http.StatusSwitchingProtocols {
 		t.Fatalf("user 0 reconnecting within the grace: %d", status)
 	}
 	back.Echo("again", 5*time.Second)
-	waitFor(t, 5*time.Second, "user 0 back on "+runtime0, func() bool { return rs.holding()[runtime0] == 1 })
+	waitFor(t, 5*time.Second, "user 0 back on "+runtime0, func() bool { return sc.rs.holding()[runtime0] == 1 })
 
-	// User 1 leaves; after the grace, the runtime is anyone's.
 	sessions[1].Conn.Close()
 	waitFor(t, 15*time.Second, "user 1's runtime free for someone else after the grace", func() bool {
-		c, status := (&poolClient{src: freshSource()}).upgrade(t, addr1, trust1)
+		c, status := (&poolClient{src: freshSource()}).upgrade(t, r1.addr, r1.trust)
 		if status == http.StatusSwitchingProtocols {
 			c.Echo("late", 5*time.Second)
 			return true
 		}
 		return false
 	})
-	if h := rs.holding(); len(h) != 3 {
+	if h := sc.rs.holding(); len(h) != 3 {
 		t.Fatalf("sessions on %v, want one on each runtime", h)
 	}
+}
 
-	// Replica 1 dies holding user 2's and user 3's runtimes (killed, no
-	// release): its Leases expire, and replica 2 hands them out again.
-	p1.cmd.Process.Signal(syscall.SIGKILL)
-	<-p1.done
-	got := 0
-	waitFor(t, 20*time.Second, "the dead replica's runtimes handed out again", func() bool {
-		if _, status := (&poolClient{src: freshSource()}).upgrade(t, addr2, trust2); status == http.StatusSwitchingProtocols {
-			got++
-		}
-		return got == 2
-	})
-
-	// A runtime marked down is not handed out: end everything, stop one
-	// runtime, and every new session lands on the other two.
-	p2.cmd.Process.Signal(syscall.SIGTERM)
-	<-p2.done
-	p3, addr3, trust3 := replica("proxy-3")
-	_ = p3
-	waitPool(t, addr3, trust3, 3, "")
+// runtimeDown stops one runtime: once it is marked down it is not handed
+// out, and every new session lands on the other two. It returns the
+// stopped runtime's address.
+func (sc *poolScene) runtimeDown(r poolReplica) string {
+	t := sc.t
 	var gone string
-	for a := range rs.backends {
+	for a := range sc.rs.backends {
 		gone = a
 		break
 	}
-	rs.backends[gone].Close()
+	sc.rs.backends[gone].Close()
 	waitFor(t, 20*time.Second, gone+" marked down", func() bool {
-		for _, r := range poolStatus(t, addr3, trust3).Runtimes {
-			if r.Address == gone {
-				return !r.Up && r.State == "down"
+		for _, rt := range poolStatus(t, r.addr, r.trust).Runtimes {
+			if rt.Address == gone {
+				return !rt.Up && rt.State == "down"
 			}
 		}
 		return false
 	})
 	waitFor(t, 30*time.Second, "the other two runtimes free again", func() bool {
 		n := 0
-		for _, r := range poolStatus(t, addr3, trust3).Runtimes {
-			if r.State == "free" {
+		for _, rt := range poolStatus(t, r.addr, r.trust).Runtimes {
+			if rt.State == "free" {
 				n++
 			}
 		}
@@ -176,35 +234,39 @@ func TestPoolTwoProxyReplicas(t *testing.T) {
 	})
 	for i := range 3 {
 		u := &poolClient{src: freshSource()}
-		_, status := u.upgrade(t, addr3, trust3)
+		_, status := u.upgrade(t, r.addr, r.trust)
 		if want := []int{101, 101, 503}[i]; status != want {
 			t.Errorf("session %d with one runtime down: %d, want %d", i, status, want)
 		}
 	}
+	return gone
+}
 
-	// The EndpointSlice changes: a fourth runtime appears, the stopped one
-	// goes.
-	fourth := rs.add(t, "127.0.0.5")
+// sliceChanges changes the EndpointSlice: a fourth runtime appears, the
+// stopped one (gone) goes, and the pool follows.
+func (sc *poolScene) sliceChanges(r poolReplica, gone string) {
+	t, ctx := sc.t, context.Background()
+	fourth := sc.rs.add(t, "127.0.0.5")
 	var ips []string
-	for a := range rs.backends {
+	for a := range sc.rs.backends {
 		if a != gone {
 			host, _, _ := net.SplitHostPort(a)
 			ips = append(ips, host)
 		}
 	}
-	s := runtimeSlice(ns, rs.port, ips...)
-	cur, err := slices.Get(ctx, s.Name, metav1.GetOptions{})
+	s := runtimeSlice(sc.ns, sc.rs.port, ips...)
+	cur, err := sc.slices.Get(ctx, s.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.ResourceVersion = cur.ResourceVersion
-	if _, err := slices.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+	if _, err := sc.slices.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the pool following its EndpointSlice", func() bool {
 		have := map[string]bool{}
-		for _, r := range poolStatus(t, addr3, trust3).Runtimes {
-			have[r.Address] = true
+		for _, rt := range poolStatus(t, r.addr, r.trust).Runtimes {
+			have[rt.Address] = true
 		}
 		return len(have) == 3 && have[fourth] && !have[gone]
 	})

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/pool"
 )
@@ -36,48 +37,8 @@ func TestPoolLeasesTwoReplicas(t *testing.T) {
 	defer stopB()
 	go b.Run(bctx, func(c *pool.Claim, err error) { t.Errorf("replica b lost %s: %v", c.Runtime, err) })
 
-	// 20 sessions at once over both replicas: three get a runtime each.
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		claims = map[string]*pool.Claim{}
-		via    = map[string]*pool.Pool{}
-		full   int
-	)
-	for i := range 20 {
-		p := []*pool.Pool{a, b}[i%2]
-		wg.Go(func() {
-			c, err := p.Acquire(ctx, fmt.Sprintf("user%d", i))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, pool.ErrFull):
-				full++
-			case err != nil:
-				t.Error(err)
-			default:
-				if other, ok := claims[c.Runtime]; ok {
-					t.Errorf("%s given to %s and %s", c.Runtime, other.Owner, c.Owner)
-				}
-				claims[c.Runtime], via[c.Runtime] = c, p
-			}
-		})
-	}
-	wg.Wait()
-	if len(claims) != 3 || full != 17 {
-		t.Fatalf("%d runtimes claimed, %d refused; want 3 and 17", len(claims), full)
-	}
-	// The Leases say which runtime is busy, and keep no user's identity.
-	for r, c := range claims {
-		l, err := leases.Get(ctx, pool.LeaseName(r), metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if l.Annotations["cloudxr-wss-proxy/runtime"] != r || l.Annotations["cloudxr-wss-proxy/state"] != "busy" ||
-			*l.Spec.HolderIdentity != pool.OwnerKey(c.Owner) || *l.Spec.HolderIdentity == c.Owner {
-			t.Errorf("Lease of %s: %v %s", r, l.Annotations, *l.Spec.HolderIdentity)
-		}
-	}
+	claims, via := claimTwentyAtOnce(t, a, b)
+	checkLeases(t, leases, claims)
 
 	// A session ends on one replica; within the grace only its user gets
 	// the runtime back, through the other replica too.
@@ -115,6 +76,58 @@ func TestPoolLeasesTwoReplicas(t *testing.T) {
 	for r := range taken {
 		if via[r] != a {
 			t.Errorf("%s, held through the live replica, was taken", r)
+		}
+	}
+}
+
+// claimTwentyAtOnce acquires for 20 users at once over both replicas:
+// three get a runtime each, which through which replica (via).
+func claimTwentyAtOnce(t *testing.T, a, b *pool.Pool) (claims map[string]*pool.Claim, via map[string]*pool.Pool) {
+	claims, via = map[string]*pool.Claim{}, map[string]*pool.Pool{}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		full int
+	)
+	ctx := context.Background()
+	for i := range 20 {
+		p := []*pool.Pool{a, b}[i%2]
+		wg.Go(func() {
+			c, err := p.Acquire(ctx, fmt.Sprintf("user%d", i))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, pool.ErrFull):
+				full++
+			case err != nil:
+				t.Error(err)
+			default:
+				if other, ok := claims[c.Runtime]; ok {
+					t.Errorf("%s given to %s and %s", c.Runtime, other.Owner, c.Owner)
+				}
+				claims[c.Runtime], via[c.Runtime] = c, p
+			}
+		})
+	}
+	wg.Wait()
+	if len(claims) != 3 || full != 17 {
+		t.Fatalf("%d runtimes claimed, %d refused; want 3 and 17", len(claims), full)
+	}
+	return claims, via
+}
+
+// checkLeases checks that the Leases say which runtime is busy, and keep
+// no user's identity.
+func checkLeases(t *testing.T, leases coordinationclient.LeaseInterface, claims map[string]*pool.Claim) {
+	ctx := context.Background()
+	for r, c := range claims {
+		l, err := leases.Get(ctx, pool.LeaseName(r), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Annotations["cloudxr-wss-proxy/runtime"] != r || l.Annotations["cloudxr-wss-proxy/state"] != "busy" ||
+			*l.Spec.HolderIdentity != pool.OwnerKey(c.Owner) || *l.Spec.HolderIdentity == c.Owner {
+			t.Errorf("Lease of %s: %v %s", r, l.Annotations, *l.Spec.HolderIdentity)
 		}
 	}
 }

@@ -100,41 +100,54 @@ func TestJSONAgainstTheSchema(t *testing.T) {
 	}
 	json.Unmarshal(raw, &rawPanels)
 	for i, pr := range rawPanels.Panels {
-		var p dashboard.PanelOrRowPanel
-		if top.Panels[i].Type == "row" {
-			p.RowPanel = &dashboard.RowPanel{}
-			err = p.RowPanel.UnmarshalJSONStrict(pr)
-		} else {
-			p.Panel = &dashboard.Panel{}
-			err = p.Panel.UnmarshalJSONStrict(pr)
+		exprs, isPanel := checkPanel(t, i, top.Panels[i].Type == "row", pr, known)
+		if isPanel {
+			panels++
 		}
-		if err := schemaErr(err); err != nil {
-			t.Fatalf("panel %d against the schema: %v", i, err)
-		}
-		if p.Panel == nil {
-			continue // a row
-		}
-		panels++
-		if p.Panel.Datasource == nil || p.Panel.Datasource.Uid == nil || *p.Panel.Datasource.Uid != "${datasource}" {
-			t.Errorf("panel %q does not use the data source variable", *p.Panel.Title)
-		}
-		var targets struct{ Targets []json.RawMessage }
-		json.Unmarshal(pr, &targets)
-		for j, target := range targets.Targets {
-			q := &prometheus.Dataquery{}
-			if err := schemaErr(q.UnmarshalJSONStrict(target)); err != nil {
-				t.Fatalf("panel %q, query %d against the Prometheus query schema: %v", *p.Panel.Title, j, err)
-			}
-			if !slices.Contains(known, q.Expr) {
-				t.Errorf("panel %q queries %q, which is not among the tested queries", *p.Panel.Title, q.Expr)
-			}
-			if !strings.Contains(q.Expr, `instance=~"$instance"`) {
-				t.Errorf("panel %q: %q ignores the proxy variable", *p.Panel.Title, q.Expr)
-			}
-			seen = append(seen, q.Expr)
-		}
+		seen = append(seen, exprs...)
 	}
 	if panels < 12 || len(seen) != len(known) {
 		t.Errorf("%d panels, %d queries of %d", panels, len(seen), len(known))
 	}
+}
+
+// checkPanel decodes panel i (raw) strictly, as a row or a panel, and
+// checks a panel's data source and queries: each among the tested ones
+// (known), each following the proxy variable. It returns a panel's
+// queries, and whether it was a panel.
+func checkPanel(t *testing.T, i int, row bool, raw json.RawMessage, known []string) (exprs []string, isPanel bool) {
+	var p dashboard.PanelOrRowPanel
+	var err error
+	if row {
+		p.RowPanel = &dashboard.RowPanel{}
+		err = p.RowPanel.UnmarshalJSONStrict(raw)
+	} else {
+		p.Panel = &dashboard.Panel{}
+		err = p.Panel.UnmarshalJSONStrict(raw)
+	}
+	if err := schemaErr(err); err != nil {
+		t.Fatalf("panel %d against the schema: %v", i, err)
+	}
+	if p.Panel == nil {
+		return nil, false // a row
+	}
+	if p.Panel.Datasource == nil || p.Panel.Datasource.Uid == nil || *p.Panel.Datasource.Uid != "${datasource}" {
+		t.Errorf("panel %q does not use the data source variable", *p.Panel.Title)
+	}
+	var targets struct{ Targets []json.RawMessage }
+	json.Unmarshal(raw, &targets)
+	for j, target := range targets.Targets {
+		q := &prometheus.Dataquery{}
+		if err := schemaErr(q.UnmarshalJSONStrict(target)); err != nil {
+			t.Fatalf("panel %q, query %d against the Prometheus query schema: %v", *p.Panel.Title, j, err)
+		}
+		if !slices.Contains(known, q.Expr) {
+			t.Errorf("panel %q queries %q, which is not among the tested queries", *p.Panel.Title, q.Expr)
+		}
+		if !strings.Contains(q.Expr, `instance=~"$instance"`) {
+			t.Errorf("panel %q: %q ignores the proxy variable", *p.Panel.Title, q.Expr)
+		}
+		exprs = append(exprs, q.Expr)
+	}
+	return exprs, true
 }

@@ -59,6 +59,13 @@ func TestPoolOverlay(t *testing.T) {
 		t.Errorf("the Deployment patch: %s, replicas %v", dep.Name, dep.Spec.Replicas)
 	}
 
+	checkPoolRBAC(t, dep.Spec.Template.Spec)
+
+}
+
+// checkPoolRBAC checks rbac.yaml: the replicas (pod) run as its
+// ServiceAccount, whose Role grants exactly what the pool's code calls.
+func checkPoolRBAC(t *testing.T, pod corev1.PodSpec) {
 	var sa corev1.ServiceAccount
 	var role rbacv1.Role
 	var binding rbacv1.RoleBinding
@@ -71,7 +78,6 @@ func TestPoolOverlay(t *testing.T) {
 			t.Fatalf("rbac.yaml object %d: %v", i, err)
 		}
 	}
-	pod := dep.Spec.Template.Spec
 	if pod.ServiceAccountName != sa.Name || pod.AutomountServiceAccountToken == nil || !*pod.AutomountServiceAccountToken {
 		t.Errorf("the replicas do not run as %s with its token: %+v", sa.Name, pod)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,21 @@ var clientTLS = &tls.Config{
 	NextProtos:         []string{"http/1.1"},
 	// No session cache: every session is a full handshake, as on a
 	// headset that reconnects after the reference config's tickets-off.
+}
+
+// sources is how many client addresses the load comes from: 127.1.0.0/22
+// (all of 127.0.0.0/8 is loopback), as a lab's headsets would each have
+// their own. The proxies run with their per-client limits at the defaults
+// (64 connections, 20 handshakes a second per address): each address
+// carries a few sessions at a time and a few handshakes a second.
+const sources = 1020
+
+var sourceSeq atomic.Uint32
+
+// nextSource is the next client address, in turn: 127.1.0.1 to 127.1.3.252.
+func nextSource() net.IP {
+	i := sourceSeq.Add(1) % sources
+	return net.IPv4(127, 1, byte(i/254), byte(1+i%254))
 }
 
 // measured is what one scenario run found.
@@ -59,7 +75,8 @@ func (m measured) pct(p float64) time.Duration {
 func dialWS(addr string) (*wstest.Client, error) { return dialWSWith(addr, clientTLS) }
 
 func dialWSWith(addr string, cfg *tls.Config, header ...string) (*wstest.Client, error) {
-	c, err := (&net.Dialer{Timeout: 10 * time.Second}).Dial("tcp", addr)
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: nextSource()}}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +270,7 @@ func runBulk(p *proxy, sessions int, d time.Duration) (measured, error) {
 // idle: n sessions opened and held; the proxy's memory per session; after
 // holding them quiet for hold, every session must still echo.
 func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
-	before, err := procstat.RSS(p.pid())
+	before, err := settledRSS(p.pid())
 	if err != nil {
 		return measured{}, err
 	}
@@ -288,7 +305,7 @@ func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
 	wg.Wait()
 	m := measured{held: n - int(failed.Load())}
 	time.Sleep(hold) // quiet sessions are the scenario, not a wait for state
-	after, err := procstat.RSS(p.pid())
+	after, err := settledRSS(p.pid())
 	if err != nil {
 		return m, err
 	}
@@ -314,4 +331,27 @@ func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
 		return m, fmt.Errorf("opened %d of %d sessions; first error: %v", m.held, n, *firstErr.Load())
 	}
 	return m, nil
+}
+
+// settledRSS is the process's resident set once it has stopped moving
+// (within 64 KiB for 3 s, read every 250 ms; at most 20 s): a proxy may
+// still be handing memory back after the warm-up or the connections'
+// burst (ours does 3 s after connections stop arriving), and the figure
+// is what it holds, not what it is in the middle of returning.
+func settledRSS(pid int) (int64, error) {
+	const window = 12 // 3 s of reads
+	var last []int64
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		rss, err := procstat.RSS(pid)
+		if err != nil {
+			return 0, err
+		}
+		last = append(last, rss)
+		if len(last) > window {
+			last = last[1:]
+		}
+		if len(last) == window && slices.Max(last)-slices.Min(last) <= 64<<10 || time.Now().After(end) {
+			return rss, nil
+		}
+	}
 }

@@ -27,6 +27,7 @@ type report struct {
 	authRounds, messageRounds, bulkRounds [][2]measured
 	bulk                                  [2]measured
 	idle                                  [2]measured
+	idleRounds                            [][2]measured
 }
 
 // row is one line of the table: ours, HAProxy, their ratio and the target.
@@ -143,7 +144,7 @@ func (rep *report) rows() []row {
 		return rows
 	}
 	rows = append(rows,
-		mk("memory per idle session", i[0].perSession/1024, i[1].perSession/1024, "KiB", 0.75, true),
+		row{figure: "memory per idle session", ours: i[0].perSession / 1024, ha: i[1].perSession / 1024, unit: "KiB", target: 0.65, lowerBetter: true}.withRounds(rep.idleRounds, func(m measured) float64 { return m.perSession }),
 		mk(fmt.Sprintf("sessions held, of %d", rep.opts.idle), float64(i[0].held), float64(i[1].held), "", 0, false),
 		mk("held sessions that echo after idling", float64(i[0].alive), float64(i[1].alive), "", 0, false))
 	return rows

@@ -279,6 +279,7 @@ func (b *bench) idleScenario() error {
 				return fmt.Errorf("idle on %s: %w", p.name, err)
 			}
 			this[i] = m
+			fmt.Fprintf(os.Stderr, "  %s: %.1f KiB a session\n", p.name, m.perSession/1024)
 		}
 		pair.stop()
 		b.rep.idleRounds = append(b.rep.idleRounds, this)

@@ -334,14 +334,15 @@ func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
 }
 
 // settledRSS is the process's resident set once it has stopped moving
-// (within 64 KiB for 3 s, read every 250 ms; at most 20 s): a proxy may
+// (within 64 KiB for 6 s, read every 250 ms; at most 30 s): a proxy may
 // still be handing memory back after the warm-up or the connections'
-// burst (ours does 3 s after connections stop arriving), and the figure
-// is what it holds, not what it is in the middle of returning.
+// burst (ours does 3 to 4 s after connections stop arriving, so a shorter
+// window can close just before it), and the figure is what it holds, not
+// what it is in the middle of returning.
 func settledRSS(pid int) (int64, error) {
-	const window = 12 // 3 s of reads
+	const window = 24 // 6 s of reads
 	var last []int64
-	for end := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
 		rss, err := procstat.RSS(pid)
 		if err != nil {
 			return 0, err

@@ -23,10 +23,11 @@ const gcPercent = 400
 // container's memory limit (cgroup v2 memory.max) when there is one.
 // GOMEMLIMIT set in the environment wins.
 func tuneGC(maxConns int, log *zap.Logger) {
-	percent := os.Getenv("GOGC")
+	percent, follows := os.Getenv("GOGC"), false
 	if percent == "" {
 		debug.SetGCPercent(gcPercent)
-		percent = "400, less as the live heap grows (at most 16 MiB of headroom, at least 50 %)"
+		percent = strconv.Itoa(gcPercent)
+		follows = true
 		go followLiveHeap()
 	}
 	limit := os.Getenv("GOMEMLIMIT")
@@ -38,7 +39,8 @@ func tuneGC(maxConns int, log *zap.Logger) {
 		debug.SetMemoryLimit(l)
 		limit = strconv.FormatInt(l>>20, 10) + "MiB"
 	}
-	log.Info("garbage collector", zap.String("GOGC", percent), zap.String("GOMEMLIMIT", limit))
+	log.Info("garbage collector", zap.String("GOGC", percent), zap.String("GOMEMLIMIT", limit),
+		zap.Bool("follows_live_heap", follows))
 }
 
 // The GC target follows the live heap: 400 % buys handshake CPU while the

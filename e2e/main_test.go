@@ -285,13 +285,14 @@ func TestGarbageCollectorSettings(t *testing.T) {
 	for _, c := range []struct {
 		env            []string
 		gogc, memlimit string
+		follows        bool
 	}{
-		{nil, "400", "MiB"},
-		{[]string{"GOGC=150", "GOMEMLIMIT=100MiB"}, "150", "100MiB"},
+		{nil, "400", "MiB", true},
+		{[]string{"GOGC=150", "GOMEMLIMIT=100MiB"}, "150", "100MiB", false},
 	} {
 		p := startProc(t, append([]string{"CERT_DIR=" + t.TempDir()}, c.env...)...)
 		l := p.waitLog("garbage collector")
-		if l["GOGC"] != c.gogc || !strings.HasSuffix(fmt.Sprint(l["GOMEMLIMIT"]), c.memlimit) {
+		if l["GOGC"] != c.gogc || !strings.HasSuffix(fmt.Sprint(l["GOMEMLIMIT"]), c.memlimit) || l["follows_live_heap"] != c.follows {
 			t.Errorf("%v: %v", c.env, l)
 		}
 	}

@@ -25,7 +25,10 @@ func TestBackendRestartsUnderLoad(t *testing.T) {
 	t.Cleanup(b.Close)
 	_, port, _ := net.SplitHostPort(b.Addr())
 	dir := t.TempDir()
-	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", "BACKEND_PORT="+port)
+	// Each client from its own address, with the per-client limits at
+	// their defaults.
+	p := startProc(t, "CERT_DIR="+dir, "BACKEND_HOST=127.0.0.1", "BACKEND_PORT="+port,
+		"CLIENT_MAX_CONNECTIONS", "CLIENT_HANDSHAKE_RATE", "CLIENT_AUTH_FAILURES")
 	addr := p.addr()
 	admin := p.waitLog("admin listener")["address"].(string)
 	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
@@ -47,7 +50,8 @@ func TestBackendRestartsUnderLoad(t *testing.T) {
 		Addr: addr, TLS: trust, Workers: 200, Duration: time.Minute,
 		Messages: 4, MaxMessage: 16 << 10, Stall: 10 * time.Second,
 		Restart: b.Toggle, RestartEvery: time.Second,
-		Watch: func() (soak.Snapshot, error) { return soak.Take(pid, admin) },
+		Watch:  func() (soak.Snapshot, error) { return soak.Take(pid, admin) },
+		Source: soak.Sources,
 	})
 	t.Logf("soak:\n%s", res.Report())
 	if n := res.Unexpected(); n > 0 {

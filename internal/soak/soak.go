@@ -37,6 +37,9 @@ type Options struct {
 	// Restart, if set, is called every RestartEvery to restart the backend.
 	Restart      func() error
 	RestartEvery time.Duration
+	// Source, if set, is worker w's client address: each worker its own,
+	// as each headset has, so that the proxy's per-client limits stay on.
+	Source func(w int) net.IP
 	// Watch, if set, is called every second for the proxy's footprint;
 	// Result.Peak keeps the largest of each figure.
 	Watch func() (Snapshot, error)
@@ -137,7 +140,7 @@ func Run(o Options) *Result {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
 			for time.Now().Before(deadline) {
 				sessions.Add(1)
-				n, class, err := session(o, rng)
+				n, class, err := session(o, w, rng)
 				verified.Add(n)
 				record(class, err)
 			}
@@ -150,6 +153,12 @@ func Run(o Options) *Result {
 	res.BytesVerified = verified.Load()
 	res.Elapsed = time.Since(start)
 	return res
+}
+
+// Sources gives each worker an address of its own in 127.2.0.0/16 (all of
+// 127.0.0.0/8 is loopback), for up to 65,000 workers.
+func Sources(w int) net.IP {
+	return net.IPv4(127, 2, byte(w/254), byte(1+w%254))
 }
 
 // every calls f every d until stop is closed.
@@ -167,8 +176,12 @@ func every(d time.Duration, stop <-chan struct{}, f func()) {
 }
 
 // session runs one: connect, upgrade, exchange Messages echoes, close.
-func session(o Options, rng *rand.Rand) (verified int64, class string, err error) {
-	raw, err := net.DialTimeout("tcp", o.Addr, o.Stall)
+func session(o Options, w int, rng *rand.Rand) (verified int64, class string, err error) {
+	d := net.Dialer{Timeout: o.Stall}
+	if o.Source != nil {
+		d.LocalAddr = &net.TCPAddr{IP: o.Source(w)}
+	}
+	raw, err := d.Dial("tcp", o.Addr)
 	if err != nil {
 		return 0, ConnectFailed, err
 	}

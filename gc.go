@@ -64,57 +64,16 @@ func gcPercentFor(live uint64) int {
 	return int(max(gcMinPercent, min(gcPercent, gcHeadroom*100/live)))
 }
 
-// After a burst of sessions, the heap keeps what the burst needed until the
-// next collection, which at a quiet proxy may be minutes away (the runtime
-// forces one every two minutes), and the runtime returns it to the system
-// only in proportion to that stale target. So once the proxy has allocated
-// burstBytes since it last did so and then allocates less than quietBytes
-// in quietTicks readings (2 s), it collects and returns the free memory at
-// once (debug.FreeOSMemory: one collection, then the free spans go back).
-// A proxy that holds idle sessions allocates next to nothing, so this runs
-// once per burst; one under steady load never is quiet, and pays nothing.
-const (
-	burstBytes = 16 << 20
-	quietBytes = 1 << 20
-	quietTicks = 4
-)
-
-// gcFollower decides, reading by reading, the GC target and when to give
-// memory back.
-type gcFollower struct {
-	set      int                    // the target in force
-	allocs   [quietTicks + 1]uint64 // cumulative allocation at the last readings, oldest first
-	released uint64                 // cumulative allocation when memory was last given back
-}
-
-// tick takes one reading, the live heap and the bytes allocated since start,
-// and says the target to set (0: leave it) and whether to give memory back.
-func (f *gcFollower) tick(live, allocs uint64) (percent int, release bool) {
-	copy(f.allocs[:], f.allocs[1:])
-	f.allocs[quietTicks] = allocs
-	if p := gcPercentFor(live); p*10 < f.set*9 || p*10 > f.set*11 {
-		f.set, percent = p, p
-	}
-	quiet := f.allocs[0] != 0 && allocs-f.allocs[0] < quietBytes
-	if quiet && allocs-f.released >= burstBytes {
-		f.released, release = allocs, true
-	}
-	return percent, release
-}
-
-// followLiveHeap reads the heap every half second and acts on tick's
-// answers.
+// followLiveHeap sets the target from the live heap every half second,
+// when it has moved by a tenth or more.
 func followLiveHeap() {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}
-	f := gcFollower{set: gcPercent}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	set := gcPercent
 	for range time.Tick(500 * time.Millisecond) {
 		metrics.Read(sample)
-		percent, release := f.tick(sample[0].Value.Uint64(), sample[1].Value.Uint64())
-		if percent != 0 {
-			debug.SetGCPercent(percent)
-		}
-		if release {
-			debug.FreeOSMemory()
+		if p := gcPercentFor(sample[0].Value.Uint64()); p*10 < set*9 || p*10 > set*11 {
+			debug.SetGCPercent(p)
+			set = p
 		}
 	}
 }

@@ -37,7 +37,8 @@ func buildBaseline(work, rev string) (string, error) {
 
 // baselineRuns measures the working tree's build (first) against the
 // baseline (second): CPU per session with the same key exchange as
-// HAProxy's and with the default one, and CPU per echo round trip.
+// HAProxy's and with the default one, CPU per echo round trip, and memory
+// per idle session.
 func (b *bench) baselineRuns(baseBin string) (string, error) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "| figure | this tree | %s | this / %s | spread of the rounds |\n|---|---:|---:|---:|---:|\n", b.o.baseline, b.o.baseline)
@@ -67,6 +68,16 @@ func (b *bench) baselineRuns(baseBin string) (string, error) {
 		}
 		r := row{ours: cpuUs(sum[0]), ha: cpuUs(sum[1])}.withRounds(per, cpuUs)
 		fmt.Fprintf(&out, "| %s | %.1f µs | %.1f µs | %.2f | %s |\n", c.label, r.ours, r.ha, r.ratio(), r.spread())
+	}
+	if b.o.runs("idle") {
+		// Each round on a fresh pair, as against HAProxy.
+		sum, per, err := b.idleRounds(func() (*pair, error) { return b.startSelfPair(baseBin) })
+		if err != nil {
+			return "", err
+		}
+		kib := func(m measured) float64 { return m.perSession / 1024 }
+		r := row{ours: kib(sum[0]), ha: kib(sum[1])}.withRounds(per, kib)
+		fmt.Fprintf(&out, "| memory per idle session, %d held | %.1f KiB | %.1f KiB | %.2f | %s |\n", b.o.idle, r.ours, r.ha, r.ratio(), r.spread())
 	}
 	return out.String(), nil
 }

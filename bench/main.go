@@ -264,10 +264,20 @@ func (b *bench) idleScenario() error {
 	if !b.o.runs("idle") {
 		return nil
 	}
+	var err error
+	b.rep.idle, b.rep.idleRounds, err = b.idleRounds(func() (*pair, error) {
+		return startPair(b.bin, b.dir("ecdsa"), filepath.Join(b.dir("ecdsa"), "server.pem"), b.port, b.work, false)
+	})
+	return err
+}
+
+// idleRounds runs the idle rounds, each on a pair from start, and returns
+// the figures merged and by round.
+func (b *bench) idleRounds(start func() (*pair, error)) (sum [2]measured, rounds [][2]measured, err error) {
 	for r := range b.o.rounds {
-		pair, err := startPair(b.bin, b.dir("ecdsa"), filepath.Join(b.dir("ecdsa"), "server.pem"), b.port, b.work, false)
+		pair, err := start()
 		if err != nil {
-			return err
+			return sum, nil, err
 		}
 		var this [2]measured
 		for _, i := range [2][2]int{{0, 1}, {1, 0}}[r%2] {
@@ -276,18 +286,18 @@ func (b *bench) idleScenario() error {
 			m, err := runIdle(p, b.o.idle, b.o.hold)
 			if err != nil {
 				pair.stop()
-				return fmt.Errorf("idle on %s: %w", p.name, err)
+				return sum, nil, fmt.Errorf("idle on %s: %w", p.name, err)
 			}
 			this[i] = m
 			fmt.Fprintf(os.Stderr, "  %s: %.1f KiB a session\n", p.name, m.perSession/1024)
 		}
 		pair.stop()
-		b.rep.idleRounds = append(b.rep.idleRounds, this)
+		rounds = append(rounds, this)
 		for i := range 2 {
-			b.rep.idle[i] = mergeIdle(b.rep.idle[i], this[i], r)
+			sum[i] = mergeIdle(sum[i], this[i], r)
 		}
 	}
-	return nil
+	return sum, rounds, nil
 }
 
 // mergeIdle adds round r's idle figures to the rounds before: memory per

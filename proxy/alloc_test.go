@@ -72,6 +72,7 @@ func serverAllocs(tb testing.TB, n int, run func()) allocCount {
 
 type stackAllocs struct {
 	objects     int64
+	inuse       int64 // bytes still live
 	server, own bool
 	site        string
 }
@@ -95,6 +96,7 @@ func profileByStack() map[string]stackAllocs {
 		key := fmt.Sprint(r.Stack())
 		s := out[key]
 		s.objects += r.AllocObjects
+		s.inuse += r.InUseBytes()
 		s.server, s.own, s.site = classify(r.Stack())
 		out[key] = s
 	}

@@ -8,9 +8,9 @@ set -uo pipefail
 log=$(mktemp /tmp/cloudxr-wss-proxy-test-XXXXXX.log)
 go test -race -count=1 -p 1 -timeout 60m "$@" ./... 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
-# The allocation budget is measured without the race detector, which
-# changes allocation counts.
-go test -count=1 -run '^TestSessionAllocations$' -v ./proxy 2>&1 | tee -a "$log"
+# The allocation and idle-memory budgets are measured without the race
+# detector, which changes allocation counts and sizes.
+go test -count=1 -run '^(TestSessionAllocations|TestIdleSessionMemory)$' -v ./proxy 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 if [ "$rc" -eq 0 ]; then
 	rm -f "$log" # a passing run leaves nothing behind

@@ -274,8 +274,24 @@ func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
 	if err != nil {
 		return measured{}, err
 	}
-	cls := make([]*wstest.Client, n)
+	cls, held, openErr := holdIdle(p, n)
 	defer closeAll(cls)
+	m := measured{held: held}
+	time.Sleep(hold) // quiet sessions are the scenario, not a wait for state
+	after, err := settledRSS(p.pid())
+	if err != nil {
+		return m, err
+	}
+	m.perSession = float64(after-before) / float64(max(m.held, 1))
+	m.alive = echoAll(cls)
+	return m, openErr
+}
+
+// holdIdle opens n sessions on p, 32 at a time, each echoing once, and
+// returns them open (nil where one failed), how many opened, and an error
+// naming the first failure.
+func holdIdle(p *proxy, n int) ([]*wstest.Client, int, error) {
+	cls := make([]*wstest.Client, n)
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	var (
@@ -303,13 +319,18 @@ func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
 		}()
 	}
 	wg.Wait()
-	m := measured{held: n - int(failed.Load())}
-	time.Sleep(hold) // quiet sessions are the scenario, not a wait for state
-	after, err := settledRSS(p.pid())
-	if err != nil {
-		return m, err
+	held := n - int(failed.Load())
+	if held < n {
+		return cls, held, fmt.Errorf("opened %d of %d sessions; first error: %v", held, n, *firstErr.Load())
 	}
-	m.perSession = float64(after-before) / float64(max(m.held, 1))
+	return cls, held, nil
+}
+
+// echoAll has every open session echo once, 32 at a time, and returns how
+// many did.
+func echoAll(cls []*wstest.Client) int {
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
 	var alive atomic.Int64
 	for _, c := range cls {
 		if c == nil {
@@ -326,11 +347,7 @@ func runIdle(p *proxy, n int, hold time.Duration) (measured, error) {
 		}()
 	}
 	wg.Wait()
-	m.alive = int(alive.Load())
-	if m.held < n {
-		return m, fmt.Errorf("opened %d of %d sessions; first error: %v", m.held, n, *firstErr.Load())
-	}
-	return m, nil
+	return int(alive.Load())
 }
 
 // settledRSS is the process's resident set once it has stopped moving

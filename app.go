@@ -209,9 +209,8 @@ func (a *app) newProxy(site *portal.Portal) *proxy.Server {
 		AuthCookie:        cfg.AuthCookie,
 		NativeBackendPort: int(cfg.NativeBackendPort),
 	}
-	if cfg.ClientMaxConnections > 0 || cfg.ClientHandshakeRate > 0 || cfg.ClientAuthFailures > 0 {
-		a.limits = limit.New(limit.Options{MaxConns: cfg.ClientMaxConnections, HandshakeRate: cfg.ClientHandshakeRate,
-			AuthFailures: cfg.ClientAuthFailures, TableSize: cfg.ClientTableSize})
+	if lo, on := cfg.ClientLimits(); on {
+		a.limits = limit.New(lo)
 		o.Limits = a.limits
 	}
 	if r := cfg.Runtimes(); r != nil {

@@ -38,8 +38,7 @@ var sourceSeq atomic.Uint32
 
 // nextSource is the next client address, in turn: 127.1.0.1 to 127.1.3.252.
 func nextSource() net.IP {
-	i := sourceSeq.Add(1) % sources
-	return net.IPv4(127, 1, byte(i/254), byte(1+i%254))
+	return wstest.Source(1, int(sourceSeq.Add(1)%sources))
 }
 
 // measured is what one scenario run found.

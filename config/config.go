@@ -17,6 +17,7 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/allow"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
 )
 
 // Config holds every setting. Each field is an environment variable (the
@@ -126,6 +127,14 @@ type Config struct {
 // credential.
 func (c *Config) AuthEnabled() bool {
 	return c.AuthOIDCIssuer != "" || c.AuthJWKSURL != "" || c.AuthTokensFile != ""
+}
+
+// ClientLimits is the CLIENT_* settings as the per-client limits' options;
+// false when every limit is off (0).
+func (c *Config) ClientLimits() (limit.Options, bool) {
+	on := c.ClientMaxConnections > 0 || c.ClientHandshakeRate > 0 || c.ClientAuthFailures > 0
+	return limit.Options{MaxConns: c.ClientMaxConnections, HandshakeRate: c.ClientHandshakeRate,
+		AuthFailures: c.ClientAuthFailures, TableSize: c.ClientTableSize}, on
 }
 
 // RequiredClaims is AUTH_REQUIRED_CLAIMS parsed.

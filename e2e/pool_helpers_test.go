@@ -118,8 +118,7 @@ type poolView struct {
 // freshSource is a source address no test client has used yet: polling
 // from one address would meet the per-client handshake rate.
 func freshSource() string {
-	n := sources.Add(1)
-	return fmt.Sprintf("127.2.%d.%d", n/250, n%250+1)
+	return wstest.Source(2, int(sources.Add(1))).String()
 }
 
 var sources atomic.Int64

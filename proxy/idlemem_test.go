@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
 )
@@ -65,12 +66,20 @@ func TestIdleSessionMemory(t *testing.T) {
 	if raceDetector {
 		t.Skip("the race detector's shadow allocations change the figure; scripts/test.sh (make test) runs this test again without it")
 	}
+	shipped, err := config.Load(nil, nil, nil, "test") // no variables: the defaults
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, on := shipped.ClientLimits()
+	if !on {
+		t.Fatal("the per-client limits are off by default")
+	}
 	e := start(t, parking, func(o *Options) {
 		o.Logger = productionLogger(t)
-		o.Limits = limit.New(limit.Options{MaxConns: 64, HandshakeRate: 20, AuthFailures: 10, TableSize: 65536})
+		o.Limits = limit.New(lo)
 	})
 	for i := range 20 { // warm up: pools, the certificate, the parker
-		idleSession(t, e, net.IPv4(127, 3, 1, byte(1+i))).Close()
+		idleSession(t, e, wstest.Source(3, i)).Close()
 	}
 	waitFor(t, 5*time.Second, "the warm-up sessions ended", func() bool { return e.srv.ActiveConnections() == 0 })
 	rate := runtime.MemProfileRate
@@ -80,7 +89,7 @@ func TestIdleSessionMemory(t *testing.T) {
 	const n = 200
 	conns := make([]net.Conn, n)
 	for i := range conns {
-		conns[i] = idleSession(t, e, net.IPv4(127, 3, byte(2+i/250), byte(1+i%250)))
+		conns[i] = idleSession(t, e, wstest.Source(3, 20+i))
 	}
 	defer func() {
 		for _, c := range conns {

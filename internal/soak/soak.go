@@ -155,10 +155,10 @@ func Run(o Options) *Result {
 	return res
 }
 
-// Sources gives each worker an address of its own in 127.2.0.0/16 (all of
-// 127.0.0.0/8 is loopback), for up to 65,000 workers.
+// Sources gives each worker an address of its own in 127.2.0.0/16, for up
+// to 65,024 workers.
 func Sources(w int) net.IP {
-	return net.IPv4(127, 2, byte(w/254), byte(1+w%254))
+	return wstest.Source(2, w)
 }
 
 // every calls f every d until stop is closed.

@@ -64,10 +64,11 @@ func (a *app) newPool() error {
 		}
 		namespace = cmp.Or(namespace, ns)
 	}
+	host, _ := os.Hostname()
+	replica := cmp.Or(os.Getenv("POD_NAME"), host)
 	var store pool.Store = pool.NewMemory()
 	if p.claims == config.ClaimsKubernetes {
-		replica, _ := os.Hostname()
-		store = pool.NewLeases(kube.Leases(namespace), cmp.Or(os.Getenv("POD_NAME"), replica))
+		store = pool.NewLeases(kube.Leases(namespace), replica)
 	}
 	var static pool.Static
 	for _, s := range cfg.Pool() {
@@ -88,7 +89,8 @@ func (a *app) newPool() error {
 	if static != nil {
 		p.sources = append(p.sources, static)
 	}
-	p.pool = pool.New(pool.Options{Store: store, Up: p.up, Grace: cfg.PoolReconnectGrace.D(), Lease: cfg.PoolLease.D()}, nil)
+	p.pool = pool.New(pool.Options{Store: store, Replica: replica, Up: p.up, Grace: cfg.PoolReconnectGrace.D(),
+		GracesPerClient: cfg.PoolGracesPerClient, MaxPerUser: cfg.PoolMaxPerUser, Lease: cfg.PoolLease.D()}, nil)
 	a.pool = p
 	names := make([]string, len(p.sources))
 	for i, s := range p.sources {
@@ -99,7 +101,7 @@ func (a *app) newPool() error {
 		where = "in Kubernetes Leases in namespace " + namespace + " (shared by every replica)"
 	}
 	a.log.Info("runtime pool on: each new session gets a free runtime", zap.Strings("sources", names), zap.String("claims", where),
-		zap.Duration("reconnect_grace", cfg.PoolReconnectGrace.D()))
+		zap.Duration("reconnect_grace", cfg.PoolReconnectGrace.D()), zap.Int("max_per_user", cfg.PoolMaxPerUser))
 	return nil
 }
 

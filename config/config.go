@@ -77,13 +77,15 @@ type Config struct {
 	RouteCheck  []string `env:"ROUTE_CHECK" envSeparator:"," help:"with ROUTE_BY_PATH, runtimes (host[:port], each on ROUTE_ALLOW) health-checked like the default backend: 503 at once while down, sessions closed when marked down"`
 
 	// BACKEND_POOL: each new session gets a runtime of its own (see pool/ and config/pool.go).
-	BackendPool        []string `env:"BACKEND_POOL" envSeparator:"," help:"runtimes to share among sessions, each new session getting a free one: host:port entries, dns:name[:port] (every A/AAAA record), srv:name (SRV records, a headless Service's), kubernetes:service[.namespace][:port] (the Service's EndpointSlices); off when unset"`
-	PoolReconnectGrace Duration `env:"POOL_RECONNECT_GRACE" envDefault:"60s" help:"with BACKEND_POOL, how long an ended session's runtime stays its user's, who gets it back on reconnecting"`
-	PoolClaims         string   `env:"POOL_CLAIMS" envDefault:"auto" help:"with BACKEND_POOL, where claims on runtimes are kept: memory (this process: one replica), kubernetes (a Lease per runtime, shared by every replica), or auto (kubernetes inside a pod, memory otherwise); outside a pod, kubernetes uses KUBECONFIG"`
-	PoolNamespace      string   `env:"POOL_NAMESPACE" help:"with POOL_CLAIMS=kubernetes, the namespace of the Leases (and of EndpointSlices a kubernetes: entry names without one); the pod's own otherwise"`
-	PoolLease          Duration `env:"POOL_LEASE_DURATION" envDefault:"15s" help:"with POOL_CLAIMS=kubernetes, how long a claim outlives a replica that dies holding it (renewed every third of it)"`
-	PoolDNSInterval    Duration `env:"POOL_DNS_INTERVAL" envDefault:"10s" help:"with dns: or srv: entries in BACKEND_POOL, how often the names are looked up again"`
-	PoolDNSServer      string   `env:"POOL_DNS_SERVER" help:"with dns: or srv: entries in BACKEND_POOL, the DNS server (host[:port]) asked; the system's otherwise"`
+	BackendPool         []string `env:"BACKEND_POOL" envSeparator:"," help:"runtimes to share among sessions, each new session getting a free one: host:port entries, dns:name[:port] (every A/AAAA record), srv:name (SRV records, a headless Service's), kubernetes:service[.namespace][:port] (the Service's EndpointSlices); off when unset"`
+	PoolReconnectGrace  Duration `env:"POOL_RECONNECT_GRACE" envDefault:"60s" help:"with BACKEND_POOL, how long an ended session's runtime stays its user's, who gets it back on reconnecting"`
+	PoolMaxPerUser      int      `env:"POOL_MAX_PER_USER" envDefault:"1" help:"with BACKEND_POOL, how many runtimes one user (a token's subject, the pool cookie, a native client's address) holds at once; a native client's further connections join its session's runtime and do not count; 0: no limit"`
+	PoolGracesPerClient int      `env:"POOL_GRACES_PER_CLIENT" envDefault:"4" help:"with BACKEND_POOL, how many runtimes the ended sessions of one client address (an IPv6 /64) keep in reconnect grace at once; a session beyond it frees its runtime at once"`
+	PoolClaims          string   `env:"POOL_CLAIMS" envDefault:"auto" help:"with BACKEND_POOL, where claims on runtimes are kept: memory (this process: one replica), kubernetes (a Lease per runtime, shared by every replica), or auto (kubernetes inside a pod, memory otherwise); outside a pod, kubernetes uses KUBECONFIG"`
+	PoolNamespace       string   `env:"POOL_NAMESPACE" help:"with POOL_CLAIMS=kubernetes, the namespace of the Leases (and of EndpointSlices a kubernetes: entry names without one); the pod's own otherwise"`
+	PoolLease           Duration `env:"POOL_LEASE_DURATION" envDefault:"15s" help:"with POOL_CLAIMS=kubernetes, how long a claim outlives a replica that dies holding it (renewed every third of it)"`
+	PoolDNSInterval     Duration `env:"POOL_DNS_INTERVAL" envDefault:"10s" help:"with dns: or srv: entries in BACKEND_POOL, how often the names are looked up again"`
+	PoolDNSServer       string   `env:"POOL_DNS_SERVER" help:"with dns: or srv: entries in BACKEND_POOL, the DNS server (host[:port]) asked; the system's otherwise"`
 
 	AuthOIDCIssuer     string   `env:"AUTH_OIDC_ISSUER" help:"OpenID Connect issuer URL: every upgrade and forwarded request needs a JWT it signed (discovery finds its keys)"`
 	AuthJWKSURL        string   `env:"AUTH_JWKS_URL" help:"the provider's JWKS URL, for providers without discovery (with AUTH_OIDC_ISSUER too: no discovery, iss still checked)"`

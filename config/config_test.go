@@ -30,7 +30,7 @@ func TestDefaults(t *testing.T) {
 		LogLevel: "info", LogFormat: "auto", TLSPostQuantum: true, AdminAddress: "127.0.0.1:48323",
 		AuthQueryParam: "token", AuthCookie: "cxr_token",
 		ClientMaxConnections: 64, ClientHandshakeRate: 20, ClientAuthFailures: 10, ClientTableSize: 65536,
-		PoolReconnectGrace: Duration(time.Minute), PoolClaims: "auto", PoolLease: Duration(15 * time.Second), PoolDNSInterval: Duration(10 * time.Second),
+		PoolReconnectGrace: Duration(time.Minute), PoolMaxPerUser: 1, PoolGracesPerClient: 4, PoolClaims: "auto", PoolLease: Duration(15 * time.Second), PoolDNSInterval: Duration(10 * time.Second),
 	}
 	if c.BackendAddr() != "localhost:49100" || c.ListenAddr() != ":48322" {
 		t.Errorf("addresses %s %s", c.BackendAddr(), c.ListenAddr())
@@ -115,6 +115,8 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{"BACKEND_POOL=gpu1;ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.0.0/8", `invalid BACKEND_POOL="gpu1": a session either names its runtime`},
 		{"BACKEND_POOL=gpu1;POOL_CLAIMS=etcd", `invalid POOL_CLAIMS="etcd"`},
 		{"BACKEND_POOL=gpu1;POOL_LEASE_DURATION=1s", `invalid POOL_LEASE_DURATION="1s"`},
+		{"BACKEND_POOL=gpu1;POOL_MAX_PER_USER=-1", `invalid POOL_MAX_PER_USER="-1"`},
+		{"BACKEND_POOL=gpu1;POOL_GRACES_PER_CLIENT=0", `invalid POOL_GRACES_PER_CLIENT="0"`},
 		{"BACKEND_POOL=gpu1;POOL_DNS_SERVER=not a server", `invalid POOL_DNS_SERVER="not a server"`},
 		{"ALLOWED_ORIGINS=https://ok.example,app.example.com", `invalid ALLOWED_ORIGINS="https://ok.example,app.example.com": "app.example.com" is not an origin`},
 		{"ROUTE_BY_PATH=true;ROUTE_ALLOW=10.0.0.0/33", `invalid ROUTE_ALLOW="10.0.0.0/33": "10.0.0.0/33" is not a CIDR`},

@@ -79,6 +79,12 @@ func (c *Config) validatePool(bad badFunc) {
 	if d := c.PoolReconnectGrace.D(); d < 0 {
 		bad("POOL_RECONNECT_GRACE", d, "must be 0 or more")
 	}
+	if c.PoolMaxPerUser < 0 {
+		bad("POOL_MAX_PER_USER", c.PoolMaxPerUser, "must be 0 (no limit) or more")
+	}
+	if c.PoolGracesPerClient < 1 {
+		bad("POOL_GRACES_PER_CLIENT", c.PoolGracesPerClient, "must be 1 or more (POOL_RECONNECT_GRACE=0 turns the grace off)")
+	}
 	if d := c.PoolLease.D(); d < 3e9 {
 		bad("POOL_LEASE_DURATION", d, "must be 3s or more (claims are renewed every third of it)")
 	}

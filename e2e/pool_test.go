@@ -27,7 +27,7 @@ func TestPoolLeasesTwoReplicas(t *testing.T) {
 	leases := cp.clientset(t, cp.adminToken).CoordinationV1().Leases("default")
 	runtimes := []string{"10.0.3.1:49100", "10.0.3.2:49100", "10.0.3.3:49100"}
 	replica := func(name string) *pool.Pool {
-		return pool.New(pool.Options{Store: pool.NewLeases(leases, name), Grace: 8 * time.Second, Lease: 6 * time.Second}, runtimes)
+		return pool.New(pool.Options{Store: pool.NewLeases(leases, name), Replica: name, Grace: 8 * time.Second, Lease: 6 * time.Second}, runtimes)
 	}
 	a, b := replica("proxy-a"), replica("proxy-b")
 	ctx := context.Background()
@@ -47,13 +47,13 @@ func TestPoolLeasesTwoReplicas(t *testing.T) {
 		ended = c
 		break
 	}
-	if err := ended.Release(ctx); err != nil {
+	if err := ended.Release(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Acquire(ctx, "someone-else"); !errors.Is(err, pool.ErrFull) {
+	if _, err := b.Acquire(ctx, "someone-else", "192.0.2.2"); !errors.Is(err, pool.ErrFull) {
 		t.Errorf("another user took a runtime in its user's grace: %v", err)
 	}
-	back, err := b.Acquire(ctx, ended.Owner)
+	back, err := b.Acquire(ctx, ended.Owner, "192.0.2.1")
 	if err != nil || back.Runtime != ended.Runtime {
 		t.Fatalf("the user reconnecting within the grace got %v, %v; had %s", back, err, ended.Runtime)
 	}
@@ -68,7 +68,7 @@ func TestPoolLeasesTwoReplicas(t *testing.T) {
 	}
 	taken := map[string]bool{}
 	waitFor(t, 20*time.Second, "the dead replica's runtimes free again", func() bool {
-		if c, err := b.Acquire(ctx, fmt.Sprintf("late%d", len(taken))); err == nil {
+		if c, err := b.Acquire(ctx, fmt.Sprintf("late%d", len(taken)), "192.0.2.3"); err == nil {
 			taken[c.Runtime] = true
 		}
 		return len(taken) >= lost
@@ -93,7 +93,7 @@ func claimTwentyAtOnce(t *testing.T, a, b *pool.Pool) (claims map[string]*pool.C
 	for i := range 20 {
 		p := []*pool.Pool{a, b}[i%2]
 		wg.Go(func() {
-			c, err := p.Acquire(ctx, fmt.Sprintf("user%d", i))
+			c, err := p.Acquire(ctx, fmt.Sprintf("user%d", i), "192.0.2.1")
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

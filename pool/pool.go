@@ -12,55 +12,44 @@
 // Who holds what lives in a Store: in this process (Memory) for a single
 // replica, or in Kubernetes Leases, one per runtime, so several replicas
 // share the claims. A Store takes a runtime atomically (a mutex here, the
-// Lease's resourceVersion there), so two sessions never get one runtime,
+// Lease's resourceVersion there), so two users never get one runtime,
 // whichever replica they reach.
+//
+// Every connection that uses a runtime is covered by a Claim: the session
+// that took it and a native client's further connections that joined it.
+// The runtime is released (or goes into grace) only when the last of them
+// ends, and a claim that cannot be kept (see Run) is reported so that all
+// of them are closed.
 package pool
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"slices"
 	"sync"
 	"time"
 )
 
-// ErrFull is Acquire's answer when no runtime is up and free.
-var ErrFull = errors.New("every runtime in the pool is busy or down")
-
-// Hold is who holds a runtime and until when.
-type Hold struct {
-	Owner string    // the user's OwnerKey (of a token's subject, or of the pool cookie)
-	Busy  bool      // a session holds it; false: the owner's reconnect grace
-	Since time.Time // when this hold began
-	Until time.Time // a busy hold's lease end (renewed while the session lives), or the grace's end
-}
-
-// Held reports whether the hold still counts at now.
-func (h Hold) Held(now time.Time) bool { return now.Before(h.Until) }
-
-// Store keeps the holds. Its methods are safe for concurrent use.
-type Store interface {
-	// Take makes runtime busy for owner until until, if it is free or
-	// held in grace by owner at now; it reports whether it did.
-	Take(ctx context.Context, runtime, owner string, now, until time.Time) (bool, error)
-	// Renew extends owner's busy hold on runtime to until.
-	Renew(ctx context.Context, runtime, owner string, until time.Time) error
-	// Release ends owner's busy hold: the runtime is in owner's grace
-	// until until, then free.
-	Release(ctx context.Context, runtime, owner string, now, until time.Time) error
-	// Holds returns every runtime's hold, current or not.
-	Holds(ctx context.Context) (map[string]Hold, error)
-}
-
 // Options configure a Pool.
 type Options struct {
 	Store Store
+	// Replica names this process among the holders of a runtime; "": a
+	// random name.
+	Replica string
 	// Up reports whether a runtime's health checks consider it up.
 	Up func(runtime string) bool
 	// Grace is how long an ended session's runtime stays its user's.
 	Grace time.Duration
+	// GracesPerClient bounds how many runtimes the sessions of one client
+	// address can leave in grace at once (a session beyond it releases
+	// its runtime at once); 0: no bound.
+	GracesPerClient int
+	// MaxPerUser bounds how many runtimes one user holds busy at once;
+	// 0: no bound. A native client's further connections join the
+	// runtime their session holds and do not count.
+	MaxPerUser int
 	// Lease is how long a busy hold lasts unless renewed (a replica that
 	// dies without releasing loses its holds after it); renewed every third
 	// of it while the session lives.
@@ -76,6 +65,7 @@ type Pool struct {
 	runtimes []string // as discovered, in a stable order
 	next     int      // where the search for a free runtime starts: sessions spread over the pool
 	claims   map[*Claim]struct{}
+	graces   map[string][]time.Time // by client address: when the graces its sessions earned end
 
 	status statusCache
 }
@@ -103,7 +93,10 @@ func New(o Options, runtimes []string) *Pool {
 	if o.Lease <= 0 {
 		o.Lease = 15 * time.Second
 	}
-	p := &Pool{o: o, claims: map[*Claim]struct{}{}}
+	if o.Replica == "" {
+		o.Replica = "replica-" + rand.Text()[:10]
+	}
+	p := &Pool{o: o, claims: map[*Claim]struct{}{}, graces: map[string][]time.Time{}}
 	p.SetRuntimes(runtimes)
 	return p
 }
@@ -126,15 +119,6 @@ func (p *Pool) Runtimes() []string {
 	return slices.Clone(p.runtimes)
 }
 
-// Claim is a session's hold on its runtime; Release ends it.
-type Claim struct {
-	Runtime string
-	Owner   string
-	key     string // OwnerKey(Owner), what the Store keeps
-	p       *Pool
-	once    sync.Once
-}
-
 // OwnerKey is what a Store keeps of an owner: a hash, so that neither a
 // token's subject nor the pool cookie (which lets its bearer take the
 // runtime back) is written into Leases or shown in a status.
@@ -143,11 +127,13 @@ func OwnerKey(owner string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// Acquire takes a runtime for owner: owner's own runtime in grace first
-// (a reconnect), then a free one, each only if it is up. It returns ErrFull
-// when there is none.
-func (p *Pool) Acquire(ctx context.Context, owner string) (*Claim, error) {
-	holds, err := p.o.Store.Holds(ctx)
+// Acquire takes a runtime for owner, whose connection comes from client
+// (an address, for the bound on graces): owner's own runtime in grace
+// first (a reconnect), then a free one, each only if it is up. It returns
+// ErrFull when there is none, ErrUserLimit when owner already holds
+// MaxPerUser runtimes.
+func (p *Pool) Acquire(ctx context.Context, owner, client string) (*Claim, error) {
+	holds, err := p.o.Store.Holds(ctx, p.o.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -157,11 +143,19 @@ func (p *Pool) Acquire(ctx context.Context, owner string) (*Claim, error) {
 	p.next++
 	p.mu.Unlock()
 	var order []string
-	for _, r := range runtimes { // the owner's own, in grace
-		if h, ok := holds[r]; ok && h.Held(now) && !h.Busy && h.Owner == key {
-			order = append(order, r)
+	busy := 0
+	for r, h := range holds {
+		if h.Held(now) && h.Busy && h.Owner == key {
+			busy++
+		}
+		if h.Held(now) && !h.Busy && h.Owner == key && slices.Contains(runtimes, r) {
+			order = append(order, r) // the owner's own, in grace
 		}
 	}
+	if p.o.MaxPerUser > 0 && busy >= p.o.MaxPerUser {
+		return nil, ErrUserLimit
+	}
+	slices.Sort(order)
 	for i := range runtimes {
 		r := runtimes[(start+i)%len(runtimes)]
 		if h, ok := holds[r]; !ok || !h.Held(now) {
@@ -172,43 +166,66 @@ func (p *Pool) Acquire(ctx context.Context, owner string) (*Claim, error) {
 		if !p.up(r) {
 			continue
 		}
-		ok, err := p.o.Store.Take(ctx, r, key, now, now.Add(p.o.Lease))
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			c := &Claim{Runtime: r, Owner: owner, key: key, p: p}
-			p.mu.Lock()
-			p.claims[c] = struct{}{}
-			p.mu.Unlock()
-			return c, nil
+		if c, err := p.take(ctx, r, owner, key, false); c != nil || err != nil {
+			if c != nil {
+				c.client = client
+			}
+			return c, err
 		}
 	}
 	return nil, ErrFull
 }
 
-// Busy names the runtime owner's session holds, on whichever replica,
-// if there is one that is up: a native client's further connection goes
-// there instead of claiming a second runtime.
-func (p *Pool) Busy(ctx context.Context, owner string) (string, bool, error) {
-	holds, err := p.o.Store.Holds(ctx)
+// Join adds a native client's further connection to the claim of owner's
+// session: the one held here, or one that owner's session holds through
+// another replica (this replica then holds the runtime beside it). It
+// returns nil when owner's sessions hold no runtime that is up.
+func (p *Pool) Join(ctx context.Context, owner string) (*Claim, error) {
+	p.mu.Lock() // up takes the health checks' own locks, never p.mu
+	for c := range p.claims {
+		if c.Owner == owner && p.up(c.Runtime) {
+			c.refs++
+			p.mu.Unlock()
+			return c, nil
+		}
+	}
+	p.mu.Unlock()
+	holds, err := p.o.Store.Holds(ctx, p.o.Now())
 	if err != nil {
-		return "", false, err
+		return nil, err
 	}
 	now, key := p.o.Now(), OwnerKey(owner)
 	for _, r := range p.Runtimes() {
 		if h, ok := holds[r]; ok && h.Held(now) && h.Busy && h.Owner == key && p.up(r) {
-			return r, true, nil
+			if c, err := p.take(ctx, r, owner, key, true); c != nil || err != nil {
+				return c, err
+			}
 		}
 	}
-	return "", false, nil
+	return nil, nil
+}
+
+// take asks the store for runtime and, when it is granted, makes the claim
+// that covers it, with its deadline counted from before the write.
+func (p *Pool) take(ctx context.Context, r, owner, key string, join bool) (*Claim, error) {
+	start := p.o.Now()
+	ok, err := p.o.Store.Take(ctx, r, key, p.o.Replica, join, start, start.Add(p.o.Lease))
+	if err != nil || !ok {
+		return nil, err
+	}
+	c := &Claim{Runtime: r, Owner: owner, key: key, p: p, refs: 1,
+		deadline: start.Add(p.o.Lease - p.margin()), next: start.Add(p.o.Lease / 3)}
+	p.mu.Lock()
+	p.claims[c] = struct{}{}
+	p.mu.Unlock()
+	return c, nil
 }
 
 // Pick names a runtime for a request that needs no claim (anything but a
 // session's upgrade): owner's own, busy or in grace, if it is up, else the
 // first that is up and free. It returns ErrFull when there is none.
 func (p *Pool) Pick(ctx context.Context, owner string) (string, error) {
-	holds, err := p.o.Store.Holds(ctx)
+	holds, err := p.o.Store.Holds(ctx, p.o.Now())
 	if err != nil {
 		return "", err
 	}
@@ -227,50 +244,15 @@ func (p *Pool) Pick(ctx context.Context, owner string) (string, error) {
 	return "", ErrFull
 }
 
-// Release ends the claim: its runtime is the owner's for the grace, then
-// free. It is safe to call more than once.
-func (c *Claim) Release(ctx context.Context) error {
-	var err error
-	c.once.Do(func() {
-		p := c.p
-		p.mu.Lock()
-		delete(p.claims, c)
-		p.mu.Unlock()
-		now := p.o.Now()
-		err = p.o.Store.Release(ctx, c.Runtime, c.key, now, now.Add(p.o.Grace))
-	})
-	return err
-}
-
-// Renew extends every live claim's lease; Run calls it every third of the
-// lease. A claim that cannot be renewed is reported to lost.
-func (p *Pool) Renew(ctx context.Context, lost func(*Claim, error)) {
+// Users names the owner of each runtime a claim of this replica holds.
+func (p *Pool) Users() map[string]string {
 	p.mu.Lock()
-	claims := make([]*Claim, 0, len(p.claims))
+	defer p.mu.Unlock()
+	out := make(map[string]string, len(p.claims))
 	for c := range p.claims {
-		claims = append(claims, c)
+		out[c.Runtime] = c.Owner
 	}
-	p.mu.Unlock()
-	until := p.o.Now().Add(p.o.Lease)
-	for _, c := range claims {
-		if err := p.o.Store.Renew(ctx, c.Runtime, c.key, until); err != nil && lost != nil && ctx.Err() == nil {
-			lost(c, err)
-		}
-	}
-}
-
-// Run renews the live claims until ctx ends.
-func (p *Pool) Run(ctx context.Context, lost func(*Claim, error)) {
-	t := time.NewTicker(p.o.Lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			p.Renew(ctx, lost)
-		}
-	}
+	return out
 }
 
 // State is a runtime's place in the pool, for the page, the status and the
@@ -331,7 +313,7 @@ func (p *Pool) statusHolds(ctx context.Context) (map[string]Hold, error) {
 	if !c.at.IsZero() && !now.Before(c.at) && now.Sub(c.at) < statusMaxAge {
 		return c.holds, c.err
 	}
-	c.holds, c.err = p.o.Store.Holds(ctx)
+	c.holds, c.err = p.o.Store.Holds(ctx, now)
 	c.at = p.o.Now()
 	return c.holds, c.err
 }

@@ -43,7 +43,7 @@ func newPool(t *testing.T, down map[string]bool, runtimes ...string) (*Pool, *cl
 
 func acquire(t *testing.T, p *Pool, owner string) *Claim {
 	t.Helper()
-	c, err := p.Acquire(context.Background(), owner)
+	c, err := p.Acquire(context.Background(), owner, "192.0.2.1")
 	if err != nil {
 		t.Fatalf("%s: %v", owner, err)
 	}
@@ -60,7 +60,7 @@ func TestEachSessionItsOwnRuntime(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("three sessions on %d runtimes: %v", len(got), got)
 	}
-	if _, err := p.Acquire(context.Background(), "dee"); !errors.Is(err, ErrFull) {
+	if _, err := p.Acquire(context.Background(), "dee", "192.0.2.1"); !errors.Is(err, ErrFull) {
 		t.Errorf("a fourth session: %v, want ErrFull", err)
 	}
 }
@@ -73,11 +73,11 @@ func TestReconnectGrace(t *testing.T) {
 	ctx := context.Background()
 	ann := acquire(t, p, "ann")
 	bob := acquire(t, p, "bob")
-	if err := ann.Release(ctx); err != nil {
+	if err := ann.Release(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	ann.Release(ctx) // twice is harmless
-	if _, err := p.Acquire(ctx, "cy"); !errors.Is(err, ErrFull) {
+	ann.Release(ctx, true) // twice is harmless
+	if _, err := p.Acquire(ctx, "cy", "192.0.2.1"); !errors.Is(err, ErrFull) {
 		t.Errorf("another user took a runtime in its user's grace: %v", err)
 	}
 	clk.add(30 * time.Second)
@@ -85,8 +85,8 @@ func TestReconnectGrace(t *testing.T) {
 	if again.Runtime != ann.Runtime {
 		t.Errorf("ann reconnected to %s, had %s", again.Runtime, ann.Runtime)
 	}
-	again.Release(ctx)
-	bob.Release(ctx)
+	again.Release(ctx, true)
+	bob.Release(ctx, true)
 	clk.add(61 * time.Second)
 	cy := acquire(t, p, "cy")
 	dee := acquire(t, p, "dee")
@@ -105,7 +105,7 @@ func TestDownRuntimeNotHandedOut(t *testing.T) {
 			t.Fatal("the down runtime was handed out")
 		}
 	}
-	if _, err := p.Acquire(ctx, "u3"); !errors.Is(err, ErrFull) {
+	if _, err := p.Acquire(ctx, "u3", "192.0.2.1"); !errors.Is(err, ErrFull) {
 		t.Errorf("with the only free runtime down: %v", err)
 	}
 	st, err := p.Status(ctx)
@@ -127,7 +127,7 @@ func TestLeaseExpiresUnlessRenewed(t *testing.T) {
 	clk.add(10 * time.Second)
 	p.Renew(ctx, func(c *Claim, err error) { t.Errorf("renewing %s: %v", c.Runtime, err) })
 	clk.add(10 * time.Second)
-	if _, err := p.Acquire(ctx, "bob"); !errors.Is(err, ErrFull) {
+	if _, err := p.Acquire(ctx, "bob", "192.0.2.1"); !errors.Is(err, ErrFull) {
 		t.Fatalf("a renewed hold was taken: %v", err)
 	}
 	clk.add(6 * time.Second) // 16 s after the renewal: expired
@@ -148,7 +148,7 @@ func TestConcurrentAcquiresNeverShare(t *testing.T) {
 	)
 	for i := range 20 {
 		wg.Go(func() {
-			c, err := p.Acquire(context.Background(), fmt.Sprintf("user%d", i))
+			c, err := p.Acquire(context.Background(), fmt.Sprintf("user%d", i), "192.0.2.1")
 			mu.Lock()
 			defer mu.Unlock()
 			if errors.Is(err, ErrFull) {
@@ -177,9 +177,9 @@ type countingStore struct {
 	reads atomic.Int64
 }
 
-func (s *countingStore) Holds(ctx context.Context) (map[string]Hold, error) {
+func (s *countingStore) Holds(ctx context.Context, now time.Time) (map[string]Hold, error) {
 	s.reads.Add(1)
-	return s.Store.Holds(ctx)
+	return s.Store.Holds(ctx, now)
 }
 
 // Anyone may ask for the pool's status (the page, /status.json, /metrics):

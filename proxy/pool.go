@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/auth"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/pool"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/tunnel"
 )
@@ -37,14 +38,21 @@ const poolRetryAfter = 10
 // poolFullMsg is the body of that 503.
 const poolFullMsg = "every CloudXR runtime in this proxy's pool is busy or down: try again in a little while"
 
+// poolUserLimitMsg is the body of the 429 when the user already holds as
+// many runtimes as one user may (POOL_MAX_PER_USER).
+const poolUserLimitMsg = "you are already streaming from this proxy's runtime pool (one runtime per user): end the other session, or try again when it has ended"
+
 // poolCookieLen is the length of a pool cookie's value: 16 random bytes,
 // base64url without padding.
 const poolCookieLen = 22
 
 // claimRuntime picks the runtime for a forwarded request when the proxy has
 // a pool: an upgrade claims one (or, for a native client's further
-// connection, joins the one its user holds); any other request goes to the
-// user's runtime or, if it holds none, to one that is up, without a claim.
+// connection, joins the claim of the session its user holds); any other
+// request goes to the user's runtime or, if it holds none, to one that is
+// up, without a claim. Every connection that uses a runtime for a session
+// holds its claim in s.claim, so the claim outlives none of them and a lost
+// claim closes all of them.
 // native: the request goes to the runtime's NATIVE_BACKEND_PORT.
 func (s *session) claimRuntime(req requestHead, native bool) error {
 	p := s.srv.opts.Pool
@@ -60,27 +68,24 @@ func (s *session) claimRuntime(req requestHead, native bool) error {
 		}
 		runtime = r
 	case native:
-		// The session's runtime, already claimed here or, through
-		// another replica, in the store.
-		r, ok := s.srv.heldBy(owner)
-		if !ok {
-			var err error
-			if r, ok, err = p.Busy(ctx, owner); err != nil {
-				return s.poolRefusal(err)
-			}
+		c, err := p.Join(ctx, owner)
+		if err != nil {
+			return s.poolRefusal(err)
 		}
-		if ok {
-			runtime = r
+		if c != nil {
+			runtime = s.holdClaim(c)
 			break
 		}
 		fallthrough
 	default:
-		c, err := p.Acquire(ctx, owner)
+		c, err := p.Acquire(ctx, owner, s.clientKey())
 		if err != nil {
 			return s.poolRefusal(err)
 		}
-		s.claim, runtime = c, c.Runtime
-		s.srv.claimed(s)
+		runtime = s.holdClaim(c)
+	}
+	if s.claim != nil && s.claim.Lost() {
+		return s.poolRefusal(pool.ErrClaimExpired)
 	}
 	s.runtime = runtime
 	s.target = runtime
@@ -91,11 +96,33 @@ func (s *session) claimRuntime(req requestHead, native bool) error {
 	return nil
 }
 
+// holdClaim makes c the session's claim, where ClaimLost looks for it (a
+// claim reported lost before this is seen by the Lost check after it).
+func (s *session) holdClaim(c *pool.Claim) string {
+	s.srv.mu.Lock()
+	s.claim = c
+	s.srv.mu.Unlock()
+	return c.Runtime
+}
+
+// clientKey is the client as the pool bounds its graces: its address, an
+// IPv6 /64 as one, like the per-client limits.
+func (s *session) clientKey() string {
+	if ap, err := netip.ParseAddrPort(s.client); err == nil {
+		return limit.Key(ap.Addr()).String()
+	}
+	return s.client
+}
+
 // poolRefusal is the answer when no runtime could be had.
 func (s *session) poolRefusal(err error) error {
 	s.srv.opts.Observer.PoolRefused()
-	if errors.Is(err, pool.ErrFull) {
+	switch {
+	case errors.Is(err, pool.ErrFull):
 		return &refusal{status: http.StatusServiceUnavailable, msg: poolFullMsg, reason: tunnel.PoolFull,
+			fields: []field{{"Retry-After", strconv.Itoa(poolRetryAfter)}}}
+	case errors.Is(err, pool.ErrUserLimit):
+		return &refusal{status: http.StatusTooManyRequests, msg: poolUserLimitMsg, reason: tunnel.PoolUserLimit,
 			fields: []field{{"Retry-After", strconv.Itoa(poolRetryAfter)}}}
 	}
 	s.srv.log.Warn("pool: the claims could not be read or written", zap.Error(err))
@@ -151,50 +178,26 @@ func validPoolCookie(v string) bool {
 	return err == nil
 }
 
-// releaseClaim ends the session's claim: its runtime is its user's for the
-// reconnect grace, then free.
+// releaseClaim ends the session's use of its claim. The last connection
+// using a runtime releases it: into its user's grace if one of them had
+// its upgrade answered, else free.
 func (s *session) releaseClaim() {
 	c := s.claim
 	if c == nil {
 		return
 	}
-	s.srv.unclaimed(s)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.srv.ctx), s.srv.opts.ConnectTimeout)
 	defer cancel()
-	if err := c.Release(ctx); err != nil {
+	upgraded := s.upgrade && s.status == http.StatusSwitchingProtocols
+	if err := c.Release(ctx, upgraded); err != nil {
 		s.srv.log.Warn("pool: releasing a runtime failed; its claim expires by itself", zap.String("runtime", c.Runtime), zap.Error(err))
 	}
 }
 
-// claimed records a session holding a claim, for a native client's
-// further connection and for a lost claim.
-func (s *Server) claimed(sess *session) {
-	s.mu.Lock()
-	s.claims[sess.claim] = sess
-	s.mu.Unlock()
-}
-
-func (s *Server) unclaimed(sess *session) {
-	s.mu.Lock()
-	delete(s.claims, sess.claim)
-	s.mu.Unlock()
-}
-
-// heldBy returns the runtime a live session of owner's holds here.
-func (s *Server) heldBy(owner string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.claims {
-		if c.Owner == owner {
-			return c.Runtime, true
-		}
-	}
-	return "", false
-}
-
-// ClaimLost is the pool's word that a claim could not be renewed (another
-// replica may take the runtime once the Lease expires): the session holding
-// it is closed, so that two sessions never share a runtime.
+// ClaimLost is the pool's word that a claim could not be kept (its lease
+// ran out unrenewed, or another replica holds the runtime now): every
+// connection it covers — the session and the native connections that
+// joined it — is closed, so that two users never share a runtime.
 func (s *Server) ClaimLost(c *pool.Claim, err error) {
 	if s.killAll(tunnel.ClaimLost, func(sess *session) bool { return sess.claim == c }) > 0 {
 		s.log.Warn("pool: a session's claim on its runtime could not be renewed; closing the session", zap.String("runtime", c.Runtime), zap.Error(err))
@@ -205,12 +208,13 @@ func (s *Server) ClaimLost(c *pool.Claim, err error) {
 // authentication says who that is (a token's subject); a cookie or an
 // address is never shown.
 func (s *Server) PoolUsers() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := map[string]string{}
-	for c := range s.claims {
-		if sub, ok := strings.CutPrefix(c.Owner, "subject:"); ok {
-			out[c.Runtime] = sub
+	if s.opts.Pool == nil {
+		return out
+	}
+	for r, owner := range s.opts.Pool.Users() {
+		if sub, ok := strings.CutPrefix(owner, "subject:"); ok {
+			out[r] = sub
 		}
 	}
 	return out

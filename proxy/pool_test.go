@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -256,18 +255,19 @@ func TestPoolOwnerIsTheTokenSubject(t *testing.T) {
 	}
 }
 
-// failingRenewals is a store whose claims cannot be renewed.
-type failingRenewals struct{ *pool.Memory }
+// takenStore is a store in which another replica has taken every runtime
+// since: renewals find the hold gone.
+type takenStore struct{ *pool.Memory }
 
-func (failingRenewals) Renew(context.Context, string, string, time.Time) error {
-	return errors.New("the API server is unreachable")
+func (takenStore) Renew(context.Context, string, string, string, time.Time, time.Time) error {
+	return pool.ErrNotHeld
 }
 
-// A claim that cannot be renewed (another replica may take the runtime
-// when its Lease expires) closes the session that holds it.
+// A claim that cannot be kept (another replica holds the runtime now)
+// closes the session that holds it.
 func TestPoolLostClaimClosesItsSession(t *testing.T) {
 	b := backendOn(t)
-	p := pool.New(pool.Options{Store: failingRenewals{pool.NewMemory()}, Lease: time.Minute}, []string{b.Addr()})
+	p := pool.New(pool.Options{Store: takenStore{pool.NewMemory()}, Lease: time.Minute}, []string{b.Addr()})
 	e := startWith(t, nil, "unused:1", func(o *Options) { o.Pool = p })
 	c := e.ws("/sign_in")
 	if err := c.Echo("hello", 5*time.Second); err != nil {

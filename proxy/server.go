@@ -143,7 +143,6 @@ type Server struct {
 
 	mu        sync.Mutex
 	sessions  map[*session]struct{}
-	claims    map[*pool.Claim]*session // the sessions holding a pool claim
 	listeners map[net.Listener]struct{}
 	shutting  bool
 	wg        sync.WaitGroup // one per session goroutine
@@ -170,7 +169,6 @@ func New(o Options) *Server {
 		ctx:            ctx,
 		cancel:         cancel,
 		sessions:       map[*session]struct{}{},
-		claims:         map[*pool.Claim]*session{},
 		listeners:      map[net.Listener]struct{}{},
 		sweepStop:      make(chan struct{}),
 		sweepDone:      make(chan struct{}),

@@ -32,7 +32,8 @@ const (
 	ACMEChallenge                 // an ACME CA's TLS-ALPN-01 validation handshake, answered
 	PoolFull                      // BACKEND_POOL: no runtime up and free (503)
 	PoolUnavailable               // BACKEND_POOL: the claims' store (the Kubernetes API) could not be asked (503)
-	ClaimLost                     // BACKEND_POOL: the session's claim on its runtime could not be renewed
+	ClaimLost                     // BACKEND_POOL: the session's claim on its runtime could not be kept
+	PoolUserLimit                 // BACKEND_POOL: the user already holds POOL_MAX_PER_USER runtimes (429)
 )
 
 var endNames = [...]string{
@@ -61,6 +62,7 @@ var endNames = [...]string{
 	PoolFull:           "pool full",
 	PoolUnavailable:    "pool unavailable",
 	ClaimLost:          "pool claim lost",
+	PoolUserLimit:      "pool user limit",
 }
 
 func (e End) String() string { return endNames[e] }

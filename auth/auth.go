@@ -7,8 +7,6 @@ package auth
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -96,23 +94,18 @@ func Authenticated(ctx context.Context) bool {
 	return ok
 }
 
-// Subject is the user a token names: a JWT's "sub" claim ("" for a token
-// that is not a JWT, such as a tokens file's). It does not verify the
-// token: call it only on one Verify has accepted.
+// Subject is the user a token names: a JWT's "sub" claim, read as the
+// verifier reads it (readClaims); "" for a token that is not a JWT, such as
+// a tokens file's. It does not verify the token: call it only on one
+// Verify has accepted.
 func Subject(token string) string {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return ""
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	sig, err := parseJWT(token)
 	if err != nil {
 		return ""
 	}
-	var c struct {
-		Sub string `json:"sub"`
-	}
-	if json.Unmarshal(payload, &c) != nil {
+	c, err := readClaims(sig.UnsafePayloadWithoutVerification())
+	if err != nil {
 		return ""
 	}
-	return c.Sub
+	return c.std.Subject
 }

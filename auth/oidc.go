@@ -162,7 +162,8 @@ func (v *OIDC) discover(ctx context.Context) error {
 }
 
 // Verify checks a JWT: its algorithm, its signature with the provider's
-// key, iss, aud (or client_id), nbf, exp and the required claims.
+// key, its claims' names (readClaims), iss, aud (or client_id), nbf, exp
+// and the required claims.
 func (v *OIDC) Verify(ctx context.Context, token string) error {
 	if ok, why := v.Ready(); !ok {
 		return fail(NotReady, why)
@@ -171,7 +172,7 @@ func (v *OIDC) Verify(ctx context.Context, token string) error {
 	if v.passed.has(digest, time.Now()) {
 		return nil
 	}
-	tok, err := jwt.ParseSigned(token, allowedAlgs)
+	sig, err := parseJWT(token)
 	if err != nil {
 		// The token's own values (here its alg) are never repeated: the
 		// words go back to the client in its 401.
@@ -181,42 +182,52 @@ func (v *OIDC) Verify(ctx context.Context, token string) error {
 		}
 		return fail(Malformed, "not a signed JWT")
 	}
-	if len(tok.Headers) != 1 {
+	if len(sig.Signatures) != 1 {
 		return fail(Malformed, "not one signature")
 	}
-	var std jwt.Claims
-	var extra map[string]any
-	if err := v.verifySignature(ctx, tok, &std, &extra); err != nil {
+	payload, err := v.verifySignature(ctx, sig)
+	if err != nil {
 		return err
 	}
-	if err := v.checkClaims(std, extra); err != nil {
+	c, err := readClaims(payload)
+	if err != nil {
+		return fail(Malformed, err.Error()) // the reader's own words only
+	}
+	if err := v.checkClaims(c); err != nil {
 		return err
 	}
-	v.passed.add(digest, std.Expiry.Time().Add(leeway))
+	v.passed.add(digest, c.std.Expiry.Time().Add(leeway))
 	return nil
 }
 
+// parseJWT parses a JWT in the JWS compact serialization, with an allowed
+// algorithm: Verify and Subject read a token the same way.
+func parseJWT(token string) (*jose.JSONWebSignature, error) {
+	return jose.ParseSignedCompact(token, allowedAlgs)
+}
+
 // verifySignature finds the key the token names, refreshing the cache for
-// a key not in it (rate-limited), and decodes the claims once the
+// a key not in it (rate-limited), and returns the payload once the
 // signature verifies.
-func (v *OIDC) verifySignature(ctx context.Context, tok *jwt.JSONWebToken, std *jwt.Claims, extra *map[string]any) error {
-	kid := tok.Headers[0].KeyID
+func (v *OIDC) verifySignature(ctx context.Context, sig *jose.JSONWebSignature) ([]byte, error) {
+	kid := sig.Signatures[0].Header.KeyID
 	keys := v.keys.find(kid)
 	if len(keys) == 0 {
 		v.keys.refresh(ctx, false)
 		if keys = v.keys.find(kid); len(keys) == 0 {
-			return fail(UnknownKey, "the token is signed with a key the provider does not publish")
+			return nil, fail(UnknownKey, "the token is signed with a key the provider does not publish")
 		}
 	}
 	for _, k := range keys {
-		if tok.Claims(k, std, extra) == nil {
-			return nil
+		if payload, err := sig.Verify(k); err == nil {
+			return payload, nil
 		}
 	}
-	return fail(BadSignature, "the signature does not verify")
+	return nil, fail(BadSignature, "the signature does not verify")
 }
 
-func (v *OIDC) checkClaims(std jwt.Claims, extra map[string]any) error {
+func (v *OIDC) checkClaims(c claims) error {
+	std := c.std
 	if std.Expiry == nil {
 		return fail(ClaimMissing, "exp")
 	}
@@ -230,12 +241,12 @@ func (v *OIDC) checkClaims(std jwt.Claims, extra map[string]any) error {
 	case err != nil:
 		return fail(Malformed, "its claims do not validate")
 	}
-	if a := v.o.Audience; a != "" && !std.Audience.Contains(a) && extra["client_id"] != a {
+	if a := v.o.Audience; a != "" && !std.Audience.Contains(a) && c.claim("client_id") != a {
 		return fail(WrongAudience, "the token is for another audience")
 	}
-	for _, c := range v.o.Claims {
-		if !hasClaim(extra[c.Name], c.Value) {
-			return fail(ClaimMissing, c.Name)
+	for _, want := range v.o.Claims {
+		if !hasClaim(c.claim(want.Name), want.Value) {
+			return fail(ClaimMissing, want.Name)
 		}
 	}
 	return nil

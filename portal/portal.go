@@ -42,9 +42,10 @@ type Backend struct {
 // Options configure a Portal.
 type Options struct {
 	// Private: authentication is on, and a request without an accepted
-	// credential (auth.Authenticated) sees no backend address. The page
-	// and the status then say that a token is needed and where a client
-	// sends it: TokenParam (the query parameter) or TokenCookie.
+	// credential (auth.Authenticated) sees no backend address, user or
+	// problem's cause (withhold). The page and the status then say that a
+	// token is needed and where a client sends it: TokenParam (the query
+	// parameter) or TokenCookie.
 	Private                 bool
 	TokenParam, TokenCookie string
 	Version                 string
@@ -211,7 +212,7 @@ func (p *Portal) snapshot() Status {
 	if p.opts.Pool != nil {
 		ps, err := p.opts.Pool()
 		if err != nil {
-			ps.Problem = "the pool's claims could not be read: " + err.Error()
+			ps.Problem = poolUnreadable + ": " + err.Error()
 		}
 		ps.GraceText = ps.Grace.String()
 		ps.Counts = map[string]int{"free": 0, "busy": 0, "grace": 0, "down": 0}
@@ -266,13 +267,18 @@ func (p *Portal) status(w http.ResponseWriter, r *http.Request) {
 	enc.Encode(p.snapshotFor(r))
 }
 
-// withheld stands for a backend address an unauthenticated caller may not
-// see.
+// withheld stands for a backend address, or a problem's cause, that an
+// unauthenticated caller may not see.
 const withheld = "(withheld: send your token to see it)"
+
+// poolUnreadable begins the pool's problem when its claims cannot be read;
+// the cause after it (which can name the Kubernetes API server's URL) is
+// withheld too.
+const poolUnreadable = "the pool's claims could not be read"
 
 // snapshotFor is the status as r may see it: with authentication on, a
 // caller without an accepted credential learns whether the runtime is up,
-// not where it is.
+// not where it is nor what the checks found there.
 func (p *Portal) snapshotFor(r *http.Request) Status {
 	st := p.snapshot()
 	if !p.opts.Private {
@@ -284,21 +290,33 @@ func (p *Portal) snapshotFor(r *http.Request) Status {
 		Explanation: "This proxy requires a token for every session. A CloudXR.js client sends it in the signaling URL " +
 			"(signalingQueryParameters: { " + p.opts.TokenParam + ": <token> }); a native client as the header " +
 			"Authorization: Bearer <token>; a web page served by this proxy as the " + p.opts.TokenCookie + " cookie."}
-	if accepted {
-		return st
+	if !accepted {
+		withhold(&st)
 	}
+	return st
+}
+
+// withhold takes out of st what only an authenticated caller may see: the
+// runtimes' addresses and users, and every problem's cause. A runtime's
+// problem (what else answers on its port, in that program's words) goes
+// altogether: its state already says it is down, which is all a visitor
+// can act on. The pool's problem keeps its first words, so a visitor still
+// learns why no runtime is offered.
+func withhold(st *Status) {
 	if st.Pool != nil {
 		for i := range st.Pool.Runtimes {
 			st.Pool.Runtimes[i].Address, st.Pool.Runtimes[i].User, st.Pool.Runtimes[i].Problem = withheld, "", ""
 		}
+		if st.Pool.Problem != "" {
+			st.Pool.Problem = poolUnreadable + ": " + withheld
+		}
 	}
 	if st.Backend != nil {
-		st.Backend.Address = withheld
+		st.Backend.Address, st.Backend.Problem = withheld, ""
 	}
 	for i := range st.RoutedBackends {
-		st.RoutedBackends[i].Address = withheld
+		st.RoutedBackends[i].Address, st.RoutedBackends[i].Problem = withheld, ""
 	}
-	return st
 }
 
 // anchor is what a client should trust; nil before there is a certificate.

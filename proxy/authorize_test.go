@@ -44,8 +44,8 @@ type refusals struct {
 
 func (r *refusals) AuthRefused(why string) { r.add(why) }
 
-// withOIDC starts a real provider and a proxy that requires its tokens.
-func withOIDC(t *testing.T, obs Observer) (*env, *oidctest.Provider) {
+// oidcVerifier starts a real provider and a verifier of its tokens, ready.
+func oidcVerifier(t *testing.T) (*oidctest.Provider, *auth.OIDC) {
 	t.Helper()
 	p := oidctest.Started(t)
 	v := auth.NewOIDC(auth.OIDCOptions{Issuer: p.Issuer, Audience: oidctest.ClientID})
@@ -54,6 +54,13 @@ func withOIDC(t *testing.T, obs Observer) (*env, *oidctest.Provider) {
 	wg.Go(func() { v.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait(); http.DefaultClient.CloseIdleConnections() })
 	waitFor(t, 10*time.Second, "the provider's keys", func() bool { ok, _ := v.Ready(); return ok })
+	return p, v
+}
+
+// withOIDC starts a real provider and a proxy that requires its tokens.
+func withOIDC(t *testing.T, obs Observer) (*env, *oidctest.Provider) {
+	t.Helper()
+	p, v := oidcVerifier(t)
 	e := start(t, func(o *Options) {
 		o.Auth, o.AuthQueryParam, o.AuthCookie = v, "token", "cxr_token"
 		if obs != nil {

@@ -16,6 +16,7 @@ func FuzzParseRequestHead(f *testing.F) {
 		"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
 		"GET / HTTP/1.0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c, websocket\r\nConnection: Upgrade\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -37,6 +38,17 @@ func FuzzParseRequestHead(f *testing.F) {
 		}
 		if req.Method != r.method || req.RequestURI != r.target {
 			t.Fatalf("%q: we read %s %s, net/http %s %s", head, r.method, r.target, req.Method, req.RequestURI)
+		}
+		// An upgrade goes on only when every protocol it offers, as
+		// net/http reads the Upgrade fields, is websocket.
+		if r.upgrade {
+			for _, v := range req.Header.Values("Upgrade") {
+				for p := range strings.SplitSeq(v, ",") {
+					if p = strings.TrimSpace(p); p != "" && !strings.EqualFold(p, "websocket") {
+						t.Fatalf("%q: forwarded as a WebSocket upgrade although it offers %q", head, p)
+					}
+				}
+			}
 		}
 		// Rewriting for the backend keeps the head parseable, with
 		// Connection: close exactly once.

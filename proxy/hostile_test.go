@@ -69,6 +69,11 @@ func TestHostileHeads(t *testing.T) {
 		{"HTTP/10.1", upgradeHead("GET / HTTP/10.1"), 400},
 		{"Upgrade without Connection: upgrade", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", 400},
 		{"h2c upgrade", "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n", 501},
+		// websocket among other protocols: the runtime could pick h2c.
+		{"h2c and websocket", "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c, websocket\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n" +
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", 501},
+		{"websocket and h2c", strings.Replace(upgradeHead(ok), "Upgrade: websocket", "Upgrade: websocket, h2c", 1), 501},
+		{"websocket, then h2c in a second field", upgradeHead(ok, "Upgrade: h2c\r\n"), 501},
 		{"binary garbage", "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", 400},
 	}
 	for _, tc := range cases {

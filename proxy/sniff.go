@@ -24,7 +24,7 @@ type requestHead struct {
 	method, target, proto string
 	host, origin          string
 	// upgrade: a WebSocket upgrade (Connection lists "upgrade" and Upgrade
-	// lists "websocket").
+	// offers "websocket" and nothing else).
 	upgrade bool
 	// close: the client will not send another request on this connection.
 	close bool
@@ -79,8 +79,8 @@ func parseRequestHead(head []byte) (requestHead, error) {
 		switch {
 		case !f.connUpgrade:
 			return r, badHead("Upgrade without Connection: upgrade")
-		case !f.websocket:
-			return r, notImplemented("upgrade to a protocol other than websocket")
+		case !f.websocket || f.otherProtocol:
+			return r, notImplemented("an upgrade must offer websocket and no other protocol")
 		case r.method != "GET":
 			return r, badHead("a WebSocket upgrade must be a GET")
 		case r.hasBody:
@@ -98,6 +98,7 @@ type headFields struct {
 	contentLength                     int64
 	connUpgrade, connClose, keepAlive bool
 	upgradeField, websocket           bool
+	otherProtocol                     bool // Upgrade offers something besides websocket
 }
 
 // add takes one field line into f, and into r what the proxy keeps.
@@ -128,9 +129,19 @@ func (f *headFields) add(r *requestHead, line []byte) error {
 			f.keepAlive = f.keepAlive || equalFold(t, "keep-alive")
 		})
 	case equalFold(name, "upgrade"):
+		// Upgrade is a list in order of preference, from which the server
+		// picks (RFC 9110 section 7.8); a WebSocket client's must include
+		// "websocket" (RFC 6455 section 4.1). Only an Upgrade that offers
+		// websocket alone is forwarded: one that also offers h2c (or
+		// anything else) would let the runtime switch to a protocol the
+		// proxy does not speak, past the checks it makes on each request.
+		// https://www.rfc-editor.org/rfc/rfc9110#section-7.8
+		// https://www.rfc-editor.org/rfc/rfc6455#section-4.1
 		f.upgradeField = true
 		forEachToken(value, func(t []byte) {
-			f.websocket = f.websocket || equalFold(t, "websocket")
+			ws := equalFold(t, "websocket")
+			f.websocket = f.websocket || ws
+			f.otherProtocol = f.otherProtocol || !ws
 		})
 	case equalFold(name, "content-length"):
 		n, err := parseContentLength(value)

@@ -169,17 +169,36 @@ func (p *Provider) Sign(claims map[string]any) (string, error) {
 // PublicKey is the current key's public half, for the HS256 forgery.
 func (p *Provider) PublicKey() *rsa.PublicKey { return &p.store.current().key.PublicKey }
 
+// SignPayload signs a payload as it is, with the provider's current key:
+// for claims a map cannot hold (a name twice, or in two letter cases).
+func (p *Provider) SignPayload(payload []byte) (string, error) {
+	k := p.store.current()
+	s, err := signer(k.key, k.id, jose.RS256)
+	if err != nil {
+		return "", err
+	}
+	obj, err := s.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return obj.CompactSerialize()
+}
+
 // SignWith signs claims with any key, for the forged cases.
 func SignWith(key any, kid string, alg jose.SignatureAlgorithm, claims map[string]any) (string, error) {
-	opts := (&jose.SignerOptions{}).WithType("JWT")
-	if kid != "" {
-		opts = opts.WithHeader(jose.HeaderKey("kid"), kid)
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
+	s, err := signer(key, kid, alg)
 	if err != nil {
 		return "", err
 	}
 	return jwt.Signed(s).Claims(claims).Serialize()
+}
+
+func signer(key any, kid string, alg jose.SignatureAlgorithm) (jose.Signer, error) {
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if kid != "" {
+		opts = opts.WithHeader(jose.HeaderKey("kid"), kid)
+	}
+	return jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
 }
 
 // Claims are the claims of a token the provider would issue now, to alter.

@@ -158,24 +158,7 @@ func TestPoolDownAndFree(t *testing.T) {
 // (here: the same address, as a native client keeps no cookies) go to the
 // same runtime, through this replica or another, without a second claim.
 func TestPoolNativeClient(t *testing.T) {
-	native := map[string]*wstest.Backend{}
-	var addrs []string
-	var nativePort int
-	for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
-		b, err := wstest.StartBackend(ip + ":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(b.Close)
-		addrs = append(addrs, b.Addr())
-		n, err := wstest.StartBackend(fmt.Sprintf("%s:%d", ip, nativePort))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(n.Close)
-		nativePort = n.Port()
-		native[ip] = n
-	}
+	addrs, nativePort, native := nativeRuntimes(t, "127.0.0.2", "127.0.0.3")
 	// Two replicas sharing one store: the further connection reaches the
 	// other one, which finds the claim in the store.
 	store := pool.NewMemory()

@@ -25,6 +25,8 @@ type Claim struct {
 	Owner   string
 	key     string // OwnerKey(Owner), what the Store keeps
 	client  string // the address of the client whose session took it
+	taken   time.Time
+	ended   chan struct{} // closed once the claim is released or lost
 	p       *Pool
 
 	// Guarded by p.mu.
@@ -41,6 +43,20 @@ type Claim struct {
 // ErrClaimExpired is what a lost claim is reported with when its renewals
 // failed until its deadline.
 var ErrClaimExpired = errors.New("the claim's lease could not be renewed before it ran out")
+
+// Ended is closed once the claim is released (its last connection ended)
+// or lost.
+func (c *Claim) Ended() <-chan struct{} { return c.ended }
+
+// end marks the claim done; p.mu is held. A lost claim has ended now; a
+// released one once its release is written.
+func (c *Claim) end(lost bool) {
+	c.done, c.lost = true, lost
+	delete(c.p.claims, c)
+	if lost {
+		close(c.ended)
+	}
+}
 
 // Lost reports whether the claim was lost: a connection that joins it
 // after it was reported must not go on.
@@ -64,14 +80,14 @@ func (c *Claim) Release(ctx context.Context, upgraded bool) error {
 		p.mu.Unlock()
 		return nil
 	}
-	c.done = true
-	delete(p.claims, c)
+	c.end(false)
 	now := p.o.Now()
 	var graceUntil time.Time
 	if c.earned && p.o.Grace > 0 && p.graceFor(c.client, now) {
 		graceUntil = now.Add(p.o.Grace)
 	}
 	p.mu.Unlock()
+	defer close(c.ended)
 	return p.o.Store.Release(ctx, c.Runtime, c.key, p.o.Replica, now, graceUntil)
 }
 
@@ -164,8 +180,7 @@ func (p *Pool) check(ctx context.Context, lost func(*Claim, error), wg *sync.Wai
 	for c := range p.claims {
 		switch {
 		case !now.Before(c.deadline):
-			c.done, c.lost = true, true
-			delete(p.claims, c)
+			c.end(true)
 			err := ErrClaimExpired
 			if c.lastErr != nil {
 				err = fmt.Errorf("%w: %w", ErrClaimExpired, c.lastErr)
@@ -201,8 +216,8 @@ func (p *Pool) renew(ctx context.Context, c *Claim, lost func(*Claim, error)) {
 	case err == nil:
 		c.deadline, c.next, c.lastErr = start.Add(p.o.Lease-p.margin()), start.Add(p.o.Lease/3), nil
 	case errors.Is(err, ErrNotHeld):
-		c.done, c.lost, report = true, true, true
-		delete(p.claims, c)
+		c.end(true)
+		report = true
 	default:
 		c.next, c.lastErr = p.o.Now().Add(p.tick()), err
 	}

@@ -213,7 +213,7 @@ func (p *Pool) take(ctx context.Context, r, owner, key string, join bool) (*Clai
 	if err != nil || !ok {
 		return nil, err
 	}
-	c := &Claim{Runtime: r, Owner: owner, key: key, p: p, refs: 1,
+	c := &Claim{Runtime: r, Owner: owner, key: key, p: p, refs: 1, taken: start, ended: make(chan struct{}),
 		deadline: start.Add(p.o.Lease - p.margin()), next: start.Add(p.o.Lease / 3)}
 	p.mu.Lock()
 	p.claims[c] = struct{}{}
@@ -242,6 +242,20 @@ func (p *Pool) Pick(ctx context.Context, owner string) (string, error) {
 		}
 	}
 	return "", ErrFull
+}
+
+// Holding returns the oldest claim owner's sessions hold through this
+// replica, or nil.
+func (p *Pool) Holding(owner string) *Claim {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var oldest *Claim
+	for c := range p.claims {
+		if c.Owner == owner && (oldest == nil || c.taken.Before(oldest.taken)) {
+			oldest = c
+		}
+	}
+	return oldest
 }
 
 // Users names the owner of each runtime a claim of this replica holds.

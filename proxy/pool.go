@@ -79,6 +79,9 @@ func (s *session) claimRuntime(req requestHead, native bool) error {
 		fallthrough
 	default:
 		c, err := p.Acquire(ctx, owner, s.clientKey())
+		if errors.Is(err, pool.ErrUserLimit) {
+			c, err = s.replaceOwn(ctx, owner)
+		}
 		if err != nil {
 			return s.poolRefusal(err)
 		}
@@ -94,6 +97,29 @@ func (s *session) claimRuntime(req requestHead, native bool) error {
 		s.target = net.JoinHostPort(host, strconv.Itoa(s.srv.opts.NativeBackendPort))
 	}
 	return nil
+}
+
+// replaceOwn makes room for a new session of a user who holds as many
+// runtimes as one user may: the user's oldest session through this
+// replica (with the connections that joined it) is closed, and the new one
+// takes the runtime, the user's own in grace. A user over the limit here
+// is most often one reconnecting while the proxy has not yet seen the old
+// connection die (Wi-Fi lost, a page reloaded): the newest session wins,
+// and it gets its runtime back at once. Sessions held through another
+// replica cannot be closed from here: then ErrUserLimit.
+func (s *session) replaceOwn(ctx context.Context, owner string) (*pool.Claim, error) {
+	p := s.srv.opts.Pool
+	old := p.Holding(owner)
+	if old == nil {
+		return nil, pool.ErrUserLimit
+	}
+	s.srv.killAll(tunnel.Replaced, func(sess *session) bool { return sess.claim == old })
+	select {
+	case <-old.Ended():
+	case <-ctx.Done():
+		return nil, pool.ErrUserLimit
+	}
+	return p.Acquire(ctx, owner, s.clientKey())
 }
 
 // holdClaim makes c the session's claim, where ClaimLost looks for it (a

@@ -170,24 +170,42 @@ func TestPoolGracesPerClientAddress(t *testing.T) {
 	})
 }
 
-// One user holds one runtime at once (POOL_MAX_PER_USER's default): the
-// same cookie's second upgrade while its first session lives gets 429,
-// and the user's runtime comes back once that session ended.
+// One user holds one runtime at once (POOL_MAX_PER_USER's default). The
+// same cookie's new session through the same proxy replaces the old one —
+// the newest wins: most often it is a reconnect from a connection the proxy
+// has not yet seen die — and gets the user's runtime; through another
+// replica, which cannot close the old one, it gets 429.
 func TestPoolOneRuntimePerUser(t *testing.T) {
-	pe := startPool(t, time.Minute)
-	pe.pool = pool.New(pool.Options{Store: pool.NewMemory(), Grace: time.Minute, MaxPerUser: 1, Lease: time.Minute}, pe.pool.Runtimes())
-	e := startWith(t, nil, "unused:1", func(o *Options) { o.Pool = pe.pool })
-	first := e.ws("/sign_in")
-	cookie := "Cookie: " + strings.SplitN(first.Response.Header.Get("Set-Cookie"), ";", 2)[0]
-	second, err := wstest.Upgrade(e.dial(), "localhost", "/sign_in", cookie)
-	if err == nil || second.Response.StatusCode != http.StatusTooManyRequests || second.Response.Header.Get("Retry-After") == "" {
-		t.Fatalf("the same user's second session: %v %+v; want 429 with Retry-After", err, second)
+	var addrs []string
+	backends := map[string]*wstest.Backend{}
+	for range 3 {
+		b := backendOn(t)
+		addrs = append(addrs, b.Addr())
+		backends[b.Addr()] = b
 	}
-	e.sessionLog("reason", "pool user limit")
-	mine := first.Response.Header.Get("Set-Cookie")
-	first.Conn.Close()
-	waitFor(t, 5*time.Second, "the user's runtime back", func() bool { return e.upgradeStatus(cookie) == http.StatusSwitchingProtocols })
-	if mine == "" {
-		t.Error("no pool cookie on the first session")
+	store := pool.NewMemory()
+	replica := func() *env {
+		p := pool.New(pool.Options{Store: store, Grace: time.Minute, MaxPerUser: 1, Lease: time.Minute}, addrs)
+		return startWith(t, nil, "unused:1", func(o *Options) { o.Pool = p })
+	}
+	e1, e2 := replica(), replica()
+	first := e1.ws("/sign_in")
+	cookie := "Cookie: " + strings.SplitN(first.Response.Header.Get("Set-Cookie"), ";", 2)[0]
+	elsewhere, err := wstest.Upgrade(e2.dial(), "localhost", "/sign_in", cookie)
+	if err == nil || elsewhere.Response.StatusCode != http.StatusTooManyRequests || elsewhere.Response.Header.Get("Retry-After") == "" {
+		t.Fatalf("the same user through another replica: %v %+v; want 429 with Retry-After", err, elsewhere)
+	}
+	e2.sessionLog("reason", "pool user limit")
+	again := e1.ws("/sign_in", cookie)
+	if err := again.Echo("newest wins", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	old := e1.sessionLog("reason", "replaced by the user's new session")
+	first.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := first.Receive(); err == nil {
+		t.Error("the replaced session still reads")
+	}
+	if b := backends[old["backend"].(string)]; b == nil || b.OpenConns() != 1 {
+		t.Errorf("the new session is not on the user's runtime %v", old["backend"])
 	}
 }

@@ -33,7 +33,8 @@ const (
 	PoolFull                      // BACKEND_POOL: no runtime up and free (503)
 	PoolUnavailable               // BACKEND_POOL: the claims' store (the Kubernetes API) could not be asked (503)
 	ClaimLost                     // BACKEND_POOL: the session's claim on its runtime could not be kept
-	PoolUserLimit                 // BACKEND_POOL: the user already holds POOL_MAX_PER_USER runtimes (429)
+	PoolUserLimit                 // BACKEND_POOL: the user already holds POOL_MAX_PER_USER runtimes through another replica (429)
+	Replaced                      // BACKEND_POOL: closed for the same user's new session
 )
 
 var endNames = [...]string{
@@ -63,6 +64,7 @@ var endNames = [...]string{
 	PoolUnavailable:    "pool unavailable",
 	ClaimLost:          "pool claim lost",
 	PoolUserLimit:      "pool user limit",
+	Replaced:           "replaced by the user's new session",
 }
 
 func (e End) String() string { return endNames[e] }

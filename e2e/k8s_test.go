@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +33,8 @@ import (
 type controlPlane struct {
 	url        string // https://127.0.0.1:PORT
 	adminToken string
+	apiserver  *exec.Cmd // the running kube-apiserver
+	apiArgs    []string
 }
 
 var k8sBinaries struct {
@@ -80,14 +83,21 @@ func startControlPlane(t *testing.T) *controlPlane {
 	tokens := write("tokens.csv", []byte(cp.adminToken+",admin,admin,system:masters\n"))
 	port := freePort(t)
 	cp.url = fmt.Sprintf("https://127.0.0.1:%d", port)
-	startBackground(t, exec.Command(filepath.Join(bin, "kube-apiserver"),
-		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdClient),
+	cp.apiArgs = []string{fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdClient),
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", port), "--advertise-address=127.0.0.1",
-		"--endpoint-reconciler-type=none", "--token-auth-file="+tokens, "--authorization-mode=RBAC",
-		"--service-account-issuer=https://kubernetes.default.svc", "--service-account-key-file="+saPub,
-		"--service-account-signing-key-file="+saKey, "--service-cluster-ip-range=10.96.0.0/16",
-		"--cert-dir="+filepath.Join(dir, "certs")), nil)
+		"--endpoint-reconciler-type=none", "--token-auth-file=" + tokens, "--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc", "--service-account-key-file=" + saPub,
+		"--service-account-signing-key-file=" + saKey, "--service-cluster-ip-range=10.96.0.0/16",
+		"--cert-dir=" + filepath.Join(dir, "certs")}
+	cp.startAPIServer(t)
+	return cp
+}
 
+// startAPIServer starts kube-apiserver and waits until it is ready.
+func (cp *controlPlane) startAPIServer(t *testing.T) {
+	t.Helper()
+	cp.apiserver = exec.Command(filepath.Join(k8sBinaries.dir, "kube-apiserver"), cp.apiArgs...)
+	startBackground(t, cp.apiserver, nil)
 	// The API server's own serving certificate, made at start in --cert-dir:
 	// the tests on loopback do not check it.
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 2 * time.Second}
@@ -102,7 +112,27 @@ func startControlPlane(t *testing.T) *controlPlane {
 		return resp.StatusCode == 200
 	})
 	client.CloseIdleConnections()
-	return cp
+}
+
+// stopAPIServer stops kube-apiserver as a rolling restart does (SIGTERM,
+// killed if it has not ended within 20 s); etcd keeps the objects, and
+// startAPIServer brings it back on the same port.
+func (cp *controlPlane) stopAPIServer(t *testing.T) {
+	t.Helper()
+	cmd := cp.apiserver
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Error("kube-apiserver still running 20 s after SIGTERM: killed")
+		cmd.Process.Kill()
+		<-done
+	}
 }
 
 // clientset is an API client with token's rights.

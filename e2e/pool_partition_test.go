@@ -47,13 +47,14 @@ func TestPoolReplicaPartitionedFromAPI(t *testing.T) {
 	// has the runtime.
 	const never = time.Duration(-1)
 	aClosed, bGot, shared := never, never, never
+	var b *wstest.Client
 	for deadline := cut.Add(60 * time.Second); (aClosed == never || bGot == never) && time.Now().Before(deadline); {
 		if aClosed == never && a.Echo("a", time.Second) != nil {
 			aClosed = since()
 		}
 		if bGot == never {
-			if _, status := (&poolClient{src: freshSource()}).upgrade(t, r2.addr, r2.trust); status == http.StatusSwitchingProtocols {
-				bGot = since()
+			if c, status := (&poolClient{src: freshSource()}).upgrade(t, r2.addr, r2.trust); status == http.StatusSwitchingProtocols {
+				b, bGot = c, since()
 			}
 		}
 		if shared == never && sc.rs.holding()[runtime] > 1 {
@@ -80,7 +81,16 @@ func TestPoolReplicaPartitionedFromAPI(t *testing.T) {
 		t.Errorf("A's session through the cut-off replica closed at %s, later than a lease (%v) after the cut", at(aClosed), lease)
 	}
 	if bGot == never {
-		t.Errorf("the cut-off replica's runtime was never handed to B")
+		t.Fatalf("the cut-off replica's runtime was never handed to B")
+	}
+
+	// Healed, replica 1 knows the runtime is B's.
+	link.Heal()
+	if _, status := (&poolClient{src: freshSource()}).upgrade(t, r1.addr, r1.trust); status == http.StatusSwitchingProtocols {
+		t.Errorf("a third user got %s through the healed replica 1 while B held it", runtime)
+	}
+	if err := b.Echo("b", 5*time.Second); err != nil {
+		t.Errorf("B's session once replica 1 was healed: %v", err)
 	}
 }
 

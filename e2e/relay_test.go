@@ -9,9 +9,15 @@ package e2e
 // once the path is back.
 
 import (
+	"errors"
+	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
 )
 
 // relay forwards connections from its own loopback address to one address.
@@ -155,5 +161,39 @@ func (r *relay) pumpUntilPartitioned(dst, src net.Conn) {
 		if err != nil {
 			return // EOF, a reset, or the relay closed
 		}
+	}
+}
+
+// The relay itself: bytes pass, are held while partitioned with both
+// connections open, and arrive once healed.
+func TestRelayPartition(t *testing.T) {
+	echo := testutil.ServeEach(t, func(c net.Conn) { io.Copy(c, c) })
+	r := startRelay(t, echo)
+	c, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip := func(msg string, wait time.Duration) error {
+		c.SetDeadline(time.Now().Add(wait))
+		if _, err := c.Write([]byte(msg)); err != nil {
+			return err
+		}
+		buf := make([]byte, len(msg))
+		_, err := io.ReadFull(c, buf)
+		return err
+	}
+	if err := roundTrip("up", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r.Partition()
+	if err := roundTrip("cut", 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("through the partition: %v, want the read to time out with the connection open", err)
+	}
+	r.Heal()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, len("cut"))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "cut" {
+		t.Fatalf("once healed: %q, %v; want the held bytes", buf, err)
 	}
 }

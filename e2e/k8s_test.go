@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -96,43 +95,40 @@ func startControlPlane(t *testing.T) *controlPlane {
 // startAPIServer starts kube-apiserver and waits until it is ready.
 func (cp *controlPlane) startAPIServer(t *testing.T) {
 	t.Helper()
-	cp.apiserver = exec.Command(filepath.Join(k8sBinaries.dir, "kube-apiserver"), cp.apiArgs...)
-	startBackground(t, cp.apiserver, nil)
-	// The API server's own serving certificate, made at start in --cert-dir:
-	// the tests on loopback do not check it.
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 2 * time.Second}
-	waitFor(t, 60*time.Second, "kube-apiserver ready", func() bool {
-		req, _ := http.NewRequest("GET", cp.url+"/readyz", nil)
-		req.Header.Set("Authorization", "Bearer "+cp.adminToken)
-		resp, err := client.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	client.CloseIdleConnections()
+	cp.launchAPIServer(t)
+	waitFor(t, 60*time.Second, "kube-apiserver ready", cp.ready)
 }
 
-// stopAPIServer stops kube-apiserver as a rolling restart does (SIGTERM,
-// killed if it has not ended within 20 s); etcd keeps the objects, and
-// startAPIServer brings it back on the same port.
-func (cp *controlPlane) stopAPIServer(t *testing.T) {
+// launchAPIServer starts kube-apiserver, not waiting for it.
+func (cp *controlPlane) launchAPIServer(t *testing.T) {
 	t.Helper()
-	cmd := cp.apiserver
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Error("kube-apiserver still running 20 s after SIGTERM: killed")
-		cmd.Process.Kill()
-		<-done
+	cp.apiserver = exec.Command(filepath.Join(k8sBinaries.dir, "kube-apiserver"), cp.apiArgs...)
+	startBackground(t, cp.apiserver, nil)
+}
+
+// ready reports whether the API server answers its readiness check.
+func (cp *controlPlane) ready() bool {
+	// The API server's own serving certificate, made at start in --cert-dir:
+	// the tests on loopback do not check it.
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", cp.url+"/readyz", nil)
+	req.Header.Set("Authorization", "Bearer "+cp.adminToken)
+	resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return false
 	}
+	resp.Body.Close()
+	return resp.StatusCode == 200
+}
+
+// stopAPIServer kills kube-apiserver, as a crash or a node's restart does
+// (its graceful stop on SIGTERM stops listening at once but lingers some
+// 20 s over its watches); etcd keeps the objects, and startAPIServer
+// brings it back on the same port.
+func (cp *controlPlane) stopAPIServer() {
+	cp.apiserver.Process.Kill()
+	cp.apiserver.Wait()
 }
 
 // clientset is an API client with token's rights.

@@ -96,10 +96,11 @@ func TestPoolReplicaPartitionedFromAPI(t *testing.T) {
 
 // TestPoolAPIRestartShorterThanALease restarts the API server (same port,
 // same etcd) while a user holds the pool's only runtime, down for less
-// than a lease: the session lives on, its claim is renewed once the API is
-// back, and no other user gets the runtime meanwhile.
+// than a lease but long enough to miss a renewal: the session lives on,
+// its claim is renewed once the API is back, and no other user gets the
+// runtime meanwhile.
 func TestPoolAPIRestartShorterThanALease(t *testing.T) {
-	const lease = 15 * time.Second
+	const lease = 20 * time.Second
 	sc := newPoolSceneOn(t, "127.0.0.2")
 	leaseEnv := "POOL_LEASE_DURATION=" + lease.String()
 	r1 := sc.replica("proxy-1", leaseEnv)
@@ -110,11 +111,11 @@ func TestPoolAPIRestartShorterThanALease(t *testing.T) {
 	renewals := sc.leaseRenewals(runtime)
 
 	// Stop right after a renewal, so that the outage is measured from the
-	// last Lease the replica wrote.
+	// last Lease the replica wrote; sample all through it.
 	renewals(lease)
 	stopped := time.Now()
 	since := func() time.Duration { return time.Since(stopped).Round(100 * time.Millisecond) }
-	sc.cp.stopAPIServer(t)
+	sc.cp.stopAPIServer()
 	check := func(when string) {
 		t.Helper()
 		if err := a.Echo("a", time.Second); err != nil {
@@ -127,16 +128,21 @@ func TestPoolAPIRestartShorterThanALease(t *testing.T) {
 			t.Fatalf("%d sessions on %s %s, +%v after the API server stopped", n, runtime, when, since())
 		}
 	}
-	for end := stopped.Add(4 * time.Second); time.Now().Before(end); {
+	// Down past the next renewal (due a third of a lease after the last),
+	// then restarted: its start takes some seconds more.
+	for end := stopped.Add(lease/3 + time.Second); time.Now().Before(end); {
 		check("during the outage")
 		time.Sleep(200 * time.Millisecond) // sampling the outage, until end
 	}
-	sc.cp.startAPIServer(t)
-	down := since()
-	t.Logf("the API server was down %v (lease %v)", down, lease)
-	if down > lease*2/3 {
-		t.Fatalf("the API server took %v to come back: not an outage well inside a lease of %v", down, lease)
+	sc.cp.launchAPIServer(t)
+	for !sc.cp.ready() {
+		check("while the API server restarted")
+		if since() > lease*2/3 {
+			t.Fatalf("the API server not back within %v: not an outage well inside a lease of %v", since(), lease)
+		}
+		time.Sleep(200 * time.Millisecond) // sampling the outage, until the API server is ready
 	}
+	t.Logf("the API server was down %v (lease %v)", since(), lease)
 	check("once the API server was back")
 	for range 2 {
 		renewals(lease)

@@ -32,6 +32,8 @@ import (
 type controlPlane struct {
 	url        string // https://127.0.0.1:PORT
 	adminToken string
+	apiserver  *exec.Cmd // the running kube-apiserver
+	apiArgs    []string
 }
 
 var k8sBinaries struct {
@@ -80,29 +82,53 @@ func startControlPlane(t *testing.T) *controlPlane {
 	tokens := write("tokens.csv", []byte(cp.adminToken+",admin,admin,system:masters\n"))
 	port := freePort(t)
 	cp.url = fmt.Sprintf("https://127.0.0.1:%d", port)
-	startBackground(t, exec.Command(filepath.Join(bin, "kube-apiserver"),
-		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdClient),
+	cp.apiArgs = []string{fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdClient),
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", port), "--advertise-address=127.0.0.1",
-		"--endpoint-reconciler-type=none", "--token-auth-file="+tokens, "--authorization-mode=RBAC",
-		"--service-account-issuer=https://kubernetes.default.svc", "--service-account-key-file="+saPub,
-		"--service-account-signing-key-file="+saKey, "--service-cluster-ip-range=10.96.0.0/16",
-		"--cert-dir="+filepath.Join(dir, "certs")), nil)
+		"--endpoint-reconciler-type=none", "--token-auth-file=" + tokens, "--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc", "--service-account-key-file=" + saPub,
+		"--service-account-signing-key-file=" + saKey, "--service-cluster-ip-range=10.96.0.0/16",
+		"--cert-dir=" + filepath.Join(dir, "certs")}
+	cp.startAPIServer(t)
+	return cp
+}
 
+// startAPIServer starts kube-apiserver and waits until it is ready.
+func (cp *controlPlane) startAPIServer(t *testing.T) {
+	t.Helper()
+	cp.launchAPIServer(t)
+	waitFor(t, 60*time.Second, "kube-apiserver ready", cp.ready)
+}
+
+// launchAPIServer starts kube-apiserver, not waiting for it.
+func (cp *controlPlane) launchAPIServer(t *testing.T) {
+	t.Helper()
+	cp.apiserver = exec.Command(filepath.Join(k8sBinaries.dir, "kube-apiserver"), cp.apiArgs...)
+	startBackground(t, cp.apiserver, nil)
+}
+
+// ready reports whether the API server answers its readiness check.
+func (cp *controlPlane) ready() bool {
 	// The API server's own serving certificate, made at start in --cert-dir:
 	// the tests on loopback do not check it.
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 2 * time.Second}
-	waitFor(t, 60*time.Second, "kube-apiserver ready", func() bool {
-		req, _ := http.NewRequest("GET", cp.url+"/readyz", nil)
-		req.Header.Set("Authorization", "Bearer "+cp.adminToken)
-		resp, err := client.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	client.CloseIdleConnections()
-	return cp
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", cp.url+"/readyz", nil)
+	req.Header.Set("Authorization", "Bearer "+cp.adminToken)
+	resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == 200
+}
+
+// stopAPIServer kills kube-apiserver, as a crash or a node's restart does
+// (its graceful stop on SIGTERM stops listening at once but lingers some
+// 20 s over its watches); etcd keeps the objects, and startAPIServer
+// brings it back on the same port.
+func (cp *controlPlane) stopAPIServer() {
+	cp.apiserver.Process.Kill()
+	cp.apiserver.Wait()
 }
 
 // clientset is an API client with token's rights.

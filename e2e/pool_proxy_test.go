@@ -71,6 +71,7 @@ func TestPoolTwoProxyReplicas(t *testing.T) {
 // pool's Role, three runtimes in an EndpointSlice.
 type poolScene struct {
 	t          *testing.T
+	cp         *controlPlane
 	ns         string
 	kubeconfig string
 	rs         *runtimeSet
@@ -86,25 +87,31 @@ type poolReplica struct {
 }
 
 func newPoolScene(t *testing.T) *poolScene {
+	return newPoolSceneOn(t, "127.0.0.2", "127.0.0.3", "127.0.0.4")
+}
+
+// newPoolSceneOn is the scene with a runtime on each of ips.
+func newPoolSceneOn(t *testing.T, ips ...string) *poolScene {
 	cp := startControlPlane(t)
 	admin := cp.clientset(t, cp.adminToken)
-	sc := &poolScene{t: t, ns: "xr"}
+	sc := &poolScene{t: t, cp: cp, ns: "xr"}
 	sc.kubeconfig = poolNamespace(t, cp, admin, sc.ns)
-	sc.rs = startRuntimes(t, "127.0.0.2", "127.0.0.3", "127.0.0.4")
+	sc.rs = startRuntimes(t, ips...)
 	sc.slices = admin.DiscoveryV1().EndpointSlices(sc.ns)
-	if _, err := sc.slices.Create(context.Background(), runtimeSlice(sc.ns, sc.rs.port, "127.0.0.2", "127.0.0.3", "127.0.0.4"), metav1.CreateOptions{}); err != nil {
+	if _, err := sc.slices.Create(context.Background(), runtimeSlice(sc.ns, sc.rs.port, ips...), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return sc
 }
 
 // replica starts a proxy on the pool, with the per-client limits at their
-// defaults: each user of the test comes from its own address.
-func (sc *poolScene) replica(name string) poolReplica {
+// defaults: each user of the test comes from its own address. env is
+// added to (and overrides) the scene's settings.
+func (sc *poolScene) replica(name string, env ...string) poolReplica {
 	dir := sc.t.TempDir()
-	p := startProc(sc.t, "KUBECONFIG="+sc.kubeconfig, "POD_NAME="+name, "CERT_DIR="+dir,
+	p := startProc(sc.t, append([]string{"KUBECONFIG=" + sc.kubeconfig, "POD_NAME=" + name, "CERT_DIR=" + dir,
 		"BACKEND_POOL=kubernetes:runtimes:signaling", "POOL_CLAIMS=kubernetes", "POOL_RECONNECT_GRACE=4s", "POOL_LEASE_DURATION=3s",
-		"CLIENT_MAX_CONNECTIONS", "CLIENT_HANDSHAKE_RATE", "CLIENT_AUTH_FAILURES")
+		"CLIENT_MAX_CONNECTIONS", "CLIENT_HANDSHAKE_RATE", "CLIENT_AUTH_FAILURES"}, env...)...)
 	return poolReplica{p: p, addr: p.addr(), trust: trustPEM(sc.t, filepath.Join(dir, "ca.crt"))}
 }
 

@@ -36,6 +36,7 @@ type Backend struct {
 	ln       net.Listener
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
+	sessions int // connections past their 101
 	accepted int
 	requests []Request
 	wg       sync.WaitGroup
@@ -99,6 +100,15 @@ func (b *Backend) OpenConns() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.conns)
+}
+
+// OpenSessions is the number of WebSocket sessions (connections past
+// their 101) the backend holds now: unlike OpenConns, it leaves out the
+// health checks' connections.
+func (b *Backend) OpenSessions() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sessions
 }
 
 // Accepted is the number of connections the backend has accepted so far.
@@ -204,6 +214,14 @@ func (b *Backend) echo(c net.Conn, br *bufio.Reader, req *http.Request) {
 	if _, err := c.Write(append([]byte(head), b.FirstFrame...)); err != nil {
 		return
 	}
+	b.mu.Lock()
+	b.sessions++
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.sessions--
+		b.mu.Unlock()
+	}()
 	if b.RawEcho {
 		io.CopyBuffer(struct{ io.Writer }{c}, br, make([]byte, 32<<10))
 		return

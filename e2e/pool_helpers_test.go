@@ -59,11 +59,12 @@ func (rs *runtimeSet) add(t *testing.T, ip string) string {
 	return b.Addr()
 }
 
-// holding is the runtimes with an open session, each with how many.
+// holding is the runtimes with an open session, each with how many (the
+// health checks' connections are not sessions).
 func (rs *runtimeSet) holding() map[string]int {
 	out := map[string]int{}
 	for a, b := range rs.backends {
-		if n := b.OpenConns(); n > 0 {
+		if n := b.Sessions(); n > 0 {
 			out[a] = n
 		}
 	}

@@ -36,6 +36,7 @@ type Backend struct {
 	ln       net.Listener
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
+	sessions int // upgraded connections open now
 	accepted int
 	requests []Request
 	wg       sync.WaitGroup
@@ -99,6 +100,15 @@ func (b *Backend) OpenConns() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.conns)
+}
+
+// Sessions is the number of WebSocket sessions the backend holds now:
+// upgraded connections, not yet ended. Unlike OpenConns it leaves out the
+// health checks' connections, which come and go every interval.
+func (b *Backend) Sessions() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sessions
 }
 
 // Accepted is the number of connections the backend has accepted so far.
@@ -201,6 +211,16 @@ func (b *Backend) serve(c net.Conn) {
 func (b *Backend) echo(c net.Conn, br *bufio.Reader, req *http.Request) {
 	head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: " + AcceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"
+	// Counted before the 101 goes out: a client that has the 101 sees
+	// its session counted.
+	b.mu.Lock()
+	b.sessions++
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.sessions--
+		b.mu.Unlock()
+	}()
 	if _, err := c.Write(append([]byte(head), b.FirstFrame...)); err != nil {
 		return
 	}

@@ -100,7 +100,7 @@ func TestPoolReplicaPartitionedFromAPI(t *testing.T) {
 // its claim is renewed once the API is back, and no other user gets the
 // runtime meanwhile.
 func TestPoolAPIRestartShorterThanALease(t *testing.T) {
-	const lease = 20 * time.Second
+	const lease = 30 * time.Second
 	sc := newPoolSceneOn(t, "127.0.0.2")
 	leaseEnv := "POOL_LEASE_DURATION=" + lease.String()
 	r1 := sc.replica("proxy-1", leaseEnv)

@@ -60,11 +60,11 @@ func (rs *runtimeSet) add(t *testing.T, ip string) string {
 }
 
 // holding is the runtimes with an open session, each with how many (the
-// health checks' connections left out).
+// health checks' connections are not sessions).
 func (rs *runtimeSet) holding() map[string]int {
 	out := map[string]int{}
 	for a, b := range rs.backends {
-		if n := b.OpenSessions(); n > 0 {
+		if n := b.Sessions(); n > 0 {
 			out[a] = n
 		}
 	}

@@ -43,7 +43,7 @@ func TestPoolReplicaPartitionedFromAPI(t *testing.T) {
 	cut := time.Now()
 	since := func() time.Duration { return time.Since(cut).Round(100 * time.Millisecond) }
 	// Each round: is A's session alive, does B get the runtime, do the
-	// runtime's own connections show two users. Until A's is closed and B
+	// runtime's own sessions show two users. Until A's is closed and B
 	// has the runtime.
 	const never = time.Duration(-1)
 	aClosed, bGot, shared := never, never, never
@@ -100,7 +100,7 @@ func TestPoolReplicaPartitionedFromAPI(t *testing.T) {
 // its claim is renewed once the API is back, and no other user gets the
 // runtime meanwhile.
 func TestPoolAPIRestartShorterThanALease(t *testing.T) {
-	const lease = 20 * time.Second
+	const lease = 30 * time.Second
 	sc := newPoolSceneOn(t, "127.0.0.2")
 	leaseEnv := "POOL_LEASE_DURATION=" + lease.String()
 	r1 := sc.replica("proxy-1", leaseEnv)

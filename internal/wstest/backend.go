@@ -36,7 +36,7 @@ type Backend struct {
 	ln       net.Listener
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
-	sessions int // connections past their 101
+	sessions int // upgraded connections open now
 	accepted int
 	requests []Request
 	wg       sync.WaitGroup
@@ -102,10 +102,10 @@ func (b *Backend) OpenConns() int {
 	return len(b.conns)
 }
 
-// OpenSessions is the number of WebSocket sessions (connections past
-// their 101) the backend holds now: unlike OpenConns, it leaves out the
-// health checks' connections.
-func (b *Backend) OpenSessions() int {
+// Sessions is the number of WebSocket sessions the backend holds now:
+// upgraded connections, not yet ended. Unlike OpenConns it leaves out the
+// health checks' connections, which come and go every interval.
+func (b *Backend) Sessions() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.sessions
@@ -211,9 +211,8 @@ func (b *Backend) serve(c net.Conn) {
 func (b *Backend) echo(c net.Conn, br *bufio.Reader, req *http.Request) {
 	head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: " + AcceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"
-	if _, err := c.Write(append([]byte(head), b.FirstFrame...)); err != nil {
-		return
-	}
+	// Counted before the 101 goes out: a client that has the 101 sees
+	// its session counted.
 	b.mu.Lock()
 	b.sessions++
 	b.mu.Unlock()
@@ -222,6 +221,9 @@ func (b *Backend) echo(c net.Conn, br *bufio.Reader, req *http.Request) {
 		b.sessions--
 		b.mu.Unlock()
 	}()
+	if _, err := c.Write(append([]byte(head), b.FirstFrame...)); err != nil {
+		return
+	}
 	if b.RawEcho {
 		io.CopyBuffer(struct{ io.Writer }{c}, br, make([]byte, 32<<10))
 		return

@@ -155,8 +155,12 @@ func checkPorts(t *testing.T, m *baseManifests, c corev1.Container, cfg *config.
 // its key or tokens are readable by every user (the default, 0644, is).
 func checkSecretMode(t *testing.T, v *corev1.SecretVolumeSource) {
 	t.Helper()
-	if v.DefaultMode == nil || *v.DefaultMode&0o007 != 0 || *v.DefaultMode&0o040 == 0 {
-		t.Errorf("Secret %s: defaultMode %v, want group-readable and nothing for others (0440)", v.SecretName, v.DefaultMode)
+	mode := int32(0o644) // the Kubernetes default
+	if v.DefaultMode != nil {
+		mode = *v.DefaultMode
+	}
+	if mode&0o007 != 0 || mode&0o040 == 0 {
+		t.Errorf("Secret %s: defaultMode %04o, want group-readable and nothing for others (0440)", v.SecretName, mode)
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 )
 
 // The settings file, the tokens file and the keys in CERT_DIR are named
-// when every user may read them, and only then; a missing file, a
-// directory, and group access are not an exposure.
+// when every user may read them, and only then (a symlink as the file it
+// names); a missing file, a public certificate and group access are not.
 func TestExposedSecrets(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("mode bits mean nothing on Windows; the access lists are checked under Wine (e2e)")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/winacl"
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc"
 	"golang.org/x/sys/windows/svc/eventlog"
@@ -55,14 +56,18 @@ func serviceCommand(args []string) error {
 
 // installService registers the program, where it is now, to start at boot
 // with the settings file under %ProgramData% (written from the example
-// when there is none), restarting it if it fails.
+// when there is none, in a folder only SYSTEM and the Administrators may
+// enter), restarting it if it fails.
 func installService() error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	envFile := filepath.Join(dataDir(), "env")
-	if err := os.MkdirAll(dataDir(), 0o755); err != nil {
+	// The folder would inherit %ProgramData%'s access list, which lets
+	// every local user read the keys in it and put a certificate of their
+	// own in certs\: only SYSTEM and the Administrators get in.
+	if err := winacl.MkdirProtected(dataDir()); err != nil {
 		return err
 	}
 	if _, err := os.Stat(envFile); errors.Is(err, os.ErrNotExist) {

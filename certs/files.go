@@ -94,7 +94,7 @@ func digest(parts ...[]byte) [32]byte {
 // writeAtomic writes through a temporary file and a rename, so a reader
 // never sees half a file.
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	tmp, err := createTemp(filepath.Dir(path), "."+filepath.Base(path)+".*", mode)
 	if err != nil {
 		return err
 	}

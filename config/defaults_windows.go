@@ -15,6 +15,9 @@ func platformDefaults() map[string]string {
 	return map[string]string{"CERT_DIR": filepath.Join(DataDir(), "certs")}
 }
 
+// systemdEnvFile: no systemd here; the service's settings file is ENV_FILE.
+const systemdEnvFile = ""
+
 // DataDir is %ProgramData%\cloudxr-wss-proxy: the service's settings file,
 // its logs and the certificates. The folder is asked of the system rather
 // than read from the environment, which a service may not share with the

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -45,6 +46,7 @@ func TestMakeInstall(t *testing.T) {
 					t.Error(err)
 				}
 			}
+			checkSettingsMode(t, filepath.Join(dest, "etc/cloudxr-wss-proxy/env"))
 			dropIn := filepath.Join(dest, "usr/local/lib/systemd/system/cloudxr-wss-proxy.service.d/low-port.conf")
 			d, err := os.ReadFile(dropIn)
 			env, _ := os.ReadFile(filepath.Join(dest, "etc/cloudxr-wss-proxy/env"))
@@ -54,6 +56,20 @@ func TestMakeInstall(t *testing.T) {
 				}
 			} else if err == nil {
 				t.Error("a capability granted for an unprivileged port")
+			}
+
+			// A second install (an upgrade) leaves the administrator's
+			// settings file alone: its text and the mode they gave it.
+			settings := filepath.Join(dest, "etc/cloudxr-wss-proxy/env")
+			before, _ := os.ReadFile(settings)
+			os.Chmod(settings, 0o640)
+			cmd = exec.Command("make", "install", "DESTDIR="+dest, "PROXY_PORT="+port)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("make install again: %v\n%s", err, out)
+			}
+			after, _ := os.ReadFile(settings)
+			if st, err := os.Stat(settings); err != nil || st.Mode().Perm() != 0o640 || string(after) != string(before) {
+				t.Errorf("a second install changed the settings file: %v %v, %q", st.Mode(), err, after)
 			}
 
 			// systemd's own check, with ExecStart pointing at the installed
@@ -69,5 +85,20 @@ func TestMakeInstall(t *testing.T) {
 				t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// checkSettingsMode: the settings file, where the README puts the DNS
+// provider's token and the TSIG and EAB keys, is readable by root alone
+// (systemd reads it as root, before the service's user takes over).
+func checkSettingsMode(t *testing.T, path string) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if st.Mode().Perm() != 0o600 || sys.Uid != 0 {
+		t.Errorf("%s: mode %04o, owner uid %d; want 0600 root", path, st.Mode().Perm(), sys.Uid)
 	}
 }

@@ -165,9 +165,10 @@ var packageFiles = []string{"usr/bin/cloudxr-wss-proxy", "usr/lib/systemd/system
 
 // installDeb installs the package with dpkg into a scratch root (a
 // static busybox is its shell, so the maintainer scripts run there, never
-// on this machine), checks its files and unit, reinstalls over a changed
-// settings file (kept), removes it (the settings stay) and purges it
-// (nothing of it stays).
+// on this machine), checks its files and unit and the settings file's
+// mode (0600 root), reinstalls over a settings file with another mode and
+// then other text (both kept), removes it (the settings stay) and purges
+// it (nothing of it stays).
 func installDeb(t *testing.T, deb string) {
 	t.Helper()
 	root := scratchRoot(t)
@@ -200,11 +201,24 @@ func installDeb(t *testing.T, deb string) {
 	}
 
 	settings := filepath.Join(root, "etc/cloudxr-wss-proxy/env")
-	os.WriteFile(settings, []byte("BACKEND_HOST=gpu-1\n"), 0o644)
+	checkSettingsMode(t, settings)
+	// A reinstall (an upgrade) keeps the mode the administrator gave the
+	// file, whether or not they changed its text.
+	keepsMode := func(when string) {
+		t.Helper()
+		if st, err := os.Stat(settings); err != nil || st.Mode().Perm() != 0o640 {
+			t.Errorf("a reinstall %s changed the settings file's mode: %v %v", when, st.Mode(), err)
+		}
+	}
+	os.Chmod(settings, 0o640)
+	dpkg("-i", deb)
+	keepsMode("over the packaged text")
+	os.WriteFile(settings, []byte("BACKEND_HOST=gpu-1\n"), 0o600) // the file's mode stays 0640
 	dpkg("-i", deb)
 	if b, _ := os.ReadFile(settings); string(b) != "BACKEND_HOST=gpu-1\n" {
 		t.Errorf("a reinstall replaced the administrator's settings: %q", b)
 	}
+	keepsMode("over changed text")
 	dpkg("--remove", "cloudxr-wss-proxy")
 	if _, err := os.Stat(filepath.Join(root, "usr/bin/cloudxr-wss-proxy")); err == nil {
 		t.Error("remove left the binary")

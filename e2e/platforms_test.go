@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -190,10 +191,13 @@ func TestWindowsBuildUnderWine(t *testing.T) {
 
 // The Windows service, in Wine's service manager: installed, started, a
 // session through it, stopped with a drain (its log file says so), and
-// uninstalled.
+// uninstalled. Its data folder, and the keys it writes in certs\, let no
+// local user but SYSTEM and the Administrators in, as far as Wine shows
+// access lists (aclReader).
 func TestWindowsServiceUnderWine(t *testing.T) {
 	env := winePrefix(t)
 	exe := crossBuild(t, "windows", "amd64", t.TempDir())
+	acl := aclReader(t, env)
 	// The service manager's processes live as long as the Wine server;
 	// keep it up while the service runs.
 	persist := exec.Command("wineserver", "-p", "120")
@@ -230,12 +234,14 @@ func TestWindowsServiceUnderWine(t *testing.T) {
 	if example, err := os.ReadFile(filepath.Join(data, "env")); err != nil || !strings.Contains(string(example), "BACKEND_HOST") {
 		t.Fatalf("the settings file was not written from the example: %v", err)
 	}
+	checkPrivateACL(t, acl(`C:\ProgramData\cloudxr-wss-proxy`))
 	b := backend(t)
 	port := freePort(t)
-	certs := t.TempDir()
+	// The certificates in their default place, the data folder's certs\.
+	certs := filepath.Join(data, "certs")
 	os.WriteFile(filepath.Join(data, "env"), fmt.Appendf(nil,
-		"BACKEND_HOST=127.0.0.1\nBACKEND_PORT=%d\nPROXY_PORT=%d\nLISTEN_ADDRESS=127.0.0.1\nADMIN_ADDRESS=off\nCERT_DIR=%s\nCLIENT_MAX_CONNECTIONS=0\n",
-		b.Port(), port, winPath(certs)), 0o644)
+		"BACKEND_HOST=127.0.0.1\nBACKEND_PORT=%d\nPROXY_PORT=%d\nLISTEN_ADDRESS=127.0.0.1\nADMIN_ADDRESS=off\nCLIENT_MAX_CONNECTIONS=0\n",
+		b.Port(), port), 0o644)
 	wine("service", "start")
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	testutil.WaitFor(t, 20*time.Second, "the service's listener", func() bool {
@@ -246,6 +252,9 @@ func TestWindowsServiceUnderWine(t *testing.T) {
 		return err == nil
 	})
 	checkPlatformSession(t, addr, trustPEM(t, filepath.Join(certs, "ca.crt")))
+	for _, key := range []string{"ca.key", "server.key", "server.pem"} {
+		checkPrivateACL(t, acl(`C:\ProgramData\cloudxr-wss-proxy\certs\`+key))
+	}
 	wine("service", "stop")
 	logFile := filepath.Join(data, "logs", "cloudxr-wss-proxy.log")
 	log, err := os.ReadFile(logFile)
@@ -259,5 +268,50 @@ func TestWindowsServiceUnderWine(t *testing.T) {
 	}
 	if out := wine("service", "uninstall"); !strings.Contains(out, "removed") {
 		t.Errorf("uninstall: %s", out)
+	}
+}
+
+// aclReader builds e2e/testdata/sddl, which prints a path's access list as
+// Windows reports it (GetNamedSecurityInfo, in SDDL): Wine's icacls and
+// cacls are stubs. Wine keeps no access list of its own: it reports one
+// made from the file's Unix mode (the owner's bits for this user, the
+// others' for Everyone, WD), and maps the list a file or folder is created
+// with onto that mode, so what it shows is what other users may do.
+func aclReader(t *testing.T, env []string) func(path string) string {
+	t.Helper()
+	reader := filepath.Join(t.TempDir(), "sddl.exe")
+	build := exec.Command("go", "build", "-o", reader, "./e2e/testdata/sddl")
+	build.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the access-list reader: %v\n%s", err, b)
+	}
+	return func(path string) string {
+		t.Helper()
+		cmd := exec.Command("wine", reader, path)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("reading the access list of %s: %v", path, err)
+		}
+		_, sddl, _ := strings.Cut(strings.TrimSpace(string(out)), "\t")
+		return sddl
+	}
+}
+
+// checkPrivateACL: an access list (SDDL) that lets in no group of local
+// users: no entry allowing Everyone, Users, Authenticated Users or
+// Interactive, and not a null list, which lets everyone in.
+func checkPrivateACL(t *testing.T, sddl string) {
+	t.Helper()
+	dacl, ok := strings.CutPrefix(sddl, "D:")
+	if !ok || strings.HasPrefix(dacl, "NO_ACCESS_CONTROL") || !strings.Contains(dacl, "(A;") {
+		t.Errorf("access list %q: not a list that lets only some in", sddl)
+		return
+	}
+	for _, ace := range strings.Split(dacl, "(")[1:] {
+		f := strings.Split(strings.TrimSuffix(strings.TrimSuffix(ace, ")"), ")"), ";")
+		if len(f) == 6 && f[0] == "A" && slices.Contains([]string{"WD", "BU", "AU", "IU", "S-1-1-0", "S-1-5-32-545", "S-1-5-11", "S-1-5-4"}, f[5]) {
+			t.Errorf("access list %q lets %s in (%s)", sddl, f[5], f[2])
+		}
 	}
 }

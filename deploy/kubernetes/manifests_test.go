@@ -150,6 +150,20 @@ func checkPorts(t *testing.T, m *baseManifests, c corev1.Container, cfg *config.
 	}
 }
 
+// checkSecretMode: a Secret's files are readable by the pod's fsGroup (the
+// proxy's group) and nobody else, so the proxy does not warn at start that
+// its key or tokens are readable by every user (the default, 0644, is).
+func checkSecretMode(t *testing.T, v *corev1.SecretVolumeSource) {
+	t.Helper()
+	mode := int32(0o644) // the Kubernetes default
+	if v.DefaultMode != nil {
+		mode = *v.DefaultMode
+	}
+	if mode&0o007 != 0 || mode&0o040 == 0 {
+		t.Errorf("Secret %s: defaultMode %04o, want group-readable and nothing for others (0440)", v.SecretName, mode)
+	}
+}
+
 // checkSecretMount: the Secret is mounted, read-only, where the proxy looks
 // (CERT_DIR).
 func checkSecretMount(t *testing.T, pod corev1.PodSpec, c corev1.Container, cfg *config.Config) {
@@ -160,6 +174,7 @@ func checkSecretMount(t *testing.T, pod corev1.PodSpec, c corev1.Container, cfg 
 			if v.Secret.SecretName != "cloudxr-wss-proxy-tls" {
 				t.Errorf("secret %s", v.Secret.SecretName)
 			}
+			checkSecretMode(t, v.Secret)
 		}
 	}
 	mounted := false
@@ -390,6 +405,7 @@ func TestAuthOverlays(t *testing.T) {
 	for _, v := range dep.Spec.Template.Spec.Volumes {
 		if v.Secret != nil && v.Secret.SecretName == "cloudxr-wss-proxy-tokens" {
 			secretVolume = v.Name
+			checkSecretMode(t, v.Secret)
 		}
 	}
 	mounted := false

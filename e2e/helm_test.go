@@ -236,3 +236,31 @@ func TestHelmAccepted(t *testing.T) {
 		})
 	}
 }
+
+// checkReleasedChart: the chart a release packages lints, renders, and
+// carries the release's version as its version and appVersion (the image
+// tag it defaults to).
+func checkReleasedChart(t *testing.T, tgz, version string) {
+	t.Helper()
+	if _, err := helm(t, "lint", "--strict", tgz); err != nil {
+		t.Error(err)
+	}
+	meta, err := helm(t, "show", "chart", tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chart struct{ Version, AppVersion string }
+	if err := yaml.Unmarshal(meta, &chart); err != nil {
+		t.Fatal(err)
+	}
+	if chart.Version != version || chart.AppVersion != version {
+		t.Errorf("the released chart is version %q, appVersion %q; want %s", chart.Version, chart.AppVersion, version)
+	}
+	out, err := helm(t, "template", "cloudxr-wss-proxy", tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte(`image: "cloudxr-wss-proxy:`+version+`"`)) {
+		t.Errorf("the released chart does not run the release's image:\n%s", out)
+	}
+}

@@ -35,6 +35,39 @@ import (
 	"k8s.io/client-go/restmapper"
 )
 
+// Every object of every kustomization (alone and with the monitoring
+// component), of the cert-manager Certificate, and of the Helm chart (with
+// each example values file, the combinations and each README `helm
+// install`) is accepted by one real API server with strict field
+// validation and no warning.
+func TestKubernetesManifestsAccepted(t *testing.T) {
+	dirs := kustomizations(t)
+	charts := helmCases(t)
+	api := newDryRunAPI(t, startControlPlane(t))
+	for _, dir := range dirs {
+		for _, components := range [][]string{nil, {monitoringFrom(dir)}} {
+			name := "kubectl apply -k " + filepath.Join(kustomizeRoot, dir)
+			if components != nil {
+				name += " with monitoring"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				api.accept(t, namespaceFor(name), decodeYAML(t, name, kustomizeBuild(t, dir, components...)))
+			})
+		}
+	}
+	t.Run("kubectl apply -f cert-manager/certificate.yaml", func(t *testing.T) {
+		t.Parallel()
+		api.accept(t, namespaceFor("cert-manager"), decodeFile(t, filepath.Join(kustomizeRoot, "cert-manager", "certificate.yaml")))
+	})
+	for _, c := range charts {
+		t.Run("helm "+c.name, func(t *testing.T) {
+			t.Parallel()
+			api.accept(t, namespaceFor(c.name), helmTemplate(t, c))
+		})
+	}
+}
+
 // dryRunAPI is an API server with the CRDs the manifests use installed.
 type dryRunAPI struct {
 	cp     *controlPlane

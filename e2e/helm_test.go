@@ -223,20 +223,6 @@ func TestHelmChart(t *testing.T) {
 	}
 }
 
-// Every object the chart renders, with each example values file, the
-// combinations and each README `helm install`, is accepted by a real API
-// server with strict field validation and no warning.
-func TestHelmAccepted(t *testing.T) {
-	cases := helmCases(t)
-	api := newDryRunAPI(t, startControlPlane(t))
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			api.accept(t, namespaceFor(c.name), helmTemplate(t, c))
-		})
-	}
-}
-
 // checkReleasedChart: the chart a release packages lints, renders, and
 // carries the release's version as its version and appVersion (the image
 // tag it defaults to).

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -164,31 +163,4 @@ func documentedKustomizations(t *testing.T) []string {
 		t.Fatalf("only %d kubectl apply -k commands found in %v", len(dirs), files)
 	}
 	return dirs
-}
-
-// Every object of every kustomization, alone and with the monitoring
-// component, and the cert-manager Certificate, is accepted by a real API
-// server with strict field validation and no warning.
-func TestKustomizeAccepted(t *testing.T) {
-	dirs := kustomizations(t)
-	api := newDryRunAPI(t, startControlPlane(t))
-	for _, dir := range dirs {
-		for _, components := range [][]string{nil, {monitoringFrom(dir)}} {
-			name := filepath.Join(kustomizeRoot, dir)
-			if components != nil {
-				name += "+monitoring"
-			}
-			t.Run(name, func(t *testing.T) {
-				t.Parallel()
-				objs := decodeYAML(t, name, kustomizeBuild(t, dir, components...))
-				api.accept(t, namespaceFor(name), objs)
-			})
-		}
-	}
-	t.Run("cert-manager", func(t *testing.T) {
-		t.Parallel()
-		var objs []*unstructured.Unstructured
-		objs = append(objs, decodeFile(t, filepath.Join(kustomizeRoot, "cert-manager", "certificate.yaml"))...)
-		api.accept(t, namespaceFor("cert-manager"), objs)
-	})
 }

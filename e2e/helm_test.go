@@ -20,6 +20,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
 )
 
 const (
@@ -93,12 +95,12 @@ func helmCases(t *testing.T) []helmCase {
 	for _, f := range files {
 		cases = append(cases, helmCase{name: filepath.Base(f), args: []string{"-f", f}})
 	}
-	// A pool and routing by path exclude each other; everything else
-	// combines.
+	// A pool and routing by path exclude each other, and so do the two
+	// ways to authenticate; everything else combines.
 	var pool, routing []string
 	for _, f := range files {
 		switch filepath.Base(f) {
-		case "pool.yaml":
+		case "pool.yaml", "auth-tokens.yaml":
 			pool = append(pool, "-f", f)
 		case "routing.yaml", "auth-oidc.yaml":
 			routing = append(routing, "-f", f)
@@ -158,11 +160,13 @@ func helmTemplate(t *testing.T, c helmCase) []*unstructured.Unstructured {
 	return decodeYAML(t, c.name, out)
 }
 
-// The chart lints strictly with each values file, renders what the
+// The chart lints strictly with each values file, makes a valid
+// configuration of the proxy with each, renders what the
 // kustomize base renders by default (the pod and its settings), grants the
 // pool exactly the Role of deploy/kubernetes/pool, carries exactly the
 // alerts of deploy/prometheus/alerts.yml, and refuses values that
-// contradict each other with a message saying why.
+// contradict each other, or that it does not know, with a message saying
+// why.
 func TestHelmChart(t *testing.T) {
 	for _, c := range helmCases(t) {
 		if strings.HasPrefix(c.name, "README") {
@@ -182,6 +186,9 @@ func TestHelmChart(t *testing.T) {
 		}
 		t.Fatalf("no %s rendered", kind)
 		return nil
+	}
+	for _, c := range helmCases(t) {
+		checkChartConfig(t, c.name, helmTemplate(t, c))
 	}
 	chart := helmTemplate(t, helmCase{name: "defaults"})
 	base := decodeYAML(t, "base", kustomizeBuild(t, "base"))
@@ -220,6 +227,47 @@ func TestHelmChart(t *testing.T) {
 	_, err = helm(t, "template", "-f", filepath.Join(examplesDir, "pool.yaml"), "-f", filepath.Join(examplesDir, "routing.yaml"), chartDir)
 	if err == nil || !strings.Contains(err.Error(), "pool.enabled and routing.enabled exclude each other") {
 		t.Errorf("a pool with routing by path: %v", err)
+	}
+	_, err = helm(t, "template", "-f", filepath.Join(examplesDir, "auth-tokens.yaml"), "-f", filepath.Join(examplesDir, "auth-oidc.yaml"), chartDir)
+	if err == nil || !strings.Contains(err.Error(), "auth.tokens.enabled and auth.oidc.enabled exclude each other") {
+		t.Errorf("tokens and OIDC at once: %v", err)
+	}
+	// values.schema.json: a misspelt value is refused, not ignored.
+	_, err = helm(t, "template", "--set", "pool.enbled=true", chartDir)
+	if err == nil || !strings.Contains(err.Error(), "'enbled' not allowed") {
+		t.Errorf("a misspelt value: %v", err)
+	}
+}
+
+// checkChartConfig: the rendered ConfigMap, with the variables the
+// Deployment takes from Secrets, is a valid configuration of the proxy (a
+// stand-in for the mounted tokens file).
+func checkChartConfig(t *testing.T, name string, objs []*unstructured.Unstructured) {
+	t.Helper()
+	var environ []string
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "ConfigMap":
+			data, _, _ := unstructured.NestedStringMap(o.Object, "data")
+			for k, v := range data {
+				if k == "AUTH_TOKENS_FILE" {
+					v = filepath.Join(t.TempDir(), "tokens")
+					os.WriteFile(v, []byte("t\n"), 0o600)
+				}
+				environ = append(environ, k+"="+v)
+			}
+		case "Deployment":
+			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			for _, c := range containers {
+				env, _, _ := unstructured.NestedSlice(c.(map[string]any), "env")
+				for _, e := range env {
+					environ = append(environ, e.(map[string]any)["name"].(string)+"=from-the-cluster")
+				}
+			}
+		}
+	}
+	if _, err := config.Load(nil, environ, nil, "test"); err != nil {
+		t.Errorf("%s: the chart's settings are not a valid configuration: %v", name, err)
 	}
 }
 

@@ -30,6 +30,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if and .Values.pool.enabled .Values.routing.enabled -}}
 {{- fail "pool.enabled and routing.enabled exclude each other: a session either names its runtime or gets one" -}}
 {{- end -}}
+{{- if and .Values.auth.tokens.enabled .Values.auth.oidc.enabled -}}
+{{- fail "auth.tokens.enabled and auth.oidc.enabled exclude each other: choose one way to authenticate" -}}
+{{- end -}}
 {{- if and .Values.routing.enabled (not .Values.routing.allow) -}}
 {{- fail "routing.enabled needs routing.allow: the runtimes the proxy may dial" -}}
 {{- end -}}

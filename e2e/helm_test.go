@@ -160,55 +160,40 @@ func helmTemplate(t *testing.T, c helmCase) []*unstructured.Unstructured {
 	return decodeYAML(t, c.name, out)
 }
 
-// The chart lints strictly with each values file, makes a valid
-// configuration of the proxy with each, renders what the
-// kustomize base renders by default (the pod and its settings), grants the
-// pool exactly the Role of deploy/kubernetes/pool, carries exactly the
-// alerts of deploy/prometheus/alerts.yml, and refuses values that
-// contradict each other, or that it does not know, with a message saying
-// why.
+// The chart lints strictly with each values file and makes a valid
+// configuration of the proxy with each.
 func TestHelmChart(t *testing.T) {
 	for _, c := range helmCases(t) {
-		if strings.HasPrefix(c.name, "README") {
-			continue
-		}
-		if out, err := helm(t, append([]string{"lint", "--strict", chartDir}, c.args...)...); err != nil {
-			t.Errorf("%s: %v", c.name, err)
-		} else if !bytes.Contains(out, []byte("1 chart(s) linted, 0 chart(s) failed")) {
-			t.Errorf("%s: helm lint says\n%s", c.name, out)
-		}
-	}
-	byKind := func(objs []*unstructured.Unstructured, kind string) *unstructured.Unstructured {
-		for _, o := range objs {
-			if o.GetKind() == kind {
-				return o
+		if !strings.HasPrefix(c.name, "README") {
+			if out, err := helm(t, append([]string{"lint", "--strict", chartDir}, c.args...)...); err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			} else if !bytes.Contains(out, []byte("1 chart(s) linted, 0 chart(s) failed")) {
+				t.Errorf("%s: helm lint says\n%s", c.name, out)
 			}
 		}
-		t.Fatalf("no %s rendered", kind)
-		return nil
-	}
-	for _, c := range helmCases(t) {
 		checkChartConfig(t, c.name, helmTemplate(t, c))
 	}
+}
+
+// The chart renders what the kustomize base renders by default (the pod
+// and its settings), grants the pool exactly the Role of
+// deploy/kubernetes/pool, and carries exactly the alerts of
+// deploy/prometheus/alerts.yml.
+func TestHelmChartIsTheKustomizeBase(t *testing.T) {
 	chart := helmTemplate(t, helmCase{name: "defaults"})
 	base := decodeYAML(t, "base", kustomizeBuild(t, "base"))
 	for _, path := range [][]string{{"Deployment", "spec", "template", "spec"}, {"ConfigMap", "data"}, {"Service", "spec", "ports"}, {"Service", "spec", "type"}} {
-		got, _, _ := unstructured.NestedFieldCopy(byKind(chart, path[0]).Object, path[1:]...)
-		want, _, _ := unstructured.NestedFieldCopy(byKind(base, path[0]).Object, path[1:]...)
+		got, _, _ := unstructured.NestedFieldCopy(objectOfKind(t, chart, path[0]).Object, path[1:]...)
+		want, _, _ := unstructured.NestedFieldCopy(objectOfKind(t, base, path[0]).Object, path[1:]...)
 		if want == nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("the chart's %s differs from the kustomize base's:\n%v\nbase:\n%v", strings.Join(path, "."), got, want)
 		}
 	}
 
 	pool := helmTemplate(t, helmCase{name: "pool", args: []string{"-f", filepath.Join(examplesDir, "pool.yaml")}})
-	var kustomizeRole *unstructured.Unstructured
-	for _, o := range decodeFile(t, "deploy/kubernetes/pool/rbac.yaml") {
-		if o.GetKind() == "Role" {
-			kustomizeRole = o
-		}
-	}
-	if got := byKind(pool, "Role").Object["rules"]; kustomizeRole == nil || !reflect.DeepEqual(got, kustomizeRole.Object["rules"]) {
-		t.Errorf("the chart's Role grants %v, deploy/kubernetes/pool/rbac.yaml %v", got, kustomizeRole)
+	role := objectOfKind(t, decodeFile(t, "deploy/kubernetes/pool/rbac.yaml"), "Role")
+	if got := objectOfKind(t, pool, "Role").Object["rules"]; !reflect.DeepEqual(got, role.Object["rules"]) {
+		t.Errorf("the chart's Role grants %v, deploy/kubernetes/pool/rbac.yaml %v", got, role.Object["rules"])
 	}
 
 	mon := helmTemplate(t, helmCase{name: "monitoring", args: []string{"-f", filepath.Join(examplesDir, "monitoring.yaml")}})
@@ -220,23 +205,41 @@ func TestHelmChart(t *testing.T) {
 	if err := yaml.Unmarshal(alerts, &want); err != nil {
 		t.Fatal(err)
 	}
-	if got := byKind(mon, "PrometheusRule").Object["spec"]; !reflect.DeepEqual(got, want) {
+	if got := objectOfKind(t, mon, "PrometheusRule").Object["spec"]; !reflect.DeepEqual(got, want) {
 		t.Error("the chart's PrometheusRule differs from deploy/prometheus/alerts.yml")
 	}
+}
 
-	_, err = helm(t, "template", "-f", filepath.Join(examplesDir, "pool.yaml"), "-f", filepath.Join(examplesDir, "routing.yaml"), chartDir)
-	if err == nil || !strings.Contains(err.Error(), "pool.enabled and routing.enabled exclude each other") {
-		t.Errorf("a pool with routing by path: %v", err)
+// Values that contradict each other, or that the chart does not know
+// (values.schema.json), stop the rendering with a message saying why.
+func TestHelmChartRefuses(t *testing.T) {
+	example := func(name string) []string { return []string{"-f", filepath.Join(examplesDir, name)} }
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{append(example("pool.yaml"), example("routing.yaml")...), "pool.enabled and routing.enabled exclude each other"},
+		{append(example("auth-tokens.yaml"), example("auth-oidc.yaml")...), "auth.tokens.enabled and auth.oidc.enabled exclude each other"},
+		{[]string{"--set", "acme.enabled=true"}, "acme.enabled needs acme.hostnames"},
+		{[]string{"--set", "pool.enbled=true"}, "'enbled' not allowed"},
+	} {
+		_, err := helm(t, append(append([]string{"template"}, c.args...), chartDir)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("helm template %v: %v, want %q", c.args, err, c.want)
+		}
 	}
-	_, err = helm(t, "template", "-f", filepath.Join(examplesDir, "auth-tokens.yaml"), "-f", filepath.Join(examplesDir, "auth-oidc.yaml"), chartDir)
-	if err == nil || !strings.Contains(err.Error(), "auth.tokens.enabled and auth.oidc.enabled exclude each other") {
-		t.Errorf("tokens and OIDC at once: %v", err)
+}
+
+// objectOfKind is the first object of kind in objs.
+func objectOfKind(t *testing.T, objs []*unstructured.Unstructured, kind string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == kind {
+			return o
+		}
 	}
-	// values.schema.json: a misspelt value is refused, not ignored.
-	_, err = helm(t, "template", "--set", "pool.enbled=true", chartDir)
-	if err == nil || !strings.Contains(err.Error(), "'enbled' not allowed") {
-		t.Errorf("a misspelt value: %v", err)
-	}
+	t.Fatalf("no %s rendered", kind)
+	return nil
 }
 
 // checkChartConfig: the rendered ConfigMap, with the variables the

@@ -57,6 +57,10 @@ func TestReleaseArtifacts(t *testing.T) {
 			t.Errorf("%s is not in SHA256SUMS", pkg)
 		}
 	}
+	if !sums["cloudxr-wss-proxy-1.2.3.tgz"] {
+		t.Error("the Helm chart cloudxr-wss-proxy-1.2.3.tgz is not in SHA256SUMS")
+	}
+	checkReleasedChart(t, filepath.Join(out, "cloudxr-wss-proxy-1.2.3.tgz"), "1.2.3")
 	deb := filepath.Join(out, "cloudxr-wss-proxy_1.2.3_amd64.deb")
 	if b, err := exec.Command("lintian", "--fail-on", "error", deb).CombinedOutput(); err != nil {
 		t.Errorf("lintian: %v\n%s", err, b)

@@ -1,8 +1,9 @@
 // Command release makes what a release publishes (make dist): for every
 // platform an archive of the binary with the README and the licence (.zip
 // for Windows, .tar.gz elsewhere), a .deb and an .rpm for Linux on amd64
-// and arm64 (nfpm's library, from deploy/packages/nfpm.yaml), and
-// SHA256SUMS over them all. The version is stamped in every binary.
+// and arm64 (nfpm's library, from deploy/packages/nfpm.yaml), the Helm
+// chart (deploy/helm) as a .tgz of the same version, and SHA256SUMS over
+// them all. The version is stamped in every binary.
 package main
 
 import (
@@ -93,7 +94,11 @@ func release(out, version string, list []string) error {
 	if err := os.RemoveAll(filepath.Join(out, "build")); err != nil {
 		return err
 	}
-	return writeSums(out, made)
+	chart, err := helmChart(out, version)
+	if err != nil {
+		return err
+	}
+	return writeSums(out, append(made, chart))
 }
 
 // compile builds the static binary for one target into dir.

@@ -77,6 +77,12 @@ var rows = []struct {
 		{title: "Certificate days left", kind: "stat", unit: "d", w: 12, h: 8,
 			description: "Days until the served certificate expires, per proxy.",
 			queries:     []query{{`(cloudxr_wss_proxy_certificate_expiry_timestamp_seconds{` + sel + `} - time()) / 86400`, "{{instance}}"}}},
+		{title: "Pool runtimes by state, and claims refused", kind: "timeseries", unit: "short", w: 24, h: 8,
+			description: "With BACKEND_POOL: the pool's runtimes that are free, busy (a session holds it), in grace (its last user may take it back) or down, and the sessions refused a runtime (503: none free, or the claims unreachable) in each interval.",
+			queries: []query{
+				{`sum by (state) (cloudxr_wss_proxy_pool_runtimes{` + sel + `})`, "{{state}}"},
+				{`sum(increase(cloudxr_wss_proxy_pool_claims_refused_total{` + sel + `}[$__rate_interval]))`, "claims refused"},
+			}},
 	}},
 	{"The proxy process", []panel{
 		{title: "CPU", kind: "timeseries", unit: "percentunit", w: 8, h: 8,

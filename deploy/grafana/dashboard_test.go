@@ -151,3 +151,16 @@ func checkPanel(t *testing.T, i int, row bool, raw json.RawMessage, known []stri
 	}
 	return exprs, true
 }
+
+// The pool is on the dashboard: its runtimes by state and the claims it
+// refused, from the metrics the proxy exports (admin/metrics.go).
+func TestPoolPanel(t *testing.T) {
+	var byState, refused bool
+	for _, q := range Queries() {
+		byState = byState || strings.Contains(q, "by (state) (cloudxr_wss_proxy_pool_runtimes{")
+		refused = refused || strings.Contains(q, "cloudxr_wss_proxy_pool_claims_refused_total{")
+	}
+	if !byState || !refused {
+		t.Errorf("no panel of the pool's runtimes by state (%v) or of the claims refused (%v)", byState, refused)
+	}
+}

@@ -87,16 +87,24 @@ type baseManifests struct {
 }
 
 func decodeBase(t *testing.T) *baseManifests {
+	// The root kustomization is the base alone (kubectl apply -k
+	// deploy/kubernetes); the overlays build on base/ as ../base.
+	var root kustomization
+	strict(t, "kustomization.yaml", &root)
+	if !slices.Equal(root.Resources, []string{"base"}) || len(root.Patches) != 0 || len(root.Labels) != 0 {
+		t.Errorf("kustomization.yaml is not the base alone: %+v", root)
+	}
 	var k kustomization
-	strict(t, "kustomization.yaml", &k)
-	files, _ := filepath.Glob("*.yaml")
+	strict(t, "base/kustomization.yaml", &k)
+	files, _ := filepath.Glob("base/*.yaml")
 	for _, f := range files {
-		if f != "kustomization.yaml" && !slices.Contains(k.Resources, f) {
-			t.Errorf("%s is not listed in kustomization.yaml", f)
+		if f := filepath.Base(f); f != "kustomization.yaml" && !slices.Contains(k.Resources, f) {
+			t.Errorf("base/%s is not listed in base/kustomization.yaml", f)
 		}
 	}
 	var m baseManifests
 	for _, f := range k.Resources {
+		f = filepath.Join("base", f)
 		var tm metav1.TypeMeta
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -236,7 +244,7 @@ func TestRoutingOverlay(t *testing.T) {
 	dep, cm := b.dep, b.cm
 	var k kustomization
 	strict(t, "routing/kustomization.yaml", &k)
-	if !slices.Contains(k.Resources, "../") || len(k.Patches) != 1 {
+	if !slices.Contains(k.Resources, "../base") || len(k.Patches) != 1 {
 		t.Fatalf("the overlay does not build on the base with one patch: %+v", k)
 	}
 	var patch corev1.ConfigMap
@@ -273,7 +281,7 @@ func TestRoutingOverlay(t *testing.T) {
 func checkNetworkPolicy(t *testing.T, k kustomization, dep appsv1.Deployment, cfg *config.Config) {
 	var np networkingv1.NetworkPolicy
 	for _, r := range k.Resources {
-		if r != "../" {
+		if r != "../base" {
 			strict(t, filepath.Join("routing", r), &np)
 		}
 	}
@@ -376,7 +384,7 @@ func TestAuthOverlays(t *testing.T) {
 	b := decodeBase(t)
 	var k kustomization
 	strict(t, "auth-oidc/kustomization.yaml", &k)
-	if !slices.Contains(k.Resources, "../") || len(k.Patches) != 1 {
+	if !slices.Contains(k.Resources, "../base") || len(k.Patches) != 1 {
 		t.Fatalf("auth-oidc: %+v", k)
 	}
 	cfg, _ := patchedConfig(t, b.cm, filepath.Join("auth-oidc", k.Patches[0].Path), nil)
@@ -385,7 +393,7 @@ func TestAuthOverlays(t *testing.T) {
 	}
 
 	strict(t, "auth-tokens/kustomization.yaml", &k)
-	if !slices.Contains(k.Resources, "../") || len(k.Patches) != 2 {
+	if !slices.Contains(k.Resources, "../base") || len(k.Patches) != 2 {
 		t.Fatalf("auth-tokens: %+v", k)
 	}
 	tokens := filepath.Join(t.TempDir(), "tokens")
@@ -424,7 +432,7 @@ func TestACMEOverlay(t *testing.T) {
 	b := decodeBase(t)
 	var k kustomization
 	strict(t, "acme/kustomization.yaml", &k)
-	if !slices.Contains(k.Resources, "../") || !slices.Contains(k.Resources, "pvc.yaml") || len(k.Patches) != 2 {
+	if !slices.Contains(k.Resources, "../base") || !slices.Contains(k.Resources, "pvc.yaml") || len(k.Patches) != 2 {
 		t.Fatalf("acme: %+v", k)
 	}
 	var patch corev1.ConfigMap

@@ -18,9 +18,12 @@ import (
 func TestMonitoringComponent(t *testing.T) {
 	b := decodeBase(t)
 	var k struct {
-		APIVersion string   `json:"apiVersion"`
-		Kind       string   `json:"kind"`
-		Resources  []string `json:"resources"`
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Labels     []struct {
+			Pairs map[string]string `json:"pairs"`
+		} `json:"labels"`
+		Resources []string `json:"resources"`
 	}
 	strict(t, "monitoring/kustomization.yaml", &k)
 	if k.Kind != "Component" || !slices.Equal(k.Resources, []string{"podmonitor.yaml", "prometheusrule.yaml"}) {

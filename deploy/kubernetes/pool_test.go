@@ -24,7 +24,7 @@ func TestPoolOverlay(t *testing.T) {
 	b := decodeBase(t)
 	var k kustomization
 	strict(t, "pool/kustomization.yaml", &k)
-	for _, r := range []string{"../", "rbac.yaml", "runtimes.yaml"} {
+	for _, r := range []string{"../base", "rbac.yaml", "runtimes.yaml"} {
 		if !slices.Contains(k.Resources, r) {
 			t.Errorf("pool: resource %s missing: %+v", r, k.Resources)
 		}

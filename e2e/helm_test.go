@@ -110,10 +110,7 @@ func helmCases(t *testing.T) []helmCase {
 		}
 	}
 	cases = append(cases, helmCase{"pool+all", pool}, helmCase{"routing+all", routing})
-	for _, c := range readmeHelmInstalls(t) {
-		cases = append(cases, c)
-	}
-	return cases
+	return append(cases, readmeHelmInstalls(t)...)
 }
 
 // readmeHelmInstalls are the README's `helm install NAME CHART ARGS...`

@@ -164,7 +164,7 @@ func (s *Leases) change(ctx context.Context, runtime, owner, replica string, now
 			return fmt.Errorf("reading the Lease of %s: %w", runtime, err)
 		}
 		h := s.holdOf(l, now)
-		if !h.Busy || h.Owner != owner || !h.heldBy(replica) {
+		if !h.busyFor(owner, replica) {
 			return ErrNotHeld
 		}
 		f(l, h)

@@ -48,7 +48,7 @@ func (m *Memory) Renew(_ context.Context, runtime, owner, replica string, _, unt
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h, ok := m.holds[runtime]
-	if !ok || !h.Busy || h.Owner != owner || !h.heldBy(replica) {
+	if !ok || !h.busyFor(owner, replica) {
 		return ErrNotHeld
 	}
 	h.Until = maxTime(h.Until, until)
@@ -61,7 +61,7 @@ func (m *Memory) Release(_ context.Context, runtime, owner, replica string, now,
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h, ok := m.holds[runtime]
-	if !ok || !h.Busy || h.Owner != owner || !h.heldBy(replica) {
+	if !ok || !h.busyFor(owner, replica) {
 		return ErrNotHeld
 	}
 	h.Holders = slices.DeleteFunc(slices.Clone(h.Holders), func(r string) bool { return r == replica })

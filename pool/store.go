@@ -39,6 +39,12 @@ func (h Hold) Held(now time.Time) bool { return now.Before(h.Until) }
 // heldBy reports whether replica is among a busy hold's holders.
 func (h Hold) heldBy(replica string) bool { return slices.Contains(h.Holders, replica) }
 
+// busyFor reports whether the hold is owner's busy one, held through
+// replica: what Renew and Release need.
+func (h Hold) busyFor(owner, replica string) bool {
+	return h.Busy && h.Owner == owner && h.heldBy(replica)
+}
+
 // Store keeps the holds. Its methods are safe for concurrent use; each
 // change is atomic (a mutex, or a Lease's resourceVersion), so two owners
 // never both take one runtime.

@@ -1,6 +1,10 @@
 package tunnel
 
-import "time"
+import (
+	"errors"
+	"syscall"
+	"time"
+)
 
 // The tunnel's state machine: its states, the events that move it, and the
 // one transition function, step; the deadlines each state means; and,
@@ -69,6 +73,7 @@ func (t *Tunnel) step(ev event, w *way, err error) action {
 	case evEOF, evComplete:
 		act = t.wayEnded(ev, w)
 	case evClientBroke:
+		t.resetAfterEOF(err)
 		t.settle(ClientLost, "", err)
 		t.moveTo(cut)
 	case evBackendBroke:
@@ -129,6 +134,18 @@ func (t *Tunnel) wayEnded(ev event, w *way) action {
 		return actPassEOF // both halves closed: tell the client all the same
 	}
 	return 0
+}
+
+// resetAfterEOF turns a clean end of the client's half into a lost client
+// when err shows it was a reset. The kernel reports a reset once, to the
+// first read or write on the socket: when the way down's write takes it,
+// the way up's read after it sees a plain end, and may take the lock
+// first. A reset that follows the client's FIN is EPIPE, not ECONNRESET
+// (Linux's tcp_reset), so a client that did close its half stays closed.
+func (t *Tunnel) resetAfterEOF(err error) {
+	if t.end == ClientClosed && errors.Is(err, syscall.ECONNRESET) {
+		t.end, t.endErr = ClientLost, err
+	}
 }
 
 // moveTo changes the state; stops never go back, and done is final.

@@ -80,7 +80,7 @@ func NewMetrics(version string) *Metrics {
 	m.acmeOrders = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "acme_orders_total",
 		Help: "Certificate orders to the ACME CA (CERT_MODE=acme), by result: obtained, renewed, failed."}, []string{"result"})
 	m.poolRefused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "pool_claims_refused_total",
-		Help: "Sessions refused a runtime by the pool (BACKEND_POOL): every runtime busy or down, or the claims unreachable (503)."})
+		Help: "Sessions refused a runtime by the pool (BACKEND_POOL): every runtime in use, kept for a user's reconnect, or down, or the claims unreachable (503)."})
 	for _, c := range []prometheus.Collector{m.handshakes, m.handshakeFailures, m.sessions, m.bytes, m.duration,
 		m.refused, m.backendUp, m.backendChanged, m.transitions, m.checkDuration, m.authRefusals, m.clientLimited, m.acmeOrders, m.poolRefused} {
 		f(c)

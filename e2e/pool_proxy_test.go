@@ -137,7 +137,7 @@ func (sc *poolScene) fill(users []*poolClient, at []poolReplica) []*wstest.Clien
 	r := at[3]
 	full, status := users[3].upgrade(t, r.addr, r.trust)
 	body, _ := io.ReadAll(full.Response.Body)
-	if status != http.StatusServiceUnavailable || full.Response.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "busy or down") {
+	if status != http.StatusServiceUnavailable || full.Response.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "pool is in use: try again") {
 		t.Fatalf("a fourth user: %d %q %q", status, full.Response.Header.Get("Retry-After"), body)
 	}
 	r.p.waitLine(5*time.Second, "the pool-full line", func(m map[string]any) bool { return m["reason"] == "pool full" })

@@ -130,8 +130,8 @@ func OwnerKey(owner string) string {
 // Acquire takes a runtime for owner, whose connection comes from client
 // (an address, for the bound on graces): owner's own runtime in grace
 // first (a reconnect), then a free one, each only if it is up. It returns
-// ErrFull when there is none, ErrUserLimit when owner already holds
-// MaxPerUser runtimes.
+// ErrFull (a *FullError saying why) when there is none, ErrUserLimit when
+// owner already holds MaxPerUser runtimes.
 func (p *Pool) Acquire(ctx context.Context, owner, client string) (*Claim, error) {
 	holds, err := p.o.Store.Holds(ctx, p.o.Now())
 	if err != nil {
@@ -173,7 +173,7 @@ func (p *Pool) Acquire(ctx context.Context, owner, client string) (*Claim, error
 			return c, err
 		}
 	}
-	return nil, ErrFull
+	return nil, p.full(runtimes, holds, now)
 }
 
 // Join adds a native client's further connection to the claim of owner's
@@ -223,7 +223,8 @@ func (p *Pool) take(ctx context.Context, r, owner, key string, join bool) (*Clai
 
 // Pick names a runtime for a request that needs no claim (anything but a
 // session's upgrade): owner's own, busy or in grace, if it is up, else the
-// first that is up and free. It returns ErrFull when there is none.
+// first that is up and free. It returns ErrFull (a *FullError) when there
+// is none.
 func (p *Pool) Pick(ctx context.Context, owner string) (string, error) {
 	holds, err := p.o.Store.Holds(ctx, p.o.Now())
 	if err != nil {
@@ -241,7 +242,7 @@ func (p *Pool) Pick(ctx context.Context, owner string) (string, error) {
 			return r, nil
 		}
 	}
-	return "", ErrFull
+	return "", p.full(runtimes, holds, now)
 }
 
 // Holding returns the oldest claim owner's sessions hold through this

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// ErrFull is Acquire's answer when no runtime is up and free.
-var ErrFull = errors.New("every runtime in the pool is busy or down")
+// ErrFull is Acquire's answer when no runtime is up and free; the error
+// it returns is a *FullError, which says why.
+var ErrFull = errors.New("no runtime in the pool is up and free")
 
 // ErrUserLimit is Acquire's answer when the user already holds as many
 // runtimes as Options.MaxPerUser allows.

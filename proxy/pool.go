@@ -35,8 +35,14 @@ const DefaultPoolCookie = "cxr_pool"
 // poolRetryAfter is the Retry-After of the 503 when the pool is full.
 const poolRetryAfter = 10
 
-// poolFullMsg is the body of that 503.
-const poolFullMsg = "every CloudXR runtime in this proxy's pool is busy or down: try again in a little while"
+// poolFullMsg is the body of that 503: why says what the runtimes are.
+func poolFullMsg(err error) string {
+	state := "in use or down"
+	if f, ok := errors.AsType[*pool.FullError](err); ok {
+		state = f.State()
+	}
+	return "every CloudXR runtime in this proxy's pool is " + state + ": try again in a little while"
+}
 
 // poolUserLimitMsg is the body of the 429 when the user already holds as
 // many runtimes as one user may (POOL_MAX_PER_USER).
@@ -145,7 +151,7 @@ func (s *session) poolRefusal(err error) error {
 	s.srv.opts.Observer.PoolRefused()
 	switch {
 	case errors.Is(err, pool.ErrFull):
-		return &refusal{status: http.StatusServiceUnavailable, msg: poolFullMsg, reason: tunnel.PoolFull,
+		return &refusal{status: http.StatusServiceUnavailable, msg: poolFullMsg(err), reason: tunnel.PoolFull,
 			fields: []field{{"Retry-After", strconv.Itoa(poolRetryAfter)}}}
 	case errors.Is(err, pool.ErrUserLimit):
 		return &refusal{status: http.StatusTooManyRequests, msg: poolUserLimitMsg, reason: tunnel.PoolUserLimit,

@@ -73,7 +73,7 @@ func TestPoolClaims(t *testing.T) {
 		t.Fatalf("a fourth session: %v %+v", err, full)
 	}
 	body, _ := io.ReadAll(full.Response.Body)
-	if !strings.Contains(string(body), "busy or down") {
+	if !strings.Contains(string(body), "pool is in use: try again") {
 		t.Errorf("the 503's body: %q", body)
 	}
 	pe.sessionLog("reason", "pool full")
@@ -94,8 +94,11 @@ func TestPoolClaims(t *testing.T) {
 		t.Fatalf("the session log names no pooled runtime: %v", l)
 	}
 	other, err := wstest.Upgrade(pe.dial(), "localhost", "/sign_in", "Cookie: "+DefaultPoolCookie+"=AAAAAAAAAAAAAAAAAAAAAA")
-	if err == nil || other.Response.StatusCode != http.StatusServiceUnavailable {
+	if err == nil || other.Response.StatusCode != http.StatusServiceUnavailable || other.Response.Header.Get("Retry-After") == "" {
 		t.Fatalf("another user during the grace: %v", err)
+	}
+	if body, _ := io.ReadAll(other.Response.Body); !strings.Contains(string(body), "in use or kept for a user who may reconnect within 60 s") {
+		t.Errorf("the 503's body during the grace: %q", body)
 	}
 	back := pe.ws("/sign_in", "Cookie: theme=dark; "+cookies[0])
 	if err := back.Echo("again", 5*time.Second); err != nil {
@@ -120,8 +123,12 @@ func TestPoolDownAndFree(t *testing.T) {
 		pe.down[addr] = true
 	}
 	pe.mu.Unlock()
-	if c, err := wstest.Upgrade(pe.dial(), "localhost", "/sign_in"); err == nil || c.Response.StatusCode != http.StatusServiceUnavailable {
+	c, err := wstest.Upgrade(pe.dial(), "localhost", "/sign_in")
+	if err == nil || c.Response.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("every runtime down: %v", err)
+	}
+	if body, _ := io.ReadAll(c.Response.Body); !strings.Contains(string(body), "pool is down: try again") {
+		t.Errorf("the 503's body, every runtime down: %q", body)
 	}
 	var up string
 	for addr := range pe.backends {

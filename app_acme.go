@@ -61,11 +61,18 @@ func (a *app) newACME() error {
 		}
 	}
 	var dns certmagic.DNSProvider
+	var resolvers []string
 	if cfg.ACMEDNSProvider != "" {
+		// Validate has accepted both: the errors cannot happen.
+		server, _ := config.DNSServer(cfg.RFC2136Server)
+		for _, r := range cfg.ACMEDNSResolvers {
+			r, _ = config.DNSServer(r)
+			resolvers = append(resolvers, r)
+		}
 		var err error
 		dns, err = acme.NewDNSProvider(context.Background(), acme.DNSOptions{
 			Provider:      cfg.ACMEDNSProvider,
-			RFC2136Server: cfg.RFC2136Server, RFC2136KeyName: cfg.RFC2136KeyName, RFC2136Key: cfg.RFC2136Key, RFC2136KeyAlg: cfg.RFC2136KeyAlg,
+			RFC2136Server: server, RFC2136KeyName: cfg.RFC2136KeyName, RFC2136Key: cfg.RFC2136Key, RFC2136KeyAlg: cfg.RFC2136KeyAlg,
 			CloudflareToken: cfg.CloudflareToken,
 			Route53ZoneID:   cfg.Route53ZoneID,
 		})
@@ -81,7 +88,7 @@ func (a *app) newACME() error {
 		Dir: cfg.CertDir, Names: cfg.CertHostnames,
 		CA: cfg.ACMECA, Email: cfg.ACMEEmail, Roots: roots, EABKeyID: cfg.ACMEEABKeyID, EABHMAC: cfg.ACMEEABHMAC,
 		Profile: profile, ListenHost: cfg.ListenAddress, ProxyPort: int(cfg.ProxyPort), HTTPPort: int(cfg.ACMEHTTPPort),
-		DNS: dns, DNSResolvers: cfg.ACMEDNSResolvers, CheckInterval: cfg.ACMERenewCheck.D(),
+		DNS: dns, DNSResolvers: resolvers, CheckInterval: cfg.ACMERenewCheck.D(),
 		Logger: a.log, Order: a.metrics.ACMEOrder,
 	}
 	var err error

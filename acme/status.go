@@ -3,6 +3,7 @@ package acme
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,8 +37,11 @@ func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) 
 		}
 		m.mu.Unlock()
 		m.opts.Order("failed")
-		m.log.Warn("the ACME CA did not issue a certificate; retrying with backoff", zap.String("name", name),
-			zap.Bool("renewal", renewal), zap.String("error", why))
+		msg := "the ACME CA did not issue a certificate; retrying with backoff"
+		if err, _ := data["error"].(error); errors.Is(err, ErrDNSRefused) {
+			msg = "the DNS server refused to write the DNS-01 challenge's record, so no certificate was issued; retrying with backoff"
+		}
+		m.log.Warn(msg, zap.String("name", name), zap.Bool("renewal", renewal), zap.String("error", why))
 	}
 	return nil
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -122,7 +124,7 @@ func (c *Config) validateDNSProvider(bad badFunc) {
 			bad("RFC2136_KEY_ALG", c.RFC2136KeyAlg, "want hmac-sha256, hmac-sha512, hmac-sha384, hmac-sha224 or hmac-sha1")
 		}
 		if s := c.RFC2136Server; s != "" && !validHostPort(s) {
-			bad("RFC2136_SERVER", s, "want host or host:port")
+			bad("RFC2136_SERVER", s, "want host, host:port, an IPv6 address, or [IPv6]:port")
 		}
 	case DNSCloudflare:
 		if strings.TrimSpace(c.CloudflareToken) == "" {
@@ -138,22 +140,45 @@ func (c *Config) validateDNSProvider(bad badFunc) {
 	}
 	for _, r := range c.ACMEDNSResolvers {
 		if !validHostPort(r) {
-			bad("ACME_DNS_RESOLVERS", strings.Join(c.ACMEDNSResolvers, ","), fmt.Sprintf("%q: want host or host:port", r))
+			bad("ACME_DNS_RESOLVERS", strings.Join(c.ACMEDNSResolvers, ","), fmt.Sprintf("%q: want host, host:port, an IPv6 address, or [IPv6]:port", r))
 			break
 		}
 	}
 }
 
-// validHostPort accepts host or host:port.
-func validHostPort(s string) bool {
-	host := s
-	if h, port, err := net.SplitHostPort(s); err == nil {
-		if port == "" {
-			return false
+// DNSServer joins a DNS server's address as a setting gives it with port
+// 53 when it names none: host, host:port, an IPv6 address bare or in
+// brackets, [IPv6]:port. A bare IPv6 address never carries a port (::1:53
+// is an address); an address with a port is written in brackets.
+func DNSServer(s string) (string, error) {
+	host, port := s, "53"
+	switch {
+	case strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]"):
+		host = s[1 : len(s)-1]
+	case strings.HasPrefix(s, "[") || strings.Count(s, ":") == 1:
+		h, p, err := net.SplitHostPort(s)
+		if err != nil {
+			return "", err
 		}
-		host = h
+		host, port = h, p
 	}
-	return host != "" && !strings.ContainsAny(host, " /")
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return "", fmt.Errorf("port %q: want a number from 1 to 65535", port)
+	}
+	if strings.Contains(host, ":") || strings.HasPrefix(s, "[") {
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() {
+			return "", fmt.Errorf("%q is not an IPv6 address", host)
+		}
+	} else if host == "" || strings.ContainsAny(host, " /[]") {
+		return "", fmt.Errorf("%q is not a host name or address", host)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// validHostPort accepts what DNSServer does.
+func validHostPort(s string) bool {
+	_, err := DNSServer(s)
+	return err == nil
 }
 
 // redacted stands for a secret in an error line.

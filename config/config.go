@@ -51,8 +51,8 @@ type Config struct {
 	ACMEHTTPPort     Port     `env:"ACME_HTTP_PORT" help:"with CERT_MODE=acme, answer HTTP-01 challenges on this port (typically 80) and redirect every other request there to https://; off when unset"`
 	ACMERenewCheck   Duration `env:"ACME_RENEW_INTERVAL" envDefault:"10m" help:"with CERT_MODE=acme, how often certificates are checked for renewal (the CA's renewal information, or the last third of their lifetime, says when)"`
 	ACMEDNSProvider  string   `env:"ACME_DNS_PROVIDER" help:"with CERT_MODE=acme, solve DNS-01 challenges through this DNS provider (rfc2136, cloudflare or route53): for a LAN server with a public name, and for wildcard names"`
-	ACMEDNSResolvers []string `env:"ACME_DNS_RESOLVERS" envSeparator:"," help:"with ACME_DNS_PROVIDER, the DNS servers (host[:port]) asked whether the challenge record is visible; the system's otherwise"`
-	RFC2136Server    string   `env:"RFC2136_SERVER" help:"with ACME_DNS_PROVIDER=rfc2136, the DNS server taking dynamic updates (host[:port])"`
+	ACMEDNSResolvers []string `env:"ACME_DNS_RESOLVERS" envSeparator:"," help:"with ACME_DNS_PROVIDER, the DNS servers (host[:port], an IPv6 address, [IPv6]:port) asked whether the challenge record is visible; the system's otherwise"`
+	RFC2136Server    string   `env:"RFC2136_SERVER" help:"with ACME_DNS_PROVIDER=rfc2136, the DNS server taking dynamic updates (host[:port], an IPv6 address, [IPv6]:port; port 53 unless named)"`
 	RFC2136KeyName   string   `env:"RFC2136_KEY_NAME" help:"with ACME_DNS_PROVIDER=rfc2136, the TSIG key's name"`
 	RFC2136Key       string   `env:"RFC2136_KEY" secret:"true" help:"with ACME_DNS_PROVIDER=rfc2136, the TSIG key's secret (base64)"`
 	RFC2136KeyAlg    string   `env:"RFC2136_KEY_ALG" envDefault:"hmac-sha256" help:"with ACME_DNS_PROVIDER=rfc2136, the TSIG algorithm (hmac-sha256, hmac-sha512, hmac-sha1, ...)"`

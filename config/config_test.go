@@ -97,6 +97,8 @@ func TestInvalidValuesNamed(t *testing.T) {
 		{acme + ";ACME_DNS_PROVIDER=cloudflare", `invalid CLOUDFLARE_API_TOKEN="": ACME_DNS_PROVIDER=cloudflare needs an API token`},
 		{acme + ";ACME_DNS_PROVIDER=rfc2136;RFC2136_SERVER=ns.example;RFC2136_KEY_NAME=k", `invalid RFC2136_KEY="": ACME_DNS_PROVIDER=rfc2136 needs the TSIG key's secret`},
 		{acme + ";ACME_DNS_PROVIDER=rfc2136;RFC2136_SERVER=ns.example;RFC2136_KEY_NAME=k;RFC2136_KEY=c2VjcmV0;RFC2136_KEY_ALG=md5", `invalid RFC2136_KEY_ALG="md5"`},
+		{acme + ";ACME_DNS_PROVIDER=rfc2136;RFC2136_SERVER=::1:53:x;RFC2136_KEY_NAME=k;RFC2136_KEY=c2VjcmV0", `invalid RFC2136_SERVER="::1:53:x": want host, host:port, an IPv6 address, or [IPv6]:port`},
+		{acme + ";ACME_DNS_PROVIDER=rfc2136;RFC2136_SERVER=[::1]:;RFC2136_KEY_NAME=k;RFC2136_KEY=c2VjcmV0", `invalid RFC2136_SERVER="[::1]:"`},
 		{acme + ";ACME_DNS_RESOLVERS=192.0.2.53", `invalid ACME_DNS_RESOLVERS="192.0.2.53": is only used with ACME_DNS_PROVIDER`},
 		{"CERT_MODE=acme;CERT_HOSTNAMES=*.lab.example", `invalid CERT_HOSTNAMES="*.lab.example": the wildcard *.lab.example can only be validated over DNS`},
 		{"CERT_MODE=acme;CERT_HOSTNAMES=203.0.113.7;ACME_DNS_PROVIDER=cloudflare;CLOUDFLARE_API_TOKEN=t", `invalid CERT_HOSTNAMES="203.0.113.7": 203.0.113.7 is an IP address, which DNS-01 cannot validate`},

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -227,6 +228,34 @@ func TestACMEDNS01RFC2136(t *testing.T) {
 	waitServed(t, addr, "gpu3.proxy.test", pb.roots)
 	echoTrusting(t, addr, "proxy.test", pb.roots)
 	echoTrusting(t, addr, "gpu3.proxy.test", pb.roots)
+}
+
+// A TSIG secret the DNS server does not accept: the order fails with a
+// line that says the DNS server refused the update and names the settings
+// to check, not only miekg/dns's "bad authentication".
+func TestACMEDNS01WrongKey(t *testing.T) {
+	b := backend(t)
+	ns := startBind(t, "proxy.test")
+	tlsPort := freePort(t)
+	pb := startPebble(t, pebbleSpec{tlsPort: freePort(t), httpPort: freePort(t), dns: ns.addr})
+	wrong := base64.StdEncoding.EncodeToString([]byte("not the key bind was given, 32 b"))
+	env := append(pb.acmeEnv(t.TempDir(), tlsPort, "proxy.test"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()),
+		"BACKEND_HOST=127.0.0.1", "ACME_DNS_PROVIDER=rfc2136", "RFC2136_SERVER="+ns.addr,
+		"RFC2136_KEY_NAME="+ns.keyName, "RFC2136_KEY="+wrong, "ACME_DNS_RESOLVERS="+ns.addr)
+	p := startProc(t, env...)
+	p.addr()
+	l := p.waitLine(60*time.Second, "the refused update", func(l map[string]any) bool {
+		return strings.HasPrefix(fmt.Sprint(l["msg"]), "the DNS server refused to write the DNS-01 challenge's record")
+	})
+	why := fmt.Sprint(l["error"])
+	for _, want := range []string{"the DNS server refused the update (RFC2136_SERVER=" + ns.addr + ")", "RFC2136_KEY_NAME=" + ns.keyName, "RFC2136_KEY ", "bad authentication"} {
+		if !strings.Contains(why, want) {
+			t.Errorf("the error %q lacks %q", why, want)
+		}
+	}
+	if strings.Contains(p.output(), wrong) {
+		t.Error("the TSIG secret is in the log")
+	}
 }
 
 // Renewal with certificates that live 40 seconds: the proxy renews by

@@ -90,6 +90,10 @@ func run(args []string, h host) error {
 	for _, w := range cfg.Warnings() {
 		log.Warn("a setting is probably not what was meant", zap.String("why", w))
 	}
+	for _, v := range cfg.UnknownVariables() {
+		log.Warn("a variable in the environment is not a setting of this program, and is ignored", zap.String("variable", v.Name),
+			zap.String("nearest_setting", v.Nearest))
+	}
 	for _, f := range cfg.ExposedSecrets() {
 		log.Warn("a file holding secrets is readable by every local user", zap.String("file", f.Path),
 			zap.String("mode", fmt.Sprintf("%04o", f.Mode)), zap.String("fix", f.Fix()))

@@ -117,6 +117,9 @@ type Config struct {
 	// adminAddressSet records that ADMIN_ADDRESS was given (variable or
 	// flag) rather than defaulted: a taken default port is only a warning.
 	adminAddressSet bool
+	// unknownEnv are the environment's variables that look meant for
+	// this program but are no setting (UnknownVariables).
+	unknownEnv []UnknownVar
 	// What Validate parsed from the lists above.
 	origins     *allow.Origins
 	runtimes    *allow.Runtimes

@@ -40,6 +40,7 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 		return nil, explain(err, fields, vars)
 	}
 	_, cfg.adminAddressSet = vars["ADMIN_ADDRESS"]
+	cfg.unknownEnv = unknownVars(environ, fields)
 	cfg.CertHostnames = tidyList(cfg.CertHostnames)
 	cfg.RouteAllow = tidyList(cfg.RouteAllow)
 	cfg.RouteCheck = tidyList(cfg.RouteCheck)

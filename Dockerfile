@@ -10,6 +10,7 @@ ARG BUILDER_IMAGE=golang:1.26-bookworm
 FROM --platform=$BUILDPLATFORM ${BUILDER_IMAGE} AS build
 ARG TARGETOS
 ARG TARGETARCH
+# The version stamped, as make build stamps it: --build-arg VERSION="$(make -s version)".
 ARG VERSION=dev
 # The module proxy the build downloads from, for a mirror of your own (CI
 # uses the machine's module cache as a file:// proxy).

@@ -2,7 +2,11 @@
 export PATH := /usr/local/go/bin:$(PATH)
 
 BINARY  := cloudxr-wss-proxy
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version of the commit checked out (internal/version: ordered as the
+# commits are, by dpkg, rpm and Helm); VERSION=1.2.3 names it instead.
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell go run ./internal/version/describe 2>/dev/null || echo 0.0.0~dev)
+endif
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 PREFIX     ?= /usr/local
@@ -10,7 +14,7 @@ DESTDIR    ?=
 PROXY_PORT ?= 48322
 UNITDIR    := $(PREFIX)/lib/systemd/system
 
-.PHONY: build run test test-fast test-e2e test-deps lint fuzz bench soak install dist clean
+.PHONY: build run test test-fast test-e2e test-deps lint fuzz bench soak install dist clean version
 
 # The end-to-end suite (e2e/) is kept out of a plain `go test ./...` by the
 # e2e build tag; its one-minute soak and handshake flood by soak too.
@@ -18,6 +22,9 @@ E2E_TAGS := e2e,soak
 
 build: ## a static binary in ./cloudxr-wss-proxy
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) .
+
+version: ## print the version build stamps and dist names packages with (podman build --build-arg VERSION="$$(make -s version)" .)
+	@echo '$(VERSION)'
 
 run: build ## run with defaults; the certificate is generated in ./certs-local
 	CERT_DIR=$(CURDIR)/certs-local ./$(BINARY)

@@ -21,7 +21,7 @@ func helmChart(out, version string) (string, error) {
 	}
 	// A chart's version is SemVer and the default image tag is the
 	// appVersion: 0.0.0~git... (Debian's pre-release mark) becomes
-	// 0.0.0-git..., valid in both.
+	// 0.0.0-git..., valid in both and ordered alike (internal/version).
 	v := strings.ReplaceAll(version, "~", "-")
 	c.Metadata.Version, c.Metadata.AppVersion = v, v
 	path, err := chartutil.Save(c, out)

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -24,6 +23,8 @@ import (
 	"github.com/goreleaser/nfpm/v2"
 	_ "github.com/goreleaser/nfpm/v2/deb" // registers the packagers
 	_ "github.com/goreleaser/nfpm/v2/rpm"
+
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/version"
 )
 
 // targets are the platforms released, as GOOS/GOARCH.
@@ -31,12 +32,12 @@ var targets = []string{"linux/amd64", "linux/arm64", "windows/amd64", "windows/a
 
 func main() {
 	out := flag.String("out", "dist", "where the release goes (emptied first)")
-	version := flag.String("version", "", "the version to stamp (default: from git describe)")
+	stamp := flag.String("version", "", "the version to stamp (default: from git, as internal/version says)")
 	only := flag.String("only", "", "build only these GOOS/GOARCH targets (comma-separated)")
 	flag.Parse()
-	v := *version
+	v := *stamp
 	if v == "" {
-		v = gitVersion()
+		v = version.FromGit(".")
 	}
 	list := targets
 	if *only != "" {
@@ -46,20 +47,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "release:", err)
 		os.Exit(1)
 	}
-}
-
-// gitVersion is the tag's version (v1.2.3 → 1.2.3), or 0.0.0~git<commit>
-// when the commit has no tag: a version both Debian and RPM order.
-func gitVersion() string {
-	b, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
-	d := strings.TrimSpace(string(b))
-	switch {
-	case err != nil || d == "":
-		return "0.0.0~dev"
-	case regexp.MustCompile(`^v?[0-9]`).MatchString(d):
-		return strings.ReplaceAll(strings.TrimPrefix(d, "v"), "-", "~")
-	}
-	return "0.0.0~git" + strings.ReplaceAll(d, "-", ".")
 }
 
 func release(out, version string, list []string) error {

@@ -38,10 +38,11 @@ test-deps: ## install chromium and certutil from Debian's packages if missing
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-lint: ## formatting, vet and staticcheck (configured in staticcheck.conf)
+lint: ## formatting, vet, staticcheck (configured in staticcheck.conf) and the documents against the code
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
 	go vet -tags $(E2E_TAGS) ./...
 	go run $(STATICCHECK) -tags $(E2E_TAGS) ./...
+	go test -count=1 ./internal/doccheck # every setting, metric, file, test and link the Markdown files name exists
 
 bench: ## ours against HAProxy, side by side; writes bench/results/ (installs haproxy if missing)
 	@./scripts/bench-deps.sh

@@ -270,9 +270,10 @@ func (c *Config) Effective() []Setting {
 type Default struct{ Key, Value string }
 
 // Defaults lists every setting in the struct's order with its default on this
-// system: the struct's tag, or platformDefaults where that differs. The
-// documents' configuration reference is checked against it.
-func Defaults() ([]Default, error) {
+// system for a process given environ (KEY=VALUE strings): the struct's tag,
+// or platformDefaults where that differs. The documents' configuration
+// reference is checked against it.
+func Defaults(environ []string) ([]Default, error) {
 	fields, err := describe()
 	if err != nil {
 		return nil, err

@@ -26,7 +26,7 @@ test: test-deps ## vet, then every test, end-to-end included, with the race dete
 	go vet -tags $(E2E_TAGS) ./...
 	./scripts/test.sh -tags $(E2E_TAGS)
 
-test-fast: ## the unit tests only: no root, no tools beyond Go, under a minute
+test-fast: ## the unit tests only: no root, no tools beyond Go; minutes warm, longer on the first run (every dependency built with -race)
 	go test -race ./...
 	go test -count=1 -run '^TestSessionAllocations$$' ./proxy # the allocation budget, without the race detector
 

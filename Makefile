@@ -14,7 +14,7 @@ DESTDIR    ?=
 PROXY_PORT ?= 48322
 UNITDIR    := $(PREFIX)/lib/systemd/system
 
-.PHONY: build run test test-fast test-e2e test-deps lint fuzz bench soak install dist clean version
+.PHONY: build run test test-fast test-e2e test-deps lint fuzz bench soak install uninstall dist clean version
 
 # The end-to-end suite (e2e/) is kept out of a plain `go test ./...` by the
 # e2e build tag; its one-minute soak and handshake flood by soak too.
@@ -33,7 +33,7 @@ test: test-deps ## vet, then every test, end-to-end included, with the race dete
 	go vet -tags $(E2E_TAGS) ./...
 	./scripts/test.sh -tags $(E2E_TAGS)
 
-test-fast: ## the unit tests only: no root, no tools beyond Go, under a minute
+test-fast: ## the unit tests only: no root, no tools beyond Go; minutes warm, longer on the first run (every dependency built with -race)
 	go test -race ./...
 	go test -count=1 -run '^TestSessionAllocations$$' ./proxy # the allocation budget, without the race detector
 
@@ -45,10 +45,11 @@ test-deps: ## install chromium and certutil from Debian's packages if missing
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-lint: ## formatting, vet and staticcheck (configured in staticcheck.conf)
+lint: ## formatting, vet, staticcheck (configured in staticcheck.conf) and the documents against the code
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
 	go vet -tags $(E2E_TAGS) ./...
 	go run $(STATICCHECK) -tags $(E2E_TAGS) ./...
+	go test -count=1 ./internal/doccheck # every setting, metric, file, test and link the Markdown files name exists
 
 bench: ## ours against HAProxy, side by side; writes bench/results/ (installs haproxy if missing)
 	@./scripts/bench-deps.sh
@@ -76,6 +77,26 @@ install: build ## the binary and a systemd unit under DESTDIR/PREFIX; PROXY_PORT
 		install -D -m 0644 deploy/systemd/low-port.conf $(DESTDIR)$(UNITDIR)/cloudxr-wss-proxy.service.d/low-port.conf; \
 		grep -q '^PROXY_PORT=' $(DESTDIR)/etc/cloudxr-wss-proxy/env || echo 'PROXY_PORT=$(PROXY_PORT)' >> $(DESTDIR)/etc/cloudxr-wss-proxy/env; \
 	fi
+
+# The reverse of install. Into a DESTDIR it touches no running system; on the
+# machine itself it stops and disables the service first when systemd runs.
+# The settings file (it may hold secrets the administrator wrote) and the
+# certificates (a CA headsets trust) stay unless PURGE=1; the system user
+# stays, as packages leave theirs: files elsewhere may still be its.
+uninstall: ## remove what install put in place; PURGE=1 also the settings and certificates (the system user stays)
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl disable --now cloudxr-wss-proxy.service 2>/dev/null || true; fi
+	rm -f $(DESTDIR)$(PREFIX)/bin/$(BINARY) $(DESTDIR)$(UNITDIR)/cloudxr-wss-proxy.service \
+		$(DESTDIR)$(UNITDIR)/cloudxr-wss-proxy.service.d/low-port.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/cloudxr-wss-proxy.conf
+	rmdir $(DESTDIR)$(UNITDIR)/cloudxr-wss-proxy.service.d 2>/dev/null || true
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@if [ "$(PURGE)" = 1 ]; then \
+		echo rm -rf $(DESTDIR)/etc/cloudxr-wss-proxy $(DESTDIR)/var/lib/cloudxr-wss-proxy; \
+		rm -rf $(DESTDIR)/etc/cloudxr-wss-proxy $(DESTDIR)/var/lib/cloudxr-wss-proxy; \
+	else \
+		echo "kept: $(DESTDIR)/etc/cloudxr-wss-proxy (settings) and $(DESTDIR)/var/lib/cloudxr-wss-proxy (certificates); make uninstall PURGE=1 removes them"; \
+	fi
+	@echo "kept: the system user cloudxr-wss-proxy; userdel cloudxr-wss-proxy removes it"
 
 dist: ## the release in ./dist: archives for every platform, .deb and .rpm for Linux amd64/arm64, SHA256SUMS (VERSION=1.2.3 to name it)
 	go run ./release -out dist $(if $(filter command line environment,$(origin VERSION)),-version $(VERSION))

@@ -265,3 +265,27 @@ func (c *Config) Effective() []Setting {
 	}
 	return out
 }
+
+// Default is one setting's variable and its default on this system ("" for
+// none), as --help shows it.
+type Default struct{ Key, Value string }
+
+// Defaults lists every setting in the struct's order with its default on this
+// system for a process given environ (KEY=VALUE strings): the struct's tag,
+// or platformDefaults where that differs. The documents' configuration
+// reference is checked against it.
+func Defaults(environ []string) ([]Default, error) {
+	fields, err := describe()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Default, 0, len(fields))
+	for _, f := range fields {
+		d := f.def
+		if p, ok := platformDefaults()[f.key]; ok {
+			d = p
+		}
+		out = append(out, Default{Key: f.key, Value: d})
+	}
+	return out, nil
+}

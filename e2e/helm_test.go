@@ -8,7 +8,6 @@ package e2e
 // every object rendered is sent to a real API server.
 
 import (
-	"bufio"
 	"bytes"
 	"os"
 	"os/exec"
@@ -113,31 +112,32 @@ func helmCases(t *testing.T) []helmCase {
 	return append(cases, readmeHelmInstalls(t)...)
 }
 
-// readmeHelmInstalls are the README's `helm install NAME CHART ARGS...`
-// lines whose chart is this repository's.
+// readmeHelmInstalls are the `helm install NAME CHART ARGS...` lines of the
+// README and the pages under docs/ whose chart is this repository's.
 func readmeHelmInstalls(t *testing.T) []helmCase {
 	t.Helper()
-	f, err := os.Open("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	docs, _ := filepath.Glob("docs/*.md")
 	var cases []helmCase
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		fields := strings.Fields(line)
-		if len(fields) < 4 || fields[0] != "helm" || fields[1] != "install" {
-			continue
+	for _, doc := range append([]string{"README.md"}, docs...) {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if fields[3] != chartDir {
-			t.Errorf("README: %q installs %s, not %s", line, fields[3], chartDir)
-			continue
+		for _, line := range strings.Split(string(b), "\n") {
+			line, _, _ = strings.Cut(line, "#")
+			fields := strings.Fields(line)
+			if len(fields) < 4 || fields[0] != "helm" || fields[1] != "install" {
+				continue
+			}
+			if fields[3] != chartDir {
+				t.Errorf("%s: %q installs %s, not %s", doc, line, fields[3], chartDir)
+				continue
+			}
+			cases = append(cases, helmCase{name: "README " + strings.Join(fields, " "), args: append([]string{"--name-template", fields[2]}, fields[4:]...)})
 		}
-		cases = append(cases, helmCase{name: "README " + strings.Join(fields, " "), args: append([]string{"--name-template", fields[2]}, fields[4:]...)})
 	}
 	if len(cases) == 0 {
-		t.Fatal("the README gives no helm install")
+		t.Fatal("neither the README nor docs/ gives a helm install")
 	}
 	return cases
 }

@@ -3,9 +3,11 @@
 package e2e
 
 import (
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,6 +88,75 @@ func TestMakeInstall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// make uninstall takes away what make install put under DESTDIR and leaves
+// exactly what it says it leaves: the settings file and the certificates,
+// which PURGE=1 removes too. The system user is not under DESTDIR: the output
+// says it stays and how to remove it.
+func TestMakeUninstall(t *testing.T) {
+	dest := t.TempDir()
+	mk := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("make", append(args, "DESTDIR="+dest)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("make %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	mk("install", "PROXY_PORT=443")
+	// What the running service would have written: its CA's key.
+	key := filepath.Join(dest, "var/lib/cloudxr-wss-proxy/certs/ca.key")
+	if err := os.MkdirAll(filepath.Dir(key), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, []byte("key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out := mk("uninstall")
+	files, ours := installedUnder(t, dest)
+	if want := []string{"etc/cloudxr-wss-proxy/env", "var/lib/cloudxr-wss-proxy/certs/ca.key"}; !slices.Equal(files, want) {
+		t.Errorf("after make uninstall, files left: %q, want %q", files, want)
+	}
+	if want := []string{"etc/cloudxr-wss-proxy", "etc/cloudxr-wss-proxy/env", "var/lib/cloudxr-wss-proxy",
+		"var/lib/cloudxr-wss-proxy/certs", "var/lib/cloudxr-wss-proxy/certs/ca.key"}; !slices.Equal(ours, want) {
+		t.Errorf("after make uninstall, left with the program's name: %q, want %q", ours, want)
+	}
+	for _, says := range []string{"kept: " + dest + "/etc/cloudxr-wss-proxy (settings)", "PURGE=1", "userdel cloudxr-wss-proxy"} {
+		if !strings.Contains(out, says) {
+			t.Errorf("make uninstall does not say %q:\n%s", says, out)
+		}
+	}
+
+	mk("uninstall", "PURGE=1")
+	if files, ours := installedUnder(t, dest); len(files)+len(ours) > 0 {
+		t.Errorf("after make uninstall PURGE=1, left: files %q, named after the program %q", files, ours)
+	}
+	mk("uninstall") // again, with nothing left to remove: no error
+}
+
+// installedUnder lists the files under dest, and every path there that
+// carries the program's name, relative and sorted.
+func installedUnder(t *testing.T, dest string) (files, ours []string) {
+	t.Helper()
+	err := filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dest {
+			return err
+		}
+		rel, _ := filepath.Rel(dest, p)
+		if !d.IsDir() {
+			files = append(files, rel)
+		}
+		if strings.Contains(rel, "cloudxr-wss-proxy") {
+			ours = append(ours, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files, ours
 }
 
 // checkSettingsMode: the settings file, where the README puts the DNS

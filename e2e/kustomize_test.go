@@ -142,11 +142,14 @@ func TestKustomizeBuilds(t *testing.T) {
 }
 
 // documentedKustomizations are the folders of the `kubectl apply -k`
-// commands in the README and in the kustomizations' comments.
+// commands in the README, the pages under docs/ and the kustomizations'
+// comments.
 func documentedKustomizations(t *testing.T) []string {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(kustomizeRoot, "*", "kustomization.yaml"))
+	docs, _ := filepath.Glob("docs/*.md")
 	files = append(files, "README.md", filepath.Join(kustomizeRoot, "kustomization.yaml"))
+	files = append(files, docs...)
 	re := regexp.MustCompile("kubectl apply -k (" + regexp.QuoteMeta(kustomizeRoot) + `[^\s` + "`" + `)]*)`)
 	var dirs []string
 	for _, f := range files {

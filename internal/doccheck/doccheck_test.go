@@ -26,6 +26,14 @@ var notOurs = map[string]string{
 	"TCP_USER_TIMEOUT":     "a Linux socket option",
 	"TCP_INQ":              "a Linux socket option",
 	"CAP_NET_BIND_SERVICE": "a Linux capability",
+	"SSL_CERT_DIR":         "Go's crypto/x509 reads it, as SSL_CERT_FILE",
+	"HTTP_PROXY":           "Go's net/http reads it for outgoing requests",
+	"HTTPS_PROXY":          "Go's net/http reads it for outgoing requests",
+	"NO_PROXY":             "Go's net/http reads it for outgoing requests",
+	"FOO_SERVICE_HOST":     "the form of Kubernetes' service-link variables, as an example",
+	// Misspellings shown as examples of what the start-up warning catches.
+	"BACKEND_POLL": "a misspelt BACKEND_POOL, as an example",
+	"BACKNED_HOST": "a misspelt BACKEND_HOST, as an example",
 }
 
 // TestDocumentsMatchCode: every setting, metric, file, Go file and test the

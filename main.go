@@ -101,6 +101,7 @@ func run(args []string, h host) error {
 		return err
 	}
 	a.stop = h.stop
+	a.handover = newHandover(cfg, log)
 	if err := a.listen(); err != nil {
 		return err
 	}

@@ -45,3 +45,23 @@ func setClientOptions(fd int, dp deadPeer) error {
 	}
 	return nil
 }
+
+// SetListenerOptions sets on ln (made by Listen, or inherited from the
+// process an upgrade took over from, with that one's settings) the
+// options accepted sockets inherit, for keepalive (CLIENT_KEEPALIVE).
+func SetListenerOptions(ln net.Listener, keepalive time.Duration) error {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return nil
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	dp := deadPeerFor(keepalive)
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = setClientOptions(int(fd), dp) }); err != nil {
+		return err
+	}
+	return serr
+}

@@ -27,10 +27,10 @@ const reportName = "cloudxr-wss-proxy-report"
 // Handover is this process's part in upgrades: the one it may have been
 // started by (its parent), and the one it may start.
 type Handover struct {
-	upg     *tableflip.Upgrader
-	report  *os.File // the write end of the pipe the next process inherits
-	parent  *os.File // the read end the previous process writes to; nil without one
-	gone    chan struct{}
+	upg    *tableflip.Upgrader
+	report *os.File // the write end of the pipe the next process inherits
+	parent *os.File // the read end the previous process writes to; nil without one
+	gone   chan struct{}
 }
 
 // New prepares hand-overs. pidFile, if not empty, gets this process's

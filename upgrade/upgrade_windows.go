@@ -29,10 +29,10 @@ func (*Handover) Listen(network, addr string, open func(network, addr string) (n
 	ln, err := open(network, addr)
 	return ln, false, err
 }
-func (*Handover) Ready() error                  { return nil }
-func (*Handover) Upgrade() error                { return ErrUnsupported }
-func (*Handover) Exit() <-chan struct{}         { return nil }
-func (*Handover) Stop()                         {}
-func (*Handover) ParentGone() <-chan struct{}   { c := make(chan struct{}); close(c); return c }
-func (*Handover) Send(Report) error             { return ErrUnsupported }
-func (*Handover) Previous(func(Report))         {}
+func (*Handover) Ready() error                { return nil }
+func (*Handover) Upgrade() error              { return ErrUnsupported }
+func (*Handover) Exit() <-chan struct{}       { return nil }
+func (*Handover) Stop()                       {}
+func (*Handover) ParentGone() <-chan struct{} { c := make(chan struct{}); close(c); return c }
+func (*Handover) Send(Report) error           { return ErrUnsupported }
+func (*Handover) Previous(func(Report))       {}

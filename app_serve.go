@@ -32,8 +32,7 @@ func (a *app) listen() error {
 		return err
 	}
 	if err := proxy.SetListenerOptions(a.ln, keepalive); err != nil { // an inherited one has the old process's
-		a.ln.Close()
-		return fmt.Errorf("PROXY_PORT: %w", err)
+		a.log.Info("CLIENT_KEEPALIVE", zap.Error(err))
 	}
 	if err = a.listenACMEHTTP(); err != nil {
 		a.ln.Close()

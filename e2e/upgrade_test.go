@@ -49,7 +49,9 @@ func TestUpgradeInPlace(t *testing.T) {
 	admin := p.waitLog("admin listener")["address"].(string)
 	oldPID := p.cmd.Process.Pid
 	t.Cleanup(func() { killPIDFile(pidFile, oldPID) }) // the new process, before the harness's cleanup waits for the log's end
-	waitPIDFile(t, pidFile, oldPID)
+	if pid := waitPIDFile(t, pidFile, 0); pid != oldPID {
+		t.Fatalf("the PID file names %d, not the process started (%d)", pid, oldPID)
+	}
 	trust := trustPEM(t, filepath.Join(certs, "ca.crt"))
 	if v := statusVersion(t, addr, trust); strings.Contains(v, "9.9.9-upgraded") {
 		t.Fatalf("version %q before the upgrade", v)
@@ -133,7 +135,7 @@ func TestUpgradeInPlace(t *testing.T) {
 	}
 	writeFile(t, settings, "HEAD_TIMEOUT=7s\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	newPID := waitPIDFile(t, pidFile, 0)
+	newPID := waitPIDFile(t, pidFile, oldPID)
 	if newPID == oldPID {
 		t.Fatal("the PID file still names the old process")
 	}
@@ -234,17 +236,6 @@ func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -77,7 +77,7 @@ func (a *app) listenOn(setting, addr string, open func(network, addr string) (ne
 	if a.handover == nil {
 		return wrapped("tcp", addr)
 	}
-	ln, inherited, err := a.handover.Listen("tcp", addr, wrapped)
+	ln, inherited, err := a.handover.Listen(setting, "tcp", addr, wrapped)
 	if inherited {
 		a.log.Info("listener taken over from the previous process", zap.String("setting", setting), zap.String("address", addr))
 	}

@@ -44,7 +44,8 @@ func TestUpgradeInPlace(t *testing.T) {
 	pidFile := filepath.Join(dir, "pid")
 	certs := filepath.Join(dir, "certs")
 	p := startProcCmd(t, exec.Command(exe), "CERT_DIR="+certs, "BACKEND_HOST=127.0.0.1",
-		"BACKEND_PORT="+strconv.Itoa(b.Port()), "ENV_FILE="+settings, "PID_FILE="+pidFile, "UPGRADE_DRAIN=0")
+		"BACKEND_PORT="+strconv.Itoa(b.Port()), "ENV_FILE="+settings, "PID_FILE="+pidFile, "UPGRADE_DRAIN=0",
+		"HEALTH_CHECK_INTERVAL=2s") // a check on a loaded machine must not close the 50 sessions
 	addr := p.addr()
 	admin := p.waitLog("admin listener")["address"].(string)
 	oldPID := p.cmd.Process.Pid

@@ -76,14 +76,16 @@ func New(pidFile string, timeout time.Duration) (*Handover, error) {
 // HasParent reports whether this process was started by an upgrade.
 func (h *Handover) HasParent() bool { return h.upg.HasParent() }
 
-// Listen returns the listener for network and addr the previous process
-// handed over, or one open makes; inherited says which. Listeners are
-// keyed by their address as the settings give it, so a changed port is
-// a new listener, and the old one is closed with the previous process.
-func (h *Handover) Listen(network, addr string, open func(network, addr string) (net.Listener, error)) (ln net.Listener, inherited bool, err error) {
+// Listen returns the listener named name (the setting it is for) that the
+// previous process handed over, if it was at the same addr, or else one
+// open makes; inherited says which. A changed address is a new listener,
+// and the old one is closed with the previous process.
+func (h *Handover) Listen(name, network, addr string, open func(network, addr string) (net.Listener, error)) (ln net.Listener, inherited bool, err error) {
 	inherited = true
 	var openErr error
-	ln, err = h.upg.ListenWithCallback(network, addr, func(network, addr string) (net.Listener, error) {
+	// tableflip keys listeners by address; two settings may give the same
+	// one (port 0), so the key carries the name too.
+	ln, err = h.upg.ListenWithCallback(network, name+" "+addr, func(string, string) (net.Listener, error) {
 		inherited = false
 		l, err := open(network, addr)
 		openErr = err

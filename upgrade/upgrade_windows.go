@@ -25,7 +25,7 @@ type Report struct {
 func New(string, time.Duration) (*Handover, error) { return nil, ErrUnsupported }
 
 func (*Handover) HasParent() bool { return false }
-func (*Handover) Listen(network, addr string, open func(network, addr string) (net.Listener, error)) (net.Listener, bool, error) {
+func (*Handover) Listen(name, network, addr string, open func(network, addr string) (net.Listener, error)) (net.Listener, bool, error) {
 	ln, err := open(network, addr)
 	return ln, false, err
 }

@@ -319,3 +319,62 @@ func metricValue(t *testing.T, admin, name string) float64 {
 	t.Fatalf("no %s in /metrics", name)
 	return 0
 }
+
+// A client that spent its authentication-failure budget is still refused
+// by the process that took over: the old one hands the spent budgets over.
+func TestUpgradeKeepsSpentFailureBudgets(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	writeFile(t, tokens, "quest-a\n")
+	b := backend(t)
+	certs := filepath.Join(dir, "certs")
+	p := startProc(t, "CERT_DIR="+certs, "BACKEND_HOST=127.0.0.1", "BACKEND_PORT="+strconv.Itoa(b.Port()),
+		"AUTH_TOKENS_FILE="+tokens, "CLIENT_AUTH_FAILURES=3")
+	addr := p.addr()
+	trust := trustPEM(t, filepath.Join(certs, "ca.crt"))
+	status := func(token string) int {
+		t.Helper()
+		return upgradeStatus(t, addr, trust, "/sign_in", "Authorization: Bearer "+token)
+	}
+	for i := range 3 {
+		if s := status("guess-" + strconv.Itoa(i)); s != http.StatusUnauthorized {
+			t.Fatalf("guess %d answered %d, want 401", i, s)
+		}
+	}
+	if s := status("guess-3"); s != http.StatusTooManyRequests {
+		t.Fatalf("after the budget: %d, want 429", s)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog("the previous process has exited") // every connection now reaches the new one
+	if s := status("guess-4"); s != http.StatusTooManyRequests {
+		t.Errorf("after the upgrade a guessing client got %d, want 429: a fresh budget", s)
+	}
+}
+
+// With the runtime pool's claims in memory, SIGHUP does not start a new
+// process (it could hand out a runtime a session here holds): the log
+// says why, and the runtime stays with its session.
+func TestUpgradeRefusedWithThePoolInMemory(t *testing.T) {
+	dir := t.TempDir()
+	b := backend(t)
+	certs := filepath.Join(dir, "certs")
+	p := startProc(t, "CERT_DIR="+certs, "BACKEND_POOL=127.0.0.1:"+strconv.Itoa(b.Port()), "POOL_CLAIMS=memory")
+	addr := p.addr()
+	trust := trustPEM(t, filepath.Join(certs, "ca.crt"))
+	held, err := wstest.Dial(addr, "/s", trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	l := p.waitLog("SIGHUP: no upgrade in place")
+	if !strings.Contains(fmt.Sprint(l["why"]), "memory") {
+		t.Errorf("the refusal says %q", l["why"])
+	}
+	if err := held.Echo("still mine", 5*time.Second); err != nil {
+		t.Fatalf("the session holding the runtime: %v", err)
+	}
+	if s := upgradeStatus(t, addr, trust, "/s"); s != http.StatusServiceUnavailable {
+		t.Errorf("a second user while the only runtime is held: %d, want 503", s)
+	}
+}

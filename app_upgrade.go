@@ -41,10 +41,10 @@ func (a *app) whyNoUpgrade() string {
 	switch {
 	case a.handover == nil:
 		return "not supported on this system"
-	case os.Getpid() == 1:
-		// A container ends with its first process: the new one would go
-		// with it once this one had finished its sessions.
-		return "this is the container's first process (PID 1), whose exit ends the container; restart the container to apply a new image or settings"
+	case upgrade.UnderForeignInit():
+		// A container ends with its init's child: the new process would
+		// go with this one once it had finished its sessions.
+		return "the container's init (docker run --init, podman --init) ends the container when this process exits; run without --init (the program is its own init) or restart the container"
 	case a.pool != nil && a.pool.claims == config.ClaimsMemory:
 		return "the runtime pool's claims are in this process's memory (BACKEND_POOL without Kubernetes Leases): a new process could hand out a runtime a session here still holds; restart to apply a new binary or settings"
 	}

@@ -70,9 +70,11 @@ install: build ## the binary and a systemd unit under DESTDIR/PREFIX; PROXY_PORT
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)/etc/cloudxr-wss-proxy
 	sed 's|@PREFIX@|$(PREFIX)|g' deploy/systemd/cloudxr-wss-proxy.service.in > $(DESTDIR)$(UNITDIR)/cloudxr-wss-proxy.service
 	install -m 0644 deploy/systemd/cloudxr-wss-proxy.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/cloudxr-wss-proxy.conf
-# The settings file holds secrets (DNS API tokens, TSIG and EAB keys) and systemd reads it as root: 0600 root.
-# An existing one, its mode included, is the administrator's and is left as it is.
-	test -e $(DESTDIR)/etc/cloudxr-wss-proxy/env || install -m 0600 deploy/systemd/env.example $(DESTDIR)/etc/cloudxr-wss-proxy/env
+# The settings file holds secrets (DNS API tokens, TSIG and EAB keys): root's, readable by the service's group
+# (the program reads it on each reload), by nobody else. An existing one is the administrator's and is left as it is.
+	test -e $(DESTDIR)/etc/cloudxr-wss-proxy/env || { install -m 0640 deploy/systemd/env.example $(DESTDIR)/etc/cloudxr-wss-proxy/env; \
+		if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then systemd-sysusers $(PREFIX)/lib/sysusers.d/cloudxr-wss-proxy.conf; fi; \
+		getent group cloudxr-wss-proxy >/dev/null && chgrp cloudxr-wss-proxy $(DESTDIR)/etc/cloudxr-wss-proxy/env || chmod 0600 $(DESTDIR)/etc/cloudxr-wss-proxy/env; }
 	if [ $(PROXY_PORT) -lt 1024 ]; then \
 		install -D -m 0644 deploy/systemd/low-port.conf $(DESTDIR)$(UNITDIR)/cloudxr-wss-proxy.service.d/low-port.conf; \
 		grep -q '^PROXY_PORT=' $(DESTDIR)/etc/cloudxr-wss-proxy/env || echo 'PROXY_PORT=$(PROXY_PORT)' >> $(DESTDIR)/etc/cloudxr-wss-proxy/env; \

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/limit"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/portal"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/proxy"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/upgrade"
 )
 
 // app is the proxy's parts, wired: built by build, opened by listen, run
@@ -42,11 +44,14 @@ type app struct {
 	ln       net.Listener
 	admin    *admin.Server
 	adminLn  net.Listener
+
+	handover         *upgrade.Handover // upgrades in place; nil where not supported
+	previousSessions atomic.Int64      // sessions still open in the process this one took over from
 }
 
 // logStart logs every effective setting once.
 func logStart(cfg *config.Config, maxConns int, log *zap.Logger) {
-	fields := []zap.Field{zap.String("version", fullVersion()), zap.Int("effective_max_connections", maxConns)}
+	fields := []zap.Field{zap.String("version", fullVersion()), zap.Int("pid", os.Getpid()), zap.Int("effective_max_connections", maxConns)}
 	for _, s := range cfg.Effective() {
 		fields = append(fields, zap.String(s.Key, s.Value))
 	}
@@ -236,6 +241,7 @@ func (a *app) wire() {
 		ParkedDirections:  func() float64 { return float64(a.srv.ParkedDirections()) },
 		CertificateExpiry: a.certificateExpiry,
 		MaxConnections:    func() float64 { return float64(a.maxConns) },
+		DrainingSessions:  func() float64 { return float64(a.previousSessions.Load()) },
 	}
 	if a.pool != nil {
 		g.PoolRuntimes = a.poolCounts

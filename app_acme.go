@@ -159,9 +159,9 @@ func (a *app) listenACMEHTTP() error {
 		return nil
 	}
 	addr := net.JoinHostPort(a.cfg.ListenAddress, strconv.Itoa(int(a.cfg.ACMEHTTPPort)))
-	ln, err := net.Listen("tcp", addr)
+	ln, err := a.listenOn("ACME_HTTP_PORT", addr, net.Listen)
 	if err != nil {
-		return listenError("ACME_HTTP_PORT", addr, err)
+		return err
 	}
 	if a.limits != nil {
 		ln = a.limits.Listener(ln, a.metrics.ClientLimited)

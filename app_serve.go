@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -19,11 +20,19 @@ import (
 // The app's running life: its listeners opened, served, and shut down on
 // the signals.
 
-// listen opens the TLS listener and the admin listener.
+// listen opens the TLS listener and the admin listener, or takes them
+// from the process this one takes over from.
 func (a *app) listen() error {
 	var err error
-	if a.ln, err = proxy.Listen("tcp", a.cfg.ListenAddr(), a.cfg.ClientKeepalive.D()); err != nil {
-		return listenError("PROXY_PORT", a.cfg.ListenAddr(), err)
+	keepalive := a.cfg.ClientKeepalive.D()
+	a.ln, err = a.listenOn("PROXY_PORT", a.cfg.ListenAddr(), func(network, addr string) (net.Listener, error) {
+		return proxy.Listen(network, addr, keepalive)
+	})
+	if err != nil {
+		return err
+	}
+	if err := proxy.SetListenerOptions(a.ln, keepalive); err != nil { // an inherited one has the old process's
+		a.log.Info("CLIENT_KEEPALIVE", zap.Error(err))
 	}
 	if err = a.listenACMEHTTP(); err != nil {
 		a.ln.Close()
@@ -33,7 +42,10 @@ func (a *app) listen() error {
 		a.admin = nil
 		return nil
 	}
-	if a.adminLn, err = listenAdmin(a.cfg, a.log); err != nil {
+	a.adminLn, err = a.listenOn("ADMIN_ADDRESS", a.cfg.AdminAddress, func(string, string) (net.Listener, error) {
+		return listenAdmin(a.cfg, a.log)
+	})
+	if err != nil {
 		a.ln.Close()
 		if a.httpLn != nil {
 			a.httpLn.Close()
@@ -46,6 +58,30 @@ func (a *app) listen() error {
 	}
 	a.log.Info("admin listener", zap.String("address", a.adminLn.Addr().String()), zap.Strings("paths", paths))
 	return nil
+}
+
+// listenOn opens the listener for setting at addr with open, or takes the
+// one the previous process had there. open's errors are said in words
+// naming the setting.
+func (a *app) listenOn(setting, addr string, open func(network, addr string) (net.Listener, error)) (net.Listener, error) {
+	wrapped := func(network, addr string) (net.Listener, error) {
+		ln, err := open(network, addr)
+		if err != nil {
+			var u usageError
+			if !errors.As(err, &u) {
+				err = listenError(setting, addr, err)
+			}
+		}
+		return ln, err
+	}
+	if a.handover == nil {
+		return wrapped("tcp", addr)
+	}
+	ln, inherited, err := a.handover.Listen(setting, "tcp", addr, wrapped)
+	if inherited {
+		a.log.Info("listener taken over from the previous process", zap.String("setting", setting), zap.String("address", addr))
+	}
+	return ln, err
 }
 
 // listenAdmin binds ADMIN_ADDRESS. A second instance on one host (another
@@ -125,8 +161,9 @@ func (a *app) serve() error {
 	a.log.Info("listening", zap.String("address", a.ln.Addr().String()), zap.String("backend", backend))
 
 	a.startACME(ctx) // after the listeners are open (see listenACMEHTTP)
+	a.takeOver()
 
-	err := a.waitForSignals(serveErr)
+	err := a.waitForSignals(serveErr, stopBackground)
 	stopBackground()
 	a.stopACME()
 	if a.admin != nil {
@@ -145,8 +182,9 @@ func (a *app) serveAdmin() {
 }
 
 // waitForSignals serves until SIGTERM, SIGINT (Ctrl+C) or the host's stop
-// request drains the sessions; SIGHUP reloads the certificate and tokens.
-func (a *app) waitForSignals(serveErr chan error) error {
+// request drains the sessions (SHUTDOWN_GRACE), or SIGHUP hands over to a
+// new process and the sessions here finish (UPGRADE_DRAIN; see reload).
+func (a *app) waitForSignals(serveErr chan error, stopBackground func()) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -158,11 +196,10 @@ func (a *app) waitForSignals(serveErr chan error) error {
 		case why = <-a.stop:
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				if a.certs != nil {
-					a.certs.Reload("SIGHUP")
-				}
-				if a.tokens != nil {
-					a.tokens.Reload("SIGHUP")
+				if a.reload() {
+					a.drain(serveErr, stopBackground, sigs)
+					a.log.Info("stopped: the new process serves")
+					return nil
 				}
 				continue
 			}

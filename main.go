@@ -18,12 +18,16 @@ import (
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/logging"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/upgrade"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	if code, ok := upgrade.RunAsInit(); ok { // a container's first process
+		os.Exit(code)
+	}
 	if isWindowsService() {
 		os.Exit(runAsService(os.Args[1:]))
 	}
@@ -105,6 +109,7 @@ func run(args []string, h host) error {
 		return err
 	}
 	a.stop = h.stop
+	a.handover = newHandover(cfg, log)
 	if err := a.listen(); err != nil {
 		return err
 	}

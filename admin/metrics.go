@@ -41,6 +41,9 @@ type Gauges struct {
 	// PoolRuntimes counts the pool's runtimes by state (free, busy,
 	// grace, down); nil without BACKEND_POOL.
 	PoolRuntimes func() map[string]int
+	// DrainingSessions counts the sessions still open in the process an
+	// upgrade in place took over from.
+	DrainingSessions func() float64
 }
 
 const ns = "cloudxr_wss_proxy"
@@ -111,6 +114,10 @@ func (m *Metrics) Watch(g Gauges) {
 	if g.MaxConnections != nil {
 		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "max_connections",
 			Help: "The most client connections the proxy holds at once (MAX_CONNECTIONS, or derived from the open-file limit)."}, g.MaxConnections))
+	}
+	if g.DrainingSessions != nil {
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "sessions_draining",
+			Help: "Sessions still open in the process this one took over from (SIGHUP, an upgrade in place): they finish there, within UPGRADE_DRAIN. Add it to sessions_open for everyone streaming."}, g.DrainingSessions))
 	}
 	if g.PoolRuntimes != nil {
 		f(poolCollector(g.PoolRuntimes))

@@ -69,6 +69,8 @@ type Config struct {
 	ResponseTimeout  Duration `env:"RESPONSE_TIMEOUT" envDefault:"30s" help:"limit on the backend's answer to a forwarded request head (then 504)"`
 	ClientKeepalive  Duration `env:"CLIENT_KEEPALIVE" envDefault:"30s" help:"a client gone without closing (headset off, Wi-Fi lost) is dropped after this idle time plus three unanswered TCP keepalive probes a third of it apart; unacknowledged data waits at most twice this"`
 	ShutdownGrace    Duration `env:"SHUTDOWN_GRACE" envDefault:"8s" help:"on SIGTERM/SIGINT, time open sessions get to finish before they are closed"`
+	UpgradeDrain     Duration `env:"UPGRADE_DRAIN" envDefault:"4h" help:"after SIGHUP (systemctl reload) has handed the listeners to a new process, time the old one's sessions get to finish before they are closed; 0: until they end (Linux and macOS)"`
+	PIDFile          string   `env:"PID_FILE" help:"write the serving process's pid here (the systemd unit's PIDFile=); an upgrade rewrites it with the new process's"`
 
 	AllowedOrigins []string `env:"ALLOWED_ORIGINS" envSeparator:"," help:"only pages from these origins (https://app.example, https://*.lab.example) may open the WebSocket; CORS answers then name the origin"`
 
@@ -261,6 +263,9 @@ func (c *Config) validateTimes(bad badFunc) {
 	}
 	if c.ShutdownGrace < 0 {
 		bad("SHUTDOWN_GRACE", c.ShutdownGrace, "must not be negative")
+	}
+	if c.UpgradeDrain < 0 {
+		bad("UPGRADE_DRAIN", c.UpgradeDrain, "must not be negative (0: until the sessions end)")
 	}
 }
 

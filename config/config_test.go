@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -311,5 +314,33 @@ func TestEffectiveHidesSecrets(t *testing.T) {
 	}
 	if got["CLOUDFLARE_API_TOKEN"] != "(set)" || got["ACME_EAB_HMAC"] != "(set)" || got["RFC2136_KEY"] != "" || got["ACME_EAB_KID"] != "kid" {
 		t.Errorf("effective settings: %v", got)
+	}
+}
+
+// Under the systemd unit (StateDirectory=), the certificate is kept in the
+// state directory unless CERT_DIR says otherwise, in the environment or
+// the settings file.
+func TestCertDirUnderSystemd(t *testing.T) {
+	settings := filepath.Join(t.TempDir(), "env")
+	for _, tc := range []struct {
+		environ []string
+		file    string
+		want    string
+	}{
+		{[]string{"STATE_DIRECTORY=/var/lib/cloudxr-wss-proxy"}, "", "/var/lib/cloudxr-wss-proxy/certs"},
+		{[]string{"STATE_DIRECTORY=/var/lib/a:/var/lib/b"}, "", "/var/lib/a/certs"},
+		{[]string{"STATE_DIRECTORY=/var/lib/cloudxr-wss-proxy"}, "CERT_DIR=/etc/mine\n", "/etc/mine"},
+		{[]string{"STATE_DIRECTORY=/var/lib/cloudxr-wss-proxy", "CERT_DIR=/srv/certs"}, "", "/srv/certs"},
+	} {
+		if err := os.WriteFile(settings, []byte(tc.file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(nil, append(tc.environ, "ENV_FILE="+settings), io.Discard, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.CertDir != tc.want {
+			t.Errorf("%v with %q: CERT_DIR %q, want %q", tc.environ, tc.file, cfg.CertDir, tc.want)
+		}
 	}
 }

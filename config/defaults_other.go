@@ -6,7 +6,6 @@ package config
 // this system: none here.
 func platformDefaults() map[string]string { return nil }
 
-// systemdEnvFile is the settings file the systemd unit names
-// (EnvironmentFile): systemd reads it, as root, before the program starts,
-// so the program never opens it, but its mode is checked all the same.
+// systemdEnvFile is the settings file the systemd unit names (ENV_FILE):
+// its mode is checked even when the program runs without it.
 const systemdEnvFile = "/etc/cloudxr-wss-proxy/env"

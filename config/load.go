@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -101,6 +102,11 @@ func gatherVars(environ []string, overrides map[string]string, fields []field) (
 				vars[k] = v // the environment and the flags win
 			}
 		}
+	}
+	if sd, _, _ := strings.Cut(vars["STATE_DIRECTORY"], ":"); sd != "" && vars["CERT_DIR"] == "" {
+		// Run by systemd with a StateDirectory= (the unit's): the
+		// certificate is kept there.
+		vars["CERT_DIR"] = filepath.Join(sd, "certs")
 	}
 	for k, v := range platformDefaults() {
 		if _, set := vars[k]; !set {

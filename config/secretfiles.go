@@ -19,19 +19,15 @@ type ExposedFile struct {
 	Mode fs.FileMode
 }
 
-// Fix is what to run about it: systemd reads its settings file as root,
-// so that file needs no reader but root; any other file keeps its owner's
-// and group's access, one of which is the user the proxy runs as.
+// Fix is what to run about it: every file keeps its owner's and group's
+// access, one of which is the user the proxy runs as (the unit's settings
+// file is root's, and its group the service's).
 func (e ExposedFile) Fix() string {
-	if e.Path == systemdEnvFile {
-		return "chmod 600 " + e.Path
-	}
 	return "chmod o-rwx " + e.Path
 }
 
 // SecretFiles lists the files this configuration's secrets are in: the
-// settings file (ENV_FILE, and the systemd unit's, which systemd reads for
-// the program), the tokens file (AUTH_TOKENS_FILE) and the private keys in
+// settings file (ENV_FILE, and the systemd unit's), the tokens file (AUTH_TOKENS_FILE) and the private keys in
 // CERT_DIR. Some may not exist.
 func (c *Config) SecretFiles() []string {
 	var out []string

@@ -64,15 +64,15 @@ func TestExposedSecrets(t *testing.T) {
 	}
 }
 
-// The fix names the file: chmod 600 for the unit's settings file, which
-// only root (systemd) reads; for the others the owner and group keep
-// their access, the proxy's user being one of them.
+// The fix names the file, and keeps the owner's and the group's access,
+// the proxy's user being one of them.
 func TestExposedFileFix(t *testing.T) {
 	if got := (ExposedFile{Path: "/x/tokens"}).Fix(); got != "chmod o-rwx /x/tokens" {
 		t.Errorf("tokens: %q", got)
 	}
 	if systemdEnvFile != "" {
-		if got := (ExposedFile{Path: systemdEnvFile}).Fix(); got != "chmod 600 "+systemdEnvFile {
+		// The unit's settings file is read by the program, in the service's group.
+		if got := (ExposedFile{Path: systemdEnvFile}).Fix(); got != "chmod o-rwx "+systemdEnvFile {
 			t.Errorf("unit's settings: %q", got)
 		}
 	}

@@ -72,6 +72,56 @@ func TestContainerImage(t *testing.T) {
 	}
 	t.Run("named volume survives re-creation", r.volumeSurvives)
 	t.Run("read-only server.pem", r.readOnlyPEM)
+	t.Run("SIGHUP upgrades the settings in place", r.upgradeInPlace)
+}
+
+// upgradeInPlace: `podman kill -s HUP` starts a new process that reads the
+// mounted settings file afresh and takes the listener over; the open
+// session stays in the old one until it ends, and the container keeps
+// running after the old process has exited (the program is its own init).
+func (r *containerRun) upgradeInPlace(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	settings := filepath.Join(dir, "env")
+	os.WriteFile(settings, []byte("HEAD_TIMEOUT=10s\n"), 0o644)
+	c := runContainer(t, "cxp-test-upgrade", append(r.env, "-v", r.volume+":"+certMount,
+		"-v", dir+":/etc/cloudxr-wss-proxy:ro", "-e", "ENV_FILE=/etc/cloudxr-wss-proxy/env")...)
+	c.waitLog("listening")
+	mount := strings.TrimSpace(mustPodman(t, "volume", "inspect", r.volume, "--format", "{{.Mountpoint}}"))
+	trust := trustPEM(t, filepath.Join(mount, "ca.crt"))
+	var held *wstest.Client
+	waitFor(t, 20*time.Second, "a session", func() bool {
+		var err error
+		held, err = wstest.Dial(r.addr, "/held", trust)
+		return err == nil
+	})
+	os.WriteFile(settings, []byte("HEAD_TIMEOUT=7s\n"), 0o644)
+	mustPodman(t, "kill", "-s", "HUP", c.name)
+	c.waitLog("took over from the previous process: it finishes its open sessions")
+	var started map[string]any
+	waitFor(t, 20*time.Second, "the new process's start line", func() bool {
+		for _, l := range c.logs() {
+			if l["msg"] == "starting" && l["HEAD_TIMEOUT"] == "7s" {
+				started = l
+			}
+		}
+		return started != nil
+	})
+	if err := held.Echo("held through the upgrade", 5*time.Second); err != nil {
+		t.Fatalf("the open session: %v", err)
+	}
+	held.Close()
+	c.waitLog("the previous process has exited")
+	if running := strings.TrimSpace(mustPodman(t, "inspect", c.name, "--format", "{{.State.Running}}")); running != "true" {
+		t.Fatalf("the container stopped with the old process (running %s)", running)
+	}
+	ws, err := wstest.Dial(r.addr, "/after", trust)
+	if err != nil {
+		t.Fatalf("a session after the upgrade: %v", err)
+	}
+	ws.Echo("after", 5*time.Second)
+	ws.Close()
+	checkHealthAndStop(t, c)
 }
 
 // containerRun is what the container test's steps share.

@@ -92,6 +92,12 @@ func startProcCmd(t *testing.T, cmd *exec.Cmd, env ...string) *proc {
 		}
 		cmd.Env = slices.DeleteFunc(cmd.Env, func(e string) bool { return strings.HasPrefix(e, kv+"=") })
 	}
+	// A group of its own: a SIGHUP starts a new process (an upgrade in
+	// place) that the cleanup must end too.
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +121,7 @@ func startProcCmd(t *testing.T, cmd *exec.Cmd, env ...string) *proc {
 		}
 	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 		cmd.Wait()
 		if t.Failed() {

@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,7 +37,8 @@ func TestMakeInstall(t *testing.T) {
 			}
 			for _, want := range []string{
 				"User=cloudxr-wss-proxy", "ExecStart=/usr/local/bin/cloudxr-wss-proxy", "ExecReload=/bin/kill -HUP $MAINPID",
-				"EnvironmentFile=-/etc/cloudxr-wss-proxy/env", "Environment=CERT_DIR=/var/lib/cloudxr-wss-proxy/certs",
+				"Type=notify", "NotifyAccess=all", "Environment=ENV_FILE=/etc/cloudxr-wss-proxy/env",
+				"Environment=PID_FILE=/run/cloudxr-wss-proxy/pid", "PIDFile=/run/cloudxr-wss-proxy/pid", "RuntimeDirectory=cloudxr-wss-proxy",
 				"StateDirectory=cloudxr-wss-proxy", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
 				"PrivateTmp=yes", "\nCapabilityBoundingSet=\n", "\nAmbientCapabilities=\n",
 			} {
@@ -160,8 +163,9 @@ func installedUnder(t *testing.T, dest string) (files, ours []string) {
 }
 
 // checkSettingsMode: the settings file, where the README puts the DNS
-// provider's token and the TSIG and EAB keys, is readable by root alone
-// (systemd reads it as root, before the service's user takes over).
+// provider's token and the TSIG and EAB keys, is root's and readable by
+// the service's group alone (the program reads it on each reload), or by
+// root alone where that group does not exist (yet).
 func checkSettingsMode(t *testing.T, path string) {
 	t.Helper()
 	st, err := os.Stat(path)
@@ -169,7 +173,12 @@ func checkSettingsMode(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	sys := st.Sys().(*syscall.Stat_t)
-	if st.Mode().Perm() != 0o600 || sys.Uid != 0 {
-		t.Errorf("%s: mode %04o, owner uid %d; want 0600 root", path, st.Mode().Perm(), sys.Uid)
+	group := ""
+	if g, err := user.LookupGroupId(strconv.Itoa(int(sys.Gid))); err == nil {
+		group = g.Name
+	}
+	ok := sys.Uid == 0 && (st.Mode().Perm() == 0o600 || st.Mode().Perm() == 0o640 && group == "cloudxr-wss-proxy")
+	if !ok {
+		t.Errorf("%s: mode %04o, owner uid %d, group %q; want 0640 root:cloudxr-wss-proxy or 0600 root", path, st.Mode().Perm(), sys.Uid, group)
 	}
 }

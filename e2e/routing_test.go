@@ -105,7 +105,7 @@ func routedStates(t *testing.T, hc *http.Client, addr string) map[string]string 
 
 // upgradeStatus sends an upgrade for target and returns the status it
 // gets, checking that the answer carries the header set.
-func upgradeStatus(t *testing.T, addr string, trust *tls.Config, target string) int {
+func upgradeStatus(t *testing.T, addr string, trust *tls.Config, target string, header ...string) int {
 	t.Helper()
 	conn, err := tls.Dial("tcp", addr, trust)
 	if err != nil {
@@ -113,7 +113,7 @@ func upgradeStatus(t *testing.T, addr string, trust *tls.Config, target string) 
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, wstest.UpgradeRequest("localhost", target))
+	io.WriteString(conn, wstest.UpgradeRequest("localhost", target, header...))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -173,3 +173,40 @@ func TestNonIPIsOneClient(t *testing.T) {
 		t.Errorf("non-IP sources unlimited: %v %q", c, which)
 	}
 }
+
+// A client that spent its failure budget in one table is still blocked in
+// a table restored from the first one's Spent (what an upgrade hands over),
+// and one that spent part of it has only the rest.
+func TestSpentBudgetSurvivesRestore(t *testing.T) {
+	o := Options{AuthFailures: 10, TableSize: 100}
+	old := New(o)
+	guesser := netip.MustParseAddr("192.0.2.1")
+	g, _ := old.Connect(guesser)
+	for range 10 {
+		old.Failed(g)
+	}
+	p, _ := old.Connect(netip.MustParseAddr("192.0.2.2"))
+	for range 4 {
+		old.Failed(p)
+	}
+	if _, blocked := old.Blocked(g); !blocked {
+		t.Fatal("the guesser is not blocked in the old table")
+	}
+
+	fresh := New(o)
+	fresh.Restore(old.Spent())
+	g2, _ := fresh.Connect(guesser)
+	if _, blocked := fresh.Blocked(g2); !blocked {
+		t.Fatal("a client that had spent its failure budget got a fresh one")
+	}
+	p2, _ := fresh.Connect(netip.MustParseAddr("192.0.2.2"))
+	for i := range 6 {
+		if _, blocked := fresh.Blocked(p2); blocked {
+			t.Fatalf("blocked after %d more failures; 6 were left", i)
+		}
+		fresh.Failed(p2)
+	}
+	if _, blocked := fresh.Blocked(p2); !blocked {
+		t.Fatal("not blocked after spending the rest of its budget")
+	}
+}

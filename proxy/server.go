@@ -291,7 +291,16 @@ func (s *Server) ActiveConnections() int { return int(s.active.Load()) }
 // Shutdown stops accepting, closes connections that are not forwarding
 // anything (handshakes, idle keep-alives), lets open sessions finish until
 // ctx ends, then closes the rest. It returns when every session is gone.
-func (s *Server) Shutdown(ctx context.Context) error {
+func (s *Server) Shutdown(ctx context.Context) error { return s.stop(ctx, true) }
+
+// Drain stops accepting and lets every connection go on as it would have,
+// handshakes and keep-alives included, until ctx ends; then it closes the
+// rest. It is for a process that has handed its listeners to a new one
+// (which accepts what this one no longer does), so nobody is cut. Shutdown
+// may follow it.
+func (s *Server) Drain(ctx context.Context) error { return s.stop(ctx, false) }
+
+func (s *Server) stop(ctx context.Context, closeIdle bool) error {
 	s.mu.Lock()
 	s.shutting = true
 	for ln := range s.listeners {
@@ -299,7 +308,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	var idle []*session
 	for sess := range s.sessions {
-		if !sess.tun.Forwarding() {
+		if closeIdle && !sess.tun.Forwarding() {
 			idle = append(idle, sess)
 		}
 	}

@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"syscall"
 	"time"
@@ -31,17 +32,58 @@ func Listen(network, addr string, keepalive time.Duration) (net.Listener, error)
 	return lc.Listen(context.Background(), network, addr)
 }
 
-func setClientOptions(fd int, dp deadPeer) error {
-	for _, o := range []struct{ level, name, value int }{
+type sockopt struct{ level, name, value int }
+
+// clientOptions are the socket options for dp, set on the listener for
+// the accepted sockets to inherit.
+func clientOptions(dp deadPeer) []sockopt {
+	return []sockopt{
 		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(dp.idle / time.Second)},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(dp.interval / time.Second)},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, dp.count},
 		{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(dp.userTimeout / time.Millisecond)},
-	} {
+	}
+}
+
+func setClientOptions(fd int, dp deadPeer) error {
+	for _, o := range clientOptions(dp) {
 		if err := unix.SetsockoptInt(fd, o.level, o.name, o.value); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// SetListenerOptions gives ln (inherited from the process an upgrade took
+// over from, with that one's settings) the keepalive options accepted
+// sockets inherit (CLIENT_KEEPALIVE), where they differ. Some systems
+// refuse to change TCP_USER_TIMEOUT on a listening socket: the error then
+// says the new value applies after a restart.
+func SetListenerOptions(ln net.Listener, keepalive time.Duration) error {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return nil
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	dp := deadPeerFor(keepalive)
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		for _, o := range clientOptions(dp) {
+			if v, err := unix.GetsockoptInt(int(fd), o.level, o.name); err == nil && v == o.value {
+				continue
+			}
+			if err := unix.SetsockoptInt(int(fd), o.level, o.name, o.value); err != nil {
+				serr = fmt.Errorf("this system does not let the listener taken over be changed: it may keep the previous process's CLIENT_KEEPALIVE until a restart: %w", err)
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }

@@ -19,3 +19,8 @@ func Listen(network, addr string, keepalive time.Duration) (net.Listener, error)
 	}}
 	return lc.Listen(context.Background(), network, addr)
 }
+
+// SetListenerOptions does nothing here: a listener inherited from the
+// process an upgrade took over from gives its sockets Go's default
+// keepalive (15 s) rather than CLIENT_KEEPALIVE's.
+func SetListenerOptions(net.Listener, time.Duration) error { return nil }

@@ -13,7 +13,8 @@ import (
 
 // New returns a logger writing to w at level ("debug", "info", "warn",
 // "error") in format "json", "console", or "auto": console when w is a
-// terminal, JSON otherwise (what log collectors want from a container).
+// terminal or systemd's journal (JOURNAL_STREAM), JSON otherwise (what log
+// collectors want from a container).
 func New(w io.Writer, level, format string) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
@@ -21,8 +22,8 @@ func New(w io.Writer, level, format string) (*zap.Logger, error) {
 	}
 	if format == "auto" {
 		format = "json"
-		if isTerminal(w) {
-			format = "console"
+		if isTerminal(w) || os.Getenv("JOURNAL_STREAM") != "" {
+			format = "console" // a person reads it, or journald (which adds its own JSON fields)
 		}
 	}
 	ec := zap.NewProductionEncoderConfig()

@@ -29,7 +29,7 @@ func TestDefaults(t *testing.T) {
 		ACMECA: "https://acme-v02.api.letsencrypt.org/directory", RFC2136KeyAlg: "hmac-sha256", ACMERenewCheck: Duration(10 * time.Minute),
 		ConnectTimeout: Duration(5 * time.Second), TunnelTimeout: Duration(3600 * time.Second),
 		HandshakeTimeout: Duration(10 * time.Second), HeadTimeout: Duration(10 * time.Second),
-		ResponseTimeout: Duration(30 * time.Second), ShutdownGrace: Duration(8 * time.Second), ClientKeepalive: Duration(30 * time.Second),
+		ResponseTimeout: Duration(30 * time.Second), ShutdownGrace: Duration(8 * time.Second), UpgradeDrain: Duration(4 * time.Hour), ClientKeepalive: Duration(30 * time.Second),
 		LogLevel: "info", LogFormat: "auto", TLSPostQuantum: true, AdminAddress: "127.0.0.1:48323",
 		AuthQueryParam: "token", AuthCookie: "cxr_token",
 		ClientMaxConnections: 64, ClientHandshakeRate: 20, ClientAuthFailures: 10, ClientTableSize: 65536,

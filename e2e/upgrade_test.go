@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Upgrading in place: the binary on disk is replaced by a build with
@@ -376,5 +378,68 @@ func TestUpgradeRefusedWithThePoolInMemory(t *testing.T) {
 	}
 	if s := upgradeStatus(t, addr, trust, "/s"); s != http.StatusServiceUnavailable {
 		t.Errorf("a second user while the only runtime is held: %d, want 503", s)
+	}
+}
+
+// With the pool's claims in Kubernetes Leases, an upgrade in place is
+// allowed: the new process sees the Lease the old one's session holds and
+// keeps renewing, so the only runtime is not handed to a second user
+// until that session has ended.
+func TestUpgradeWithPoolLeases(t *testing.T) {
+	cp := startControlPlane(t)
+	admin := cp.clientset(t, cp.adminToken)
+	const ns = "upgrade"
+	kubeconfig := poolNamespace(t, cp, admin, ns)
+	rs := startRuntimes(t, "127.0.0.2")
+	if _, err := admin.DiscoveryV1().EndpointSlices(ns).Create(context.Background(),
+		runtimeSlice(ns, rs.port, "127.0.0.2"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := startProc(t, "KUBECONFIG="+kubeconfig, "POD_NAME=proxy-0", "CERT_DIR="+dir,
+		"BACKEND_POOL=kubernetes:runtimes:signaling", "POOL_CLAIMS=kubernetes", "POOL_RECONNECT_GRACE=0", "POOL_LEASE_DURATION=3s")
+	addr := p.addr()
+	trust := trustPEM(t, filepath.Join(dir, "ca.crt"))
+	waitPool(t, addr, trust, 1, "free")
+	a := &poolClient{src: "127.1.5.1"}
+	held, status := a.upgrade(t, addr, trust)
+	if status != http.StatusSwitchingProtocols {
+		t.Fatalf("the first user: %d", status)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog("took over from the previous process: it finishes its open sessions")
+	b := &poolClient{src: "127.1.5.2"}
+	// For three Lease durations: the old process keeps renewing its
+	// session's claim while it drains.
+	for until := time.Now().Add(9 * time.Second); time.Now().Before(until); {
+		if c, status := b.upgrade(t, addr, trust); status != http.StatusServiceUnavailable {
+			if c != nil {
+				c.Conn.Close()
+			}
+			t.Fatalf("a second user while the old process's session holds the only runtime: %d, want 503", status)
+		}
+	}
+	if err := held.Echo("still mine", 5*time.Second); err != nil {
+		t.Fatalf("the session in the old process: %v", err)
+	}
+	held.Close()
+	p.waitLog("the previous process has exited")
+	var got *wstest.Client
+	waitFor(t, 30*time.Second, "the runtime for the second user once the first has left", func() bool {
+		c, status := b.upgrade(t, addr, trust)
+		if status == http.StatusSwitchingProtocols {
+			got = c
+			return true
+		}
+		if c != nil {
+			c.Conn.Close()
+		}
+		return false
+	})
+	defer got.Close()
+	for a, n := range rs.holding() {
+		if n != 1 {
+			t.Errorf("runtime %s holds %d sessions", a, n)
+		}
 	}
 }

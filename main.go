@@ -57,6 +57,9 @@ type host struct {
 	wrapLog func(zapcore.Core) zapcore.Core
 	// stop, if set, asks for the same drain as SIGTERM, for the reason sent.
 	stop <-chan string
+	// listening, if set, is called once the listeners are open: a service
+	// reports itself running then, so that a port in use fails the start.
+	listening func()
 }
 
 // run: load the configuration, build the parts, open the listeners, serve
@@ -103,6 +106,9 @@ func run(args []string, h host) error {
 	a.stop = h.stop
 	if err := a.listen(); err != nil {
 		return err
+	}
+	if h.listening != nil {
+		h.listening()
 	}
 	return a.serve()
 }

@@ -75,7 +75,7 @@ func startAndWait(s *mgr.Service) error {
 	if err != nil {
 		return err
 	}
-	st, err := waitWhile(s, svc.StartPending, limit)
+	st, err := waitWhile(s, func(st svc.State) bool { return st == svc.StartPending }, limit)
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,8 @@ func stopAndWait(s *mgr.Service) error {
 		return err
 	}
 	const limit = 2 * time.Minute
-	if st, err := waitWhile(s, svc.StopPending, limit); err != nil || st == svc.Stopped {
+	// Until the service has taken the request in, it may still say running.
+	if st, err := waitWhile(s, func(st svc.State) bool { return st != svc.Stopped }, limit); err != nil || st == svc.Stopped {
 		return err
 	}
 	return fmt.Errorf("the %s service did not stop within %v (the log: %s)", serviceName, limit, serviceLogFile())
@@ -158,13 +159,13 @@ func openService() (*mgr.Mgr, *mgr.Service, error) {
 	return m, s, nil
 }
 
-// waitWhile polls the service's state while it is pending, until the time
-// is up, and returns the state it was last in.
-func waitWhile(s *mgr.Service, pending svc.State, limit time.Duration) (svc.State, error) {
+// waitWhile polls the service's state while pending says it is not yet
+// settled, until the time is up, and returns the state it was last in.
+func waitWhile(s *mgr.Service, pending func(svc.State) bool, limit time.Duration) (svc.State, error) {
 	deadline := time.Now().Add(limit)
 	for {
 		st, err := s.Query()
-		if err != nil || st.State != pending || time.Now().After(deadline) {
+		if err != nil || !pending(st.State) || time.Now().After(deadline) {
 			return st.State, err
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -61,6 +61,9 @@ type host struct {
 	wrapLog func(zapcore.Core) zapcore.Core
 	// stop, if set, asks for the same drain as SIGTERM, for the reason sent.
 	stop <-chan string
+	// listening, if set, is called once the listeners are open: a service
+	// reports itself running then, so that a port in use fails the start.
+	listening func()
 }
 
 // run: load the configuration, build the parts, open the listeners, serve
@@ -112,6 +115,9 @@ func run(args []string, h host) error {
 	a.handover = newHandover(cfg, log)
 	if err := a.listen(); err != nil {
 		return err
+	}
+	if h.listening != nil {
+		h.listening()
 	}
 	return a.serve()
 }

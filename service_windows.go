@@ -39,6 +39,9 @@ func isWindowsService() bool {
 // dataDir is where the service keeps its settings file and logs.
 func dataDir() string { return config.DataDir() }
 
+// serviceLogFile is the service's log, every line.
+func serviceLogFile() string { return filepath.Join(dataDir(), "logs", serviceName+".log") }
+
 // runAsService runs the proxy under the service manager; its result is the
 // process's exit status.
 func runAsService(args []string) int {
@@ -60,28 +63,33 @@ type service struct {
 	exit int
 }
 
-// Execute is the service manager's view: start the proxy, report running,
-// and pass a stop or shutdown on as a drain.
+// Execute is the service manager's view: start the proxy, report running
+// once its listeners are open (a start that fails on a setting or a port
+// in use is a failed start, not a service that runs and then stops), and
+// pass a stop or shutdown on as a drain.
 func (s *service) Execute(_ []string, req <-chan svc.ChangeRequest, status chan<- svc.Status) (bool, uint32) {
-	status <- svc.Status{State: svc.StartPending}
-	logFile := &lumberjack.Logger{Filename: filepath.Join(dataDir(), "logs", serviceName+".log"), MaxSize: 10, MaxBackups: 5}
+	status <- svc.Status{State: svc.StartPending, WaitHint: 30000}
+	logFile := &lumberjack.Logger{Filename: serviceLogFile(), MaxSize: 10, MaxBackups: 5}
 	defer logFile.Close()
 	stop := make(chan string, 1)
 	done := make(chan error, 1)
+	listening := make(chan struct{})
 	go func() {
-		err := run(s.args, host{logTo: logFile, wrapLog: s.errorsToEventLog, stop: stop})
+		err := run(s.args, host{logTo: logFile, wrapLog: s.errorsToEventLog, stop: stop, listening: func() { close(listening) }})
 		if err != nil {
 			// Bad settings end the start before the log exists: the
 			// file says so too, as a line of its own.
-			line, _ := json.Marshal(map[string]string{"level": "error", "time": time.Now().UTC().Format(time.RFC3339), "msg": "the service stopped", "error": err.Error()})
+			line, _ := json.Marshal(map[string]string{"level": "error", "time": time.Now().UTC().Format(time.RFC3339), "msg": serviceEndedMsg, "error": err.Error()})
 			logFile.Write(append(line, '\n'))
 		}
 		done <- err
 	}()
-	status <- svc.Status{State: svc.Running, Accepts: svc.AcceptStop | svc.AcceptShutdown}
-	s.event(false, "started")
 	for {
 		select {
+		case <-listening:
+			listening = nil
+			status <- svc.Status{State: svc.Running, Accepts: svc.AcceptStop | svc.AcceptShutdown}
+			s.event(false, "started")
 		case err := <-done:
 			return s.ended(err)
 		case c := <-req:

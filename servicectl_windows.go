@@ -3,25 +3,20 @@
 package main
 
 import (
-	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/winacl"
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc"
-	"golang.org/x/sys/windows/svc/eventlog"
 	"golang.org/x/sys/windows/svc/mgr"
 )
 
-// The service subcommand: install, uninstall, start and stop the Windows
+// The service subcommand: install, uninstall, start, stop and restart the Windows
 // service, from an administrator's terminal.
-
-//go:embed deploy/systemd/env.example
-var envExample []byte
 
 func serviceCommand(args []string) error {
 	if len(args) > 0 && args[0] == "run" {
@@ -33,7 +28,7 @@ func serviceCommand(args []string) error {
 		return nil
 	}
 	if len(args) != 1 {
-		return usageError{errors.New("usage: cloudxr-wss-proxy service install|uninstall|start|stop")}
+		return usageError{errors.New("usage: cloudxr-wss-proxy service install|uninstall|start|stop|restart")}
 	}
 	var err error
 	switch args[0] {
@@ -45,8 +40,10 @@ func serviceCommand(args []string) error {
 		err = startService()
 	case "stop":
 		err = stopService()
+	case "restart":
+		err = restartService()
 	default:
-		return usageError{fmt.Errorf("service %q: want install, uninstall, start or stop", args[0])}
+		return usageError{fmt.Errorf("service %q: want install, uninstall, start, stop or restart", args[0])}
 	}
 	if errors.Is(err, windows.ERROR_ACCESS_DENIED) {
 		return fmt.Errorf("%w: run it from a terminal opened as administrator", err)
@@ -54,58 +51,59 @@ func serviceCommand(args []string) error {
 	return err
 }
 
-// installService registers the program, where it is now, to start at boot
-// with the settings file under %ProgramData% (written from the example
-// when there is none, in a folder only SYSTEM and the Administrators may
-// enter), restarting it if it fails.
-func installService() error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	envFile := filepath.Join(dataDir(), "env")
-	// The folder would inherit %ProgramData%'s access list, which lets
-	// every local user read the keys in it and put a certificate of their
-	// own in certs\: only SYSTEM and the Administrators get in.
-	if err := winacl.MkdirProtected(dataDir()); err != nil {
-		return err
-	}
-	if _, err := os.Stat(envFile); errors.Is(err, os.ErrNotExist) {
-		if err := os.WriteFile(envFile, envExample, 0o644); err != nil {
-			return err
-		}
-	}
-	m, err := mgr.Connect()
+func startService() error {
+	m, s, err := openService()
 	if err != nil {
 		return err
 	}
 	defer m.Disconnect()
-	if s, err := m.OpenService(serviceName); err == nil {
-		s.Close()
-		return fmt.Errorf("the %s service is installed already (service uninstall first, to install this copy)", serviceName)
+	defer s.Close()
+	return startAndWait(s)
+}
+
+// startAndWait starts the service and waits until it runs (its listeners
+// are open) or has stopped, and says which, in words. A service already
+// running is not an error: Windows starts it at boot, and Wine whenever its
+// server starts (the first program of a session), which may be this one.
+func startAndWait(s *mgr.Service) error {
+	const limit = 30 * time.Second
+	err := s.Start()
+	if errors.Is(err, windows.ERROR_SERVICE_ALREADY_RUNNING) {
+		err = nil
+		fmt.Printf("the %s service was started already\n", serviceName)
 	}
-	s, err := m.CreateService(serviceName, exe, mgr.Config{
-		DisplayName: "CloudXR WSS proxy",
-		Description: "Terminates TLS for CloudXR.js: wss:// from browsers and headsets to the CloudXR Runtime.",
-		StartType:   mgr.StartAutomatic,
-	}, "service", "run", "--env-file", envFile)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	restart := mgr.RecoveryAction{Type: mgr.ServiceRestart, Delay: 5 * time.Second}
-	s.SetRecoveryActions([]mgr.RecoveryAction{restart, restart, restart}, uint32((24 * time.Hour).Seconds()))
-	if err := eventlog.InstallAsEventCreate(serviceName, eventlog.Error|eventlog.Warning|eventlog.Info); err != nil && !errors.Is(err, windows.ERROR_ALREADY_EXISTS) {
-		fmt.Printf("note: no Event Log source (%v); the log file has everything\n", err)
+	st, err := waitWhile(s, func(st svc.State) bool { return st == svc.StartPending }, limit)
+	if err != nil {
+		return err
 	}
-	fmt.Printf("installed the %s service (%s), starting at boot\nsettings: %s\nlog: %s\nstart it now: %s service start\n",
-		serviceName, exe, envFile, filepath.Join(dataDir(), "logs"), filepath.Base(exe))
+	if st != svc.Running {
+		return startFailure(serviceName, st == svc.Stopped, limit, serviceLogFile(), lastLogWords(logTail(serviceLogFile())))
+	}
+	fmt.Printf("the %s service is running\n", serviceName)
 	return nil
 }
 
-// uninstallService stops and removes the service; the settings file,
-// the certificates and the logs stay.
-func uninstallService() error {
+// logTail is the end of the file at path, enough for its last lines.
+func logTail(path string) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	const tail = 64 << 10
+	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
+		f.Seek(fi.Size()-tail, io.SeekStart)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, tail))
+	return b
+}
+
+// restartService stops the service if it runs, to take in a changed
+// settings file, and starts it again.
+func restartService() error {
 	m, s, err := openService()
 	if err != nil {
 		return err
@@ -117,29 +115,7 @@ func uninstallService() error {
 			return err
 		}
 	}
-	if err := s.Delete(); err != nil {
-		return err
-	}
-	eventlog.Remove(serviceName)
-	fmt.Printf("removed the %s service; %s (settings, certificates, logs) is left in place\n", serviceName, dataDir())
-	return nil
-}
-
-func startService() error {
-	m, s, err := openService()
-	if err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	defer s.Close()
-	if err := s.Start(); err != nil {
-		return err
-	}
-	if err := waitFor(s, svc.Running, 30*time.Second); err != nil {
-		return fmt.Errorf("%w (the log under %s says why)", err, filepath.Join(dataDir(), "logs"))
-	}
-	fmt.Printf("the %s service is running\n", serviceName)
-	return nil
+	return startAndWait(s)
 }
 
 func stopService() error {
@@ -162,7 +138,12 @@ func stopAndWait(s *mgr.Service) error {
 	if _, err := s.Control(svc.Stop); err != nil {
 		return err
 	}
-	return waitFor(s, svc.Stopped, 2*time.Minute)
+	const limit = 2 * time.Minute
+	// Until the service has taken the request in, it may still say running.
+	if st, err := waitWhile(s, func(st svc.State) bool { return st != svc.Stopped }, limit); err != nil || st == svc.Stopped {
+		return err
+	}
+	return fmt.Errorf("the %s service did not stop within %v (the log: %s)", serviceName, limit, serviceLogFile())
 }
 
 func openService() (*mgr.Mgr, *mgr.Service, error) {
@@ -178,20 +159,15 @@ func openService() (*mgr.Mgr, *mgr.Service, error) {
 	return m, s, nil
 }
 
-// waitFor polls the service's state until it is want, or the time is up.
-func waitFor(s *mgr.Service, want svc.State, limit time.Duration) error {
+// waitWhile polls the service's state while pending says it is not yet
+// settled, until the time is up, and returns the state it was last in.
+func waitWhile(s *mgr.Service, pending func(svc.State) bool, limit time.Duration) (svc.State, error) {
 	deadline := time.Now().Add(limit)
 	for {
 		st, err := s.Query()
-		if err != nil {
-			return err
+		if err != nil || !pending(st.State) || time.Now().After(deadline) {
+			return st.State, err
 		}
-		if st.State == want {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the %s service did not reach state %d within %v (it is in %d)", serviceName, want, limit, st.State)
-		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 }

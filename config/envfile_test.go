@@ -58,11 +58,36 @@ func TestEnvFileErrors(t *testing.T) {
 	}
 }
 
-// The shipped example reads the same way here as systemd reads it: with
+// The shipped examples read the same way here as systemd reads them: with
 // every commented setting taken in, each value is exactly what follows its
-// '=' (systemd has no comments after a value).
+// '=' (systemd has no comments after a value). The Windows service's
+// example, written by `service install`, names the same settings, and
+// Windows words only.
 func TestEnvExampleAsSystemdReadsIt(t *testing.T) {
-	b, err := os.ReadFile("../deploy/systemd/env.example")
+	linux := envExampleSettings(t, "../deploy/systemd/env.example")
+	windows := envExampleSettings(t, "../deploy/windows/env.example")
+	if len(linux) != len(windows) {
+		t.Errorf("the Windows example names %d settings, the systemd one %d", len(windows), len(linux))
+	}
+	for k := range linux {
+		if _, ok := windows[k]; !ok {
+			t.Errorf("the Windows example lacks %s", k)
+		}
+	}
+	b, _ := os.ReadFile("../deploy/windows/env.example")
+	for _, word := range []string{"/etc/", "systemctl", "systemd", "chmod", "reload"} {
+		if strings.Contains(string(b), word) {
+			t.Errorf("the Windows example speaks of %q", word)
+		}
+	}
+}
+
+// envExampleSettings reads the example at path with every commented
+// setting taken in, checks each value is what follows its '=', and
+// returns them.
+func envExampleSettings(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,11 +110,12 @@ func TestEnvExampleAsSystemdReadsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(got) != len(want) || len(want) < 10 {
-		t.Fatalf("read %d settings, want %d", len(got), len(want))
+		t.Fatalf("%s: read %d settings, want %d", path, len(got), len(want))
 	}
 	for k, v := range want {
 		if got[k] != v {
-			t.Errorf("%s: read %q, systemd reads %q", k, got[k], v)
+			t.Errorf("%s: %s: read %q, the file says %q", path, k, got[k], v)
 		}
 	}
+	return want
 }

@@ -10,7 +10,6 @@ package e2e
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/testutil"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
@@ -187,88 +185,6 @@ func TestWindowsBuildUnderWine(t *testing.T) {
 	checkPlatformSession(t, p.addr(), trustPEM(t, filepath.Join(dir, "ca.crt")))
 	p.cmd.Process.Signal(syscall.SIGINT)
 	p.waitLog("stopped")
-}
-
-// The Windows service, in Wine's service manager: installed, started, a
-// session through it, stopped with a drain (its log file says so), and
-// uninstalled. Its data folder, and the keys it writes in certs\, let no
-// local user but SYSTEM and the Administrators in, as far as Wine shows
-// access lists (aclReader).
-func TestWindowsServiceUnderWine(t *testing.T) {
-	env := winePrefix(t)
-	exe := crossBuild(t, "windows", "amd64", t.TempDir())
-	acl := aclReader(t, env)
-	// The service manager's processes live as long as the Wine server;
-	// keep it up while the service runs.
-	persist := exec.Command("wineserver", "-p", "120")
-	persist.Env = append(os.Environ(), env...)
-	if err := persist.Run(); err != nil {
-		t.Fatal(err)
-	}
-	wine := func(args ...string) string {
-		t.Helper()
-		// The output goes to a file, not a pipe: the service manager's
-		// processes inherit it and outlive the command, and a pipe would
-		// be waited on until they end.
-		out, err := os.CreateTemp(t.TempDir(), "wine-out")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer out.Close()
-		cmd := exec.Command("wine", append([]string{exe}, args...)...)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stdout, cmd.Stderr = out, out
-		err = cmd.Run()
-		b, _ := os.ReadFile(out.Name())
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, b)
-		}
-		return string(b)
-	}
-	out := wine("service", "install")
-	prefix := strings.TrimPrefix(env[0], "WINEPREFIX=")
-	data := filepath.Join(prefix, "drive_c", "ProgramData", "cloudxr-wss-proxy")
-	if !strings.Contains(out, `C:\ProgramData\cloudxr-wss-proxy\env`) {
-		t.Fatalf("install did not name the settings file:\n%s", out)
-	}
-	if example, err := os.ReadFile(filepath.Join(data, "env")); err != nil || !strings.Contains(string(example), "BACKEND_HOST") {
-		t.Fatalf("the settings file was not written from the example: %v", err)
-	}
-	checkPrivateACL(t, acl(`C:\ProgramData\cloudxr-wss-proxy`))
-	b := backend(t)
-	port := freePort(t)
-	// The certificates in their default place, the data folder's certs\.
-	certs := filepath.Join(data, "certs")
-	os.WriteFile(filepath.Join(data, "env"), fmt.Appendf(nil,
-		"BACKEND_HOST=127.0.0.1\nBACKEND_PORT=%d\nPROXY_PORT=%d\nLISTEN_ADDRESS=127.0.0.1\nADMIN_ADDRESS=off\nCLIENT_MAX_CONNECTIONS=0\n",
-		b.Port(), port), 0o644)
-	wine("service", "start")
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	testutil.WaitFor(t, 20*time.Second, "the service's listener", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	checkPlatformSession(t, addr, trustPEM(t, filepath.Join(certs, "ca.crt")))
-	for _, key := range []string{"ca.key", "server.key", "server.pem"} {
-		checkPrivateACL(t, acl(`C:\ProgramData\cloudxr-wss-proxy\certs\`+key))
-	}
-	wine("service", "stop")
-	logFile := filepath.Join(data, "logs", "cloudxr-wss-proxy.log")
-	log, err := os.ReadFile(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{`"msg":"session ended"`, `"why":"service stop"`, `"msg":"stopped"`} {
-		if !strings.Contains(string(log), want) {
-			t.Errorf("the service's log lacks %s:\n%s", want, log)
-		}
-	}
-	if out := wine("service", "uninstall"); !strings.Contains(out, "removed") {
-		t.Errorf("uninstall: %s", out)
-	}
 }
 
 // aclReader builds e2e/testdata/sddl, which prints a path's access list as

@@ -76,7 +76,7 @@ func installService() error {
 		return register(m, exe, args, envFile)
 	}
 	defer s.Close()
-	return upgrade(s, exe, args)
+	return upgradeService(s, exe, args)
 }
 
 // register creates the service for the program at exe.
@@ -102,11 +102,11 @@ func register(m *mgr.Mgr, exe string, args []string, envFile string) error {
 	return nil
 }
 
-// upgrade replaces the installed service's program with this one: the
+// upgradeService replaces the installed service's program with this one: the
 // service is stopped, the copy replaced, the service pointed at it (an
 // older install may have run the program from elsewhere) and started again
 // if it ran.
-func upgrade(s *mgr.Service, exe string, args []string) error {
+func upgradeService(s *mgr.Service, exe string, args []string) error {
 	st, err := s.Query()
 	if err != nil {
 		return err

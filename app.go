@@ -24,7 +24,8 @@ import (
 // app is the proxy's parts, wired: built by build, opened by listen, run
 // by serve.
 type app struct {
-	stop     <-chan string // the host's stop requests (a Windows service's), or nil
+	stop     <-chan string  // the host's stop requests (a Windows service's), or nil
+	sigs     chan os.Signal // SIGTERM, SIGINT and SIGHUP, caught from the start
 	cfg      *config.Config
 	maxConns int // MAX_CONNECTIONS, or from the open-file limit
 	log      *zap.Logger

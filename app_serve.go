@@ -185,8 +185,7 @@ func (a *app) serveAdmin() {
 // request drains the sessions (SHUTDOWN_GRACE), or SIGHUP hands over to a
 // new process and the sessions here finish (UPGRADE_DRAIN; see reload).
 func (a *app) waitForSignals(serveErr chan error, stopBackground func()) error {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	sigs := a.sigs
 	defer signal.Stop(sigs)
 	for {
 		var why string
@@ -214,4 +213,13 @@ func (a *app) waitForSignals(serveErr chan error, stopBackground func()) error {
 		a.log.Info("stopped")
 		return nil
 	}
+}
+
+// catchSignals takes SIGTERM, SIGINT and SIGHUP from the start, so that
+// one sent while the parts are built (a reload as soon as the service is
+// up) waits for waitForSignals instead of ending the program.
+func catchSignals() chan os.Signal {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	return sigs
 }

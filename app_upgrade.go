@@ -107,15 +107,22 @@ func (a *app) takeOver() {
 }
 
 // drain is the old process's end after a new one has taken over: stop
-// accepting (the listeners stay open in the new process), stop what the
-// new one now does (the admin port, ACME), report to the new one, and
+// accepting (the listeners stay open in the new process), stop serving
+// what the new one now serves (the admin and ACME HTTP ports), report to
+// the new one, and
 // let the sessions finish, for at most UPGRADE_DRAIN.
 // SIGTERM or SIGINT meanwhile (systemctl stop) gives them SHUTDOWN_GRACE.
 func (a *app) drain(serveErr chan error, stopBackground func(), sigs <-chan os.Signal) {
 	limit := a.cfg.UpgradeDrain.D()
 	a.log.Info("handed over to the new process: finishing the open sessions here",
 		zap.Int("sessions", a.srv.ActiveConnections()), zap.Duration("upgrade_drain", limit))
-	a.stopACME()
+	// ACME stays on until the end: an order under way finishes and
+	// releases its lock in the storage, where the new process waits for it
+	// and then finds the certificate (certmagic's locks keep two processes
+	// from ordering one name at once). The ACME HTTP port is the new one's.
+	if a.httpSrv != nil {
+		a.httpSrv.Close()
+	}
 	if a.admin != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		a.admin.Shutdown(sctx)
@@ -138,6 +145,7 @@ func (a *app) drain(serveErr chan error, stopBackground func(), sigs <-chan os.S
 	} else {
 		a.log.Info("every session handed over has ended")
 	}
+	a.stopACME()
 	stopBackground()
 }
 

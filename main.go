@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
 
@@ -92,6 +93,8 @@ func run(args []string, h host) error {
 		log = log.WithOptions(zap.WrapCore(h.wrapLog))
 	}
 	defer log.Sync()
+	sigs := catchSignals()
+	defer signal.Stop(sigs)
 	maxConns := maxConnections(cfg)
 	logStart(cfg, maxConns, log)
 	for _, w := range cfg.Warnings() {
@@ -112,6 +115,7 @@ func run(args []string, h host) error {
 		return err
 	}
 	a.stop = h.stop
+	a.sigs = sigs
 	a.handover = newHandover(cfg, log)
 	if err := a.listen(); err != nil {
 		return err

@@ -443,3 +443,27 @@ func TestUpgradeWithPoolLeases(t *testing.T) {
 		}
 	}
 }
+
+// An upgrade while the certificate is being ordered: the new process
+// takes the order up from the same storage, and certmagic's lock there
+// keeps the two from ordering at once: one certificate is obtained, and
+// served.
+func TestUpgradeDuringAnACMEOrder(t *testing.T) {
+	b := backend(t)
+	tlsPort := freePort(t)
+	pb := startPebble(t, pebbleSpec{tlsPort: tlsPort, httpPort: freePort(t)})
+	env := append(pb.acmeEnv(t.TempDir(), tlsPort, "proxy.test"), fmt.Sprintf("BACKEND_PORT=%d", b.Port()), "BACKEND_HOST=127.0.0.1")
+	p := startProc(t, env...)
+	addr := p.addr()
+	p.cmd.Process.Signal(syscall.SIGHUP) // at once: the first process has just started its order
+	p.waitLog("took over from the previous process: it finishes its open sessions")
+	// The first process may have gone holding the storage's lock for the
+	// name: the new one waits until the lock is stale (certmagic: about
+	// ten seconds without an update), then orders.
+	waitObtained(p, "proxy.test", 60*time.Second)
+	waitServed(t, addr, "proxy.test", pb.roots)
+	echoTrusting(t, addr, "proxy.test", pb.roots)
+	if n := strings.Count(p.output(), "certificate obtained successfully"); n != 1 {
+		t.Errorf("%d certificates obtained for one name across an upgrade, want 1", n)
+	}
+}

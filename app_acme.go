@@ -18,6 +18,7 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/acme"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/bindcap"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/proxy"
 )
 
@@ -152,7 +153,7 @@ func (a *app) listenACMEHTTP() error {
 		return nil
 	}
 	addr := net.JoinHostPort(a.cfg.ListenAddress, strconv.Itoa(int(a.cfg.ACMEHTTPPort)))
-	ln, err := net.Listen("tcp", addr)
+	ln, err := bindcap.Listen(func() (net.Listener, error) { return net.Listen("tcp", addr) })
 	if err != nil {
 		return listenError("ACME_HTTP_PORT", addr, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/bindcap"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/proxy"
 )
 
@@ -22,7 +23,10 @@ import (
 // listen opens the TLS listener and the admin listener.
 func (a *app) listen() error {
 	var err error
-	if a.ln, err = proxy.Listen("tcp", a.cfg.ListenAddr(), a.cfg.ClientKeepalive.D()); err != nil {
+	a.ln, err = bindcap.Listen(func() (net.Listener, error) {
+		return proxy.Listen("tcp", a.cfg.ListenAddr(), a.cfg.ClientKeepalive.D())
+	})
+	if err != nil {
 		return listenError("PROXY_PORT", a.cfg.ListenAddr(), err)
 	}
 	if err = a.listenACMEHTTP(); err != nil {
@@ -82,10 +86,8 @@ func listenError(setting, addr string, err error) error {
 	switch {
 	case addrInUse(err):
 		return usageError{fmt.Errorf("%s %s is in use by another program (%s): stop it, or %s", setting, port, addr, change)}
-	case accessDenied(err) && setting == "PROXY_PORT":
-		return usageError{fmt.Errorf("PROXY_PORT %s needs the right to bind ports below 1024 (CAP_NET_BIND_SERVICE; `make install PROXY_PORT=%s` grants it to the service), or %s", port, port, change)}
 	case accessDenied(err):
-		return usageError{fmt.Errorf("%s %s needs the right to bind ports below 1024, or %s", setting, port, change)}
+		return usageError{fmt.Errorf("%s %s %s; or %s", setting, port, portDenied(setting, port), change)}
 	}
 	return fmt.Errorf("listening on %s (%s): %w", addr, setting, err)
 }

@@ -2,7 +2,9 @@
 # A drop-in for the HAProxy "wss-proxy" image: same port, variables and
 # certificate directory. Build: docker build -t cloudxr-wss-proxy . (both
 # platforms: docker buildx build --platform linux/amd64,linux/arm64 ...)
-ARG BUILDER_IMAGE=golang:1.26-bookworm
+# Base images by their full name: Podman without unqualified-search
+# registries (Debian's stock configuration) refuses a short name.
+ARG BUILDER_IMAGE=docker.io/library/golang:1.26-bookworm
 
 # The build stage runs on the build machine's own platform and cross-compiles
 # for each target (the binary is pure Go), so a multi-platform build needs no
@@ -21,7 +23,13 @@ COPY . .
 # the graph, tests' dependencies included, while `go build` fetches only what
 # the binary compiles, so a file:// proxy over a cache that built the binary
 # is always enough.
+# The binary gets CAP_NET_BIND_SERVICE as a permitted file capability (as
+# `setcap cap_net_bind_service=p`; the build stage has no setcap), so that
+# PROXY_PORT=443 works for the unprivileged user below. Permitted only, not
+# effective: a container with the capability dropped still starts it
+# (internal/bindcap says why). COPY keeps the attribute.
 RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/cloudxr-wss-proxy . \
+ && CGO_ENABLED=0 go run ./internal/bindcap/setcap /out/cloudxr-wss-proxy \
  && mkdir -p /out/certs
 
 FROM scratch

@@ -18,6 +18,7 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/acme"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/certs"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/bindcap"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/proxy"
 )
 
@@ -159,7 +160,9 @@ func (a *app) listenACMEHTTP() error {
 		return nil
 	}
 	addr := net.JoinHostPort(a.cfg.ListenAddress, strconv.Itoa(int(a.cfg.ACMEHTTPPort)))
-	ln, err := a.listenOn("ACME_HTTP_PORT", addr, net.Listen)
+	ln, err := a.listenOn("ACME_HTTP_PORT", addr, func(network, addr string) (net.Listener, error) {
+		return bindcap.Listen(func() (net.Listener, error) { return net.Listen(network, addr) })
+	})
 	if err != nil {
 		return err
 	}

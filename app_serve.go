@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/config"
+	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/bindcap"
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/proxy"
 )
 
@@ -26,7 +27,7 @@ func (a *app) listen() error {
 	var err error
 	keepalive := a.cfg.ClientKeepalive.D()
 	a.ln, err = a.listenOn("PROXY_PORT", a.cfg.ListenAddr(), func(network, addr string) (net.Listener, error) {
-		return proxy.Listen(network, addr, keepalive)
+		return bindcap.Listen(func() (net.Listener, error) { return proxy.Listen(network, addr, keepalive) })
 	})
 	if err != nil {
 		return err
@@ -118,10 +119,8 @@ func listenError(setting, addr string, err error) error {
 	switch {
 	case addrInUse(err):
 		return usageError{fmt.Errorf("%s %s is in use by another program (%s): stop it, or %s", setting, port, addr, change)}
-	case accessDenied(err) && setting == "PROXY_PORT":
-		return usageError{fmt.Errorf("PROXY_PORT %s needs the right to bind ports below 1024 (CAP_NET_BIND_SERVICE; `make install PROXY_PORT=%s` grants it to the service), or %s", port, port, change)}
 	case accessDenied(err):
-		return usageError{fmt.Errorf("%s %s needs the right to bind ports below 1024, or %s", setting, port, change)}
+		return usageError{fmt.Errorf("%s %s %s; or %s", setting, port, portDenied(setting, port), change)}
 	}
 	return fmt.Errorf("listening on %s (%s): %w", addr, setting, err)
 }

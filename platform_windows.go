@@ -20,3 +20,9 @@ func addrInUse(err error) bool { return errors.Is(err, windows.WSAEADDRINUSE) }
 // accessDenied reports a port the program may not bind: reserved by the
 // system (netsh int ipv4 show excludedportrange) or held exclusively.
 func accessDenied(err error) bool { return errors.Is(err, windows.WSAEACCES) }
+
+// portDenied says why binding setting's port was refused: Windows needs no
+// privilege for a low port, so the port is reserved or held exclusively.
+func portDenied(setting, port string) string {
+	return "is reserved by the system or held exclusively by another program (see `netsh int ipv4 show excludedportrange protocol=tcp`)"
+}

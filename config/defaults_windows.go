@@ -11,7 +11,7 @@ import (
 // platformDefaults are the defaults that differ from the struct's tags on
 // Windows: certificates live under DataDir, where a service keeps its data
 // (the HAProxy container's path means nothing there).
-func platformDefaults() map[string]string {
+func platformDefaults(map[string]string) map[string]string {
 	return map[string]string{"CERT_DIR": filepath.Join(DataDir(), "certs")}
 }
 

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -28,11 +27,12 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 	if err != nil {
 		return nil, err
 	}
-	overrides, err := parseFlags(args, fields, out, version)
+	defaults := platformDefaults(environMap(environ))
+	overrides, err := parseFlags(args, fields, defaults, out, version)
 	if err != nil {
 		return nil, err
 	}
-	vars, err := gatherVars(environ, overrides, fields)
+	vars, err := gatherVars(environ, overrides, fields, defaults)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func Load(args, environ []string, out io.Writer, version string) (*Config, error
 
 // parseFlags reads the command line: each setting's flag, as the variable
 // it overrides, or --help and --version (ErrHelp, ErrVersion).
-func parseFlags(args []string, fields []field, out io.Writer, version string) (map[string]string, error) {
+func parseFlags(args []string, fields []field, defaults map[string]string, out io.Writer, version string) (map[string]string, error) {
 	overrides := map[string]string{}
 	fs := flag.NewFlagSet("cloudxr-wss-proxy", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // Usage is ours; parse errors are returned.
@@ -65,7 +65,7 @@ func parseFlags(args []string, fields []field, out io.Writer, version string) (m
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			usage(out, fields)
+			usage(out, fields, defaults)
 			return nil, ErrHelp
 		}
 		return nil, fmt.Errorf("%w (see --help)", err)
@@ -81,14 +81,9 @@ func parseFlags(args []string, fields []field, out io.Writer, version string) (m
 }
 
 // gatherVars is every setting's text, the first of: a flag, the
-// environment, ENV_FILE, the platform's default.
-func gatherVars(environ []string, overrides map[string]string, fields []field) (map[string]string, error) {
-	vars := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			vars[k] = v
-		}
-	}
+// environment, ENV_FILE, the platform's default (defaults).
+func gatherVars(environ []string, overrides map[string]string, fields []field, defaults map[string]string) (map[string]string, error) {
+	vars := environMap(environ)
 	for k, v := range overrides {
 		vars[k] = v
 	}
@@ -103,17 +98,23 @@ func gatherVars(environ []string, overrides map[string]string, fields []field) (
 			}
 		}
 	}
-	if sd, _, _ := strings.Cut(vars["STATE_DIRECTORY"], ":"); sd != "" && vars["CERT_DIR"] == "" {
-		// Run by systemd with a StateDirectory= (the unit's): the
-		// certificate is kept there.
-		vars["CERT_DIR"] = filepath.Join(sd, "certs")
-	}
-	for k, v := range platformDefaults() {
+	for k, v := range defaults {
 		if _, set := vars[k]; !set {
 			vars[k] = v
 		}
 	}
 	return vars, nil
+}
+
+// environMap reads KEY=VALUE strings, as from os.Environ.
+func environMap(environ []string) map[string]string {
+	vars := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	return vars
 }
 
 // field describes one setting for flags, help and error messages.
@@ -200,7 +201,7 @@ func tidyList(in []string) []string {
 	return out
 }
 
-func usage(out io.Writer, fields []field) {
+func usage(out io.Writer, fields []field, defaults map[string]string) {
 	fmt.Fprint(out, `cloudxr-wss-proxy terminates TLS for CloudXR.js: browsers and headsets open
 wss://HOST:48322/ and their WebSocket signaling is passed byte for byte to the
 CloudXR Runtime (ws://localhost:49100 by default).
@@ -221,7 +222,7 @@ and a flag; a flag wins over its variable, and both over the settings file
 			arg = "[=true|false]"
 		}
 		def := f.def
-		if d, ok := platformDefaults()[f.key]; ok {
+		if d, ok := defaults[f.key]; ok {
 			def = d
 		}
 		if def == "" {
@@ -288,7 +289,7 @@ func Defaults(environ []string) ([]Default, error) {
 	out := make([]Default, 0, len(fields))
 	for _, f := range fields {
 		d := f.def
-		if p, ok := platformDefaults()[f.key]; ok {
+		if p, ok := platformDefaults(environMap(environ))[f.key]; ok {
 			d = p
 		}
 		out = append(out, Default{Key: f.key, Value: d})

@@ -32,10 +32,12 @@ import (
 	"github.com/cloudxr-wss-proxy/cloudxr-wss-proxy/internal/wstest"
 )
 
-const (
-	imageTag  = "localhost/cloudxr-wss-proxy:test"
-	certMount = "/usr/local/etc/haproxy/certs"
-)
+const certMount = "/usr/local/etc/haproxy/certs"
+
+// imageTag names this run's image: runs of the suite from two checkouts on
+// one machine share Podman's storage, and one --manifest list under one
+// name would collect both runs' images.
+var imageTag = fmt.Sprintf("localhost/cloudxr-wss-proxy:test-%d", os.Getpid())
 
 func TestContainerImage(t *testing.T) {
 	// Nothing is left behind: no volume the test did not name and remove

@@ -29,6 +29,10 @@ import (
 
 var binary string
 
+// afterAll holds what TestMain undoes once every test has run: what tests
+// share (an image build) outlives each of them.
+var afterAll []func()
+
 func TestMain(m *testing.M) {
 	// The tests run from the repository root, as a user would: the
 	// binary, the Dockerfile, scripts/ and make are where they expect.
@@ -50,6 +54,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	code := m.Run()
+	for _, f := range afterAll {
+		f()
+	}
 	os.RemoveAll(dir)
 	// No goroutine of the tests (log readers, clients, backends) outlives them.
 	if code == 0 {

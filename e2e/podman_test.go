@@ -7,12 +7,14 @@ import (
 	"crypto/x509"
 	"debug/elf"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -24,6 +26,10 @@ import (
 // (crun fails on its cgroups) and returns combined output.
 func podman(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return podmanRun(args...)
+}
+
+func podmanRun(args ...string) (string, error) {
 	cmd := exec.Command("podman", append([]string{"--runtime", "runc"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -38,32 +44,64 @@ func mustPodman(t *testing.T, args ...string) string {
 	return out
 }
 
-// buildImage builds the Dockerfile as CI can: the builder image from the
-// local toolchain, modules through a file:// proxy over the module cache.
+// image is the image build that the tests of one run share: the build
+// takes minutes on a small machine, so the first test that needs the image
+// builds it, and TestMain removes it after the last (dropImage).
+var image struct {
+	mu      sync.Mutex
+	tried   bool
+	built   bool
+	builder string
+}
+
+// buildImage makes sure the image under test is built, once per run.
 func buildImage(t *testing.T) {
+	t.Helper()
+	image.mu.Lock()
+	defer image.mu.Unlock()
+	if image.tried {
+		if !image.built {
+			t.Fatal("the image build failed in an earlier test of this run")
+		}
+		return
+	}
+	image.tried = true
+	afterAll = append(afterAll, func() {
+		dropImage()
+		if image.builder != "" {
+			podmanRun("rmi", "-f", image.builder)
+		}
+	})
+	buildImageNow(t)
+	image.built = true
+}
+
+// dropImage removes the image and its manifest list. Every image goes when
+// the run ends, the builder too (~250 MB, assembled again each run);
+// --layers=false keeps no intermediate images of the build stages either.
+func dropImage() {
+	ids, _ := manifestImageIDs()
+	for _, id := range ids {
+		podmanRun("rmi", "-f", id)
+	}
+	podmanRun("manifest", "rm", imageTag)
+	podmanRun("rmi", "-f", imageTag)
+}
+
+// buildImageNow builds the Dockerfile as CI can: the builder image from
+// the local toolchain, modules through a file:// proxy over the module
+// cache.
+func buildImageNow(t *testing.T) {
 	t.Helper()
 	need(t, "podman", "runc", "busybox", "qemu-aarch64-static")
 	out, err := exec.Command("scripts/podman-builder.sh").Output()
 	if err != nil {
 		t.Fatalf("assembling the builder image: %v", err)
 	}
-	builder := strings.TrimSpace(string(out))
-	// Every image goes when the test ends (the builder is ~250 MB and is
-	// assembled again each run); --layers=false keeps no intermediate
-	// images of the build stages either. A list left by an earlier run
-	// would gain two more entries from --manifest: it goes first.
-	dropImages := func() {
-		for _, id := range manifestImages(t) {
-			podman(t, "rmi", "-f", id)
-		}
-		podman(t, "manifest", "rm", imageTag)
-		podman(t, "rmi", "-f", imageTag)
-	}
-	dropImages()
-	t.Cleanup(func() {
-		dropImages()
-		podman(t, "rmi", "-f", builder)
-	})
+	image.builder = strings.TrimSpace(string(out))
+	// A list left by an earlier run would gain two more entries from
+	// --manifest: it goes first.
+	dropImage()
 	// The image's `go build` reads modules through a file:// proxy over this
 	// machine's module cache: building the same binary here first puts
 	// every file it will ask for there, whatever the cache held before.
@@ -84,7 +122,7 @@ func buildImage(t *testing.T) {
 	mustPodman(t, "build", "--format", "docker", "--isolation", "chroot", "--layers=false",
 		"--platform", strings.Join(imagePlatforms, ","),
 		"--build-arg", "BUILDPLATFORM=linux/"+runtime.GOARCH,
-		"--build-arg", "BUILDER_IMAGE="+builder,
+		"--build-arg", "BUILDER_IMAGE="+image.builder,
 		"--build-arg", "GOPROXY=file:///modproxy",
 		"--build-arg", "VERSION=v0.0.0-test",
 		"-v", download+":/modproxy:ro",
@@ -98,9 +136,17 @@ var imagePlatforms = []string{"linux/amd64", "linux/arm64"}
 // imageTag, by platform ("linux/arm64"); none when there is no list.
 func manifestImages(t *testing.T) map[string]string {
 	t.Helper()
-	out, err := podman(t, "manifest", "inspect", imageTag)
+	ids, err := manifestImageIDs()
 	if err != nil {
-		return nil
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func manifestImageIDs() (map[string]string, error) {
+	out, err := podmanRun("manifest", "inspect", imageTag)
+	if err != nil {
+		return nil, nil
 	}
 	var list struct {
 		Manifests []struct {
@@ -109,17 +155,17 @@ func manifestImages(t *testing.T) map[string]string {
 		}
 	}
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		t.Fatalf("manifest inspect %s: %v\n%s", imageTag, err, out)
+		return nil, fmt.Errorf("manifest inspect %s: %w\n%s", imageTag, err, out)
 	}
 	ids := map[string]string{}
 	for _, m := range list.Manifests {
-		id, err := podman(t, "image", "inspect", "--format", "{{.Id}}", imageTag+"@"+m.Digest)
+		id, err := podmanRun("image", "inspect", "--format", "{{.Id}}", imageTag+"@"+m.Digest)
 		if err != nil {
-			t.Fatalf("image inspect %s@%s: %v\n%s", imageTag, m.Digest, err, id)
+			return nil, fmt.Errorf("image inspect %s@%s: %w\n%s", imageTag, m.Digest, err, id)
 		}
 		ids[m.Platform.OS+"/"+m.Platform.Architecture] = strings.TrimSpace(id)
 	}
-	return ids
+	return ids, nil
 }
 
 // checkPlatforms checks that the manifest list holds one image per

@@ -31,6 +31,11 @@ var notOurs = map[string]string{
 	"HTTPS_PROXY":          "Go's net/http reads it for outgoing requests",
 	"NO_PROXY":             "Go's net/http reads it for outgoing requests",
 	"FOO_SERVICE_HOST":     "the form of Kubernetes' service-link variables, as an example",
+	"NET_BIND_SERVICE":     "Docker's and Podman's name for CAP_NET_BIND_SERVICE (--cap-add)",
+	// Read from the environment the settings come from (config.Load's
+	// environ), not through os.Getenv, so the scan does not see them.
+	"STATE_DIRECTORY": "systemd's, for the unit's StateDirectory=: the default CERT_DIR under it",
+	"XDG_DATA_HOME":   "the XDG base directory: the default CERT_DIR by hand",
 	// Misspellings shown as examples of what the start-up warning catches.
 	"BACKEND_POLL": "a misspelt BACKEND_POOL, as an example",
 	"BACKNED_HOST": "a misspelt BACKEND_HOST, as an example",

@@ -45,7 +45,7 @@ func TestReleaseArtifacts(t *testing.T) {
 		}
 		got := archiveNames(t, filepath.Join(out, name))
 		dir := strings.TrimSuffix(strings.TrimSuffix(name, ".zip"), ".tar.gz")
-		for _, want := range []string{exe, "README.md", "LICENSE"} {
+		for _, want := range []string{exe, "README.md", "SECURITY.md", "LICENSE", "docs/configuration.md", "docs/platforms.md"} {
 			if !got[dir+"/"+want] {
 				t.Errorf("%s lacks %s (has %v)", name, want, got)
 			}

@@ -11,9 +11,17 @@ import (
 )
 
 // pack writes name.tar.gz (name.zip for Windows) into out: a folder name/
-// holding the binary, the README and the licence.
+// holding the binary, the README with the docs/ pages it links to,
+// SECURITY.md and the licence.
 func pack(out, name, goos, bin string) (string, error) {
-	files := []string{bin, "README.md", "LICENSE"}
+	files := []entry{{bin, filepath.Base(bin)}}
+	docs, err := filepath.Glob(filepath.Join("docs", "*.md"))
+	if err != nil {
+		return "", err
+	}
+	for _, p := range append([]string{"README.md", "SECURITY.md", "LICENSE"}, docs...) {
+		files = append(files, entry{p, filepath.ToSlash(p)}) // where it is in the repository, for the README's links
+	}
 	if goos == "windows" {
 		path := filepath.Join(out, name+".zip")
 		return path, writeZip(path, name, files)
@@ -22,7 +30,7 @@ func pack(out, name, goos, bin string) (string, error) {
 	return path, writeTarGz(path, name, files)
 }
 
-func writeTarGz(path, dir string, files []string) error {
+func writeTarGz(path, dir string, files []entry) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -30,12 +38,13 @@ func writeTarGz(path, dir string, files []string) error {
 	defer f.Close()
 	gz := gzip.NewWriter(f)
 	tw := tar.NewWriter(gz)
-	for _, p := range files {
+	for _, e := range files {
+		p := e.src
 		st, err := os.Stat(p)
 		if err != nil {
 			return err
 		}
-		hdr := &tar.Header{Name: dir + "/" + filepath.Base(p), Mode: int64(st.Mode().Perm()), Size: st.Size(),
+		hdr := &tar.Header{Name: dir + "/" + e.name, Mode: int64(st.Mode().Perm()), Size: st.Size(),
 			ModTime: st.ModTime().Truncate(time.Second), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
@@ -53,14 +62,15 @@ func writeTarGz(path, dir string, files []string) error {
 	return f.Close()
 }
 
-func writeZip(path, dir string, files []string) error {
+func writeZip(path, dir string, files []entry) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	zw := zip.NewWriter(f)
-	for _, p := range files {
+	for _, e := range files {
+		p := e.src
 		st, err := os.Stat(p)
 		if err != nil {
 			return err
@@ -69,7 +79,7 @@ func writeZip(path, dir string, files []string) error {
 		if err != nil {
 			return err
 		}
-		hdr.Name, hdr.Method = dir+"/"+filepath.Base(p), zip.Deflate
+		hdr.Name, hdr.Method = dir+"/"+e.name, zip.Deflate
 		w, err := zw.CreateHeader(hdr)
 		if err != nil {
 			return err
@@ -93,3 +103,7 @@ func copyFile(w io.Writer, path string) error {
 	_, err = io.Copy(w, f)
 	return err
 }
+
+// entry is a file to pack: its path here and its name in the archive's
+// folder.
+type entry struct{ src, name string }

@@ -207,10 +207,8 @@ func uninstallService() error {
 	}
 	defer m.Disconnect()
 	defer s.Close()
-	if st, err := s.Query(); err == nil && st.State != svc.Stopped {
-		if err := stopAndWait(s); err != nil {
-			return err
-		}
+	if err := stopIfRunning(s); err != nil {
+		return err
 	}
 	if err := s.Delete(); err != nil {
 		return err

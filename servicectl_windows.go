@@ -110,10 +110,8 @@ func restartService() error {
 	}
 	defer m.Disconnect()
 	defer s.Close()
-	if st, err := s.Query(); err == nil && st.State != svc.Stopped {
-		if err := stopAndWait(s); err != nil {
-			return err
-		}
+	if err := stopIfRunning(s); err != nil {
+		return err
 	}
 	return startAndWait(s)
 }
@@ -129,6 +127,15 @@ func stopService() error {
 		return err
 	}
 	fmt.Printf("the %s service is stopped\n", serviceName)
+	return nil
+}
+
+// stopIfRunning stops the service unless it is stopped already (or its
+// state cannot be read: then whatever follows says why).
+func stopIfRunning(s *mgr.Service) error {
+	if st, err := s.Query(); err == nil && st.State != svc.Stopped {
+		return stopAndWait(s)
+	}
 	return nil
 }
 

@@ -162,7 +162,7 @@ func (a *app) serve() error {
 	a.startACME(ctx) // after the listeners are open (see listenACMEHTTP)
 	a.takeOver()
 
-	err := a.waitForSignals(serveErr, stopBackground)
+	err := a.waitForSignals(serveErr)
 	stopBackground()
 	a.stopACME()
 	if a.admin != nil {
@@ -183,19 +183,17 @@ func (a *app) serveAdmin() {
 // waitForSignals serves until SIGTERM, SIGINT (Ctrl+C) or the host's stop
 // request drains the sessions (SHUTDOWN_GRACE), or SIGHUP hands over to a
 // new process and the sessions here finish (UPGRADE_DRAIN; see reload).
-func (a *app) waitForSignals(serveErr chan error, stopBackground func()) error {
-	sigs := a.sigs
-	defer signal.Stop(sigs)
+func (a *app) waitForSignals(serveErr chan error) error {
 	for {
 		var why string
 		select {
 		case err := <-serveErr:
 			return fmt.Errorf("serving: %w", err)
 		case why = <-a.stop:
-		case sig := <-sigs:
+		case sig := <-a.sigs:
 			if sig == syscall.SIGHUP {
 				if a.reload() {
-					a.drain(serveErr, stopBackground, sigs)
+					a.drain(serveErr)
 					a.log.Info("stopped: the new process serves")
 					return nil
 				}

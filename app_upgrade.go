@@ -109,14 +109,14 @@ func (a *app) takeOver() {
 // drain is the old process's end after a new one has taken over: stop
 // accepting (the listeners stay open in the new process), stop serving
 // what the new one now serves (the admin and ACME HTTP ports), report to
-// the new one, and
-// let the sessions finish, for at most UPGRADE_DRAIN.
+// the new one, and let the sessions finish, for at most UPGRADE_DRAIN.
 // SIGTERM or SIGINT meanwhile (systemctl stop) gives them SHUTDOWN_GRACE.
-func (a *app) drain(serveErr chan error, stopBackground func(), sigs <-chan os.Signal) {
+// serve stops the rest (ACME, the checks, the claims' renewals) after it.
+func (a *app) drain(serveErr chan error) {
 	limit := a.cfg.UpgradeDrain.D()
 	a.log.Info("handed over to the new process: finishing the open sessions here",
 		zap.Int("sessions", a.srv.ActiveConnections()), zap.Duration("upgrade_drain", limit))
-	// ACME stays on until the end: an order under way finishes and
+	// ACME stays on until the sessions end: an order under way finishes and
 	// releases its lock in the storage, where the new process waits for it
 	// and then finds the certificate (certmagic's locks keep two processes
 	// from ordering one name at once). The ACME HTTP port is the new one's.
@@ -135,7 +135,7 @@ func (a *app) drain(serveErr chan error, stopBackground func(), sigs <-chan os.S
 		defer cancel()
 	}
 	reporting := make(chan struct{})
-	go a.stopOnSignal(sigs, cancel, reporting)
+	go a.stopOnSignal(cancel, reporting)
 	go a.report(reporting)
 	err := a.srv.Drain(ctx)
 	close(reporting)
@@ -145,18 +145,16 @@ func (a *app) drain(serveErr chan error, stopBackground func(), sigs <-chan os.S
 	} else {
 		a.log.Info("every session handed over has ended")
 	}
-	a.stopACME()
-	stopBackground()
 }
 
 // stopOnSignal ends a drain SHUTDOWN_GRACE after SIGTERM or SIGINT.
-func (a *app) stopOnSignal(sigs <-chan os.Signal, cancel func(), done <-chan struct{}) {
+func (a *app) stopOnSignal(cancel func(), done <-chan struct{}) {
 	for {
 		var sig os.Signal
 		select {
 		case <-done:
 			return
-		case sig = <-sigs:
+		case sig = <-a.sigs:
 		}
 		if sig == syscall.SIGHUP {
 			a.log.Info("SIGHUP ignored: this process has handed over and is finishing its sessions")
@@ -177,19 +175,23 @@ func (a *app) report(done <-chan struct{}) {
 	if a.limits != nil {
 		first.Spent = a.limits.Spent()
 	}
-	failed := a.handover.Send(first) != nil
+	failed := false
+	send := func(r upgrade.Report) {
+		if err := a.handover.Send(r); err != nil && !failed {
+			failed = true
+			a.log.Warn("cannot report to the new process; its sessions_draining gauge is stale", zap.Error(err))
+		}
+	}
+	send(first)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-done:
-			a.handover.Send(upgrade.Report{Sessions: 0})
+			send(upgrade.Report{Sessions: 0})
 			return
 		case <-t.C:
-			if err := a.handover.Send(upgrade.Report{Sessions: a.srv.ActiveConnections()}); err != nil && !failed {
-				failed = true
-				a.log.Warn("cannot report to the new process; its sessions_draining gauge is stale", zap.Error(err))
-			}
+			send(upgrade.Report{Sessions: a.srv.ActiveConnections()})
 		}
 	}
 }

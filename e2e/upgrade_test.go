@@ -466,4 +466,10 @@ func TestUpgradeDuringAnACMEOrder(t *testing.T) {
 	if n := strings.Count(p.output(), "certificate obtained successfully"); n != 1 {
 		t.Errorf("%d certificates obtained for one name across an upgrade, want 1", n)
 	}
+	// The old process stopped its ACME once, cleanly (a second stop of
+	// certmagic's cache panics).
+	waitExited(t, p.cmd.Process.Pid, 10*time.Second)
+	if out := p.output(); strings.Contains(out, "panic:") {
+		t.Errorf("the old process panicked on its way out:\n%s", out[strings.Index(out, "panic:"):])
+	}
 }
